@@ -1,0 +1,55 @@
+# Shared by every recipe in guest-images/. Source it; do not run it.
+# Everything here is deterministic: fixed mtimes, sorted archive entries.
+
+export SOURCE_DATE_EPOCH=1767225600 # 2026-01-01T00:00:00Z
+export LC_ALL=C TZ=UTC
+HL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+HL_CACHE=${HYPERLAB_IMAGE_CACHE:-$HL_ROOT/.cache}
+HL_DIST=$HL_ROOT/dist
+mkdir -p "$HL_CACHE/debs" "$HL_DIST"
+
+hl_log() { printf '[images] %s\n' "$*" >&2; }
+hl_die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
+
+# hl_need_tools CMD... : fail early, naming the Debian package to install.
+hl_need_tools() {
+  local missing=()
+  for t in "$@"; do command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}"); done
+  [ ${#missing[@]} -eq 0 ] || hl_die "missing build tools; run: apt-get install ${missing[*]}"
+}
+
+# hl_deb PKG:ARCH -> prints the path of the downloaded .deb (cached).
+# Records "package version arch" in $HL_CACHE/packages-$HL_STEP.txt for the manifest.
+hl_deb() {
+  local spec=$1 name=${1%%:*} deb
+  deb=$(ls "$HL_CACHE/debs/${name}_"*"_${1##*:}.deb" 2>/dev/null | head -n1 || true)
+  if [ -z "$deb" ]; then
+    (cd "$HL_CACHE/debs" && apt-get download -o APT::Sandbox::User=root "$spec" >&2) \
+      || hl_die "could not download $spec (is 'dpkg --add-architecture i386 && apt-get update' done?)"
+    deb=$(ls "$HL_CACHE/debs/${name}_"*"_${1##*:}.deb" | head -n1)
+  fi
+  dpkg-deb --show --showformat='${Package} ${Version} ${Architecture}\n' "$deb" >> "$HL_CACHE/packages-${HL_STEP:?}.txt"
+  printf '%s\n' "$deb"
+}
+
+# hl_extract PKG:ARCH DIR : unpack a package's files into DIR, keep its copyright.
+hl_extract() {
+  local deb name=${1%%:*}
+  deb=$(hl_deb "$1")
+  dpkg-deb -x "$deb" "$2"
+  mkdir -p "$HL_DIST/licenses"
+  local c="$2/usr/share/doc/$name/copyright"
+  [ -f "$c" ] && cp "$c" "$HL_DIST/licenses/$name.copyright"
+  return 0
+}
+
+# hl_cpio DIR OUT : a reproducible newc archive of DIR (root-owned, sorted, fixed mtime).
+hl_cpio() {
+  local dir=$1 out=$2
+  find "$dir" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  (cd "$dir" && find . -mindepth 1 | sed 's|^\./||' | sort \
+    | cpio --quiet -o -H newc -R 0:0 --reproducible) > "$out"
+}
+
+hl_begin_step() { export HL_STEP=$1; : > "$HL_CACHE/packages-$1.txt"; }
+hl_sha() { (cd "$HL_DIST" && sha256sum "$@"); }

@@ -1,0 +1,67 @@
+// Writes dist/manifest.json: every Debian package used (with version), the
+// kernel release and config, and the sha256 and size of every output.
+// Deterministic: no timestamps, sorted keys.
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const root = new URL(".", import.meta.url).pathname;
+const dist = join(root, "dist");
+const cache = process.env.HYPERLAB_IMAGE_CACHE ?? join(root, ".cache");
+const previous = existsSync(join(dist, "manifest.json")) ? JSON.parse(readFileSync(join(dist, "manifest.json"), "utf8")) : {};
+
+const outputs = {
+  "bios.bin": "SeaBIOS, the PC BIOS (optional: used only with firmware \"seabios\")",
+  "vgabios-stdvga.bin": "SeaBIOS VGA BIOS for the standard VGA adapter",
+  "loader.elf": "hyperlab's loader: starts Linux straight from multiboot, no firmware",
+  "bzImage": "Linux 6.1 i386 kernel, LZ4-compressed (booted by SeaBIOS; its setup header also serves the loader)",
+  "vmlinux.bin": "the same kernel uncompressed, as raw bytes from its load address (booted by the loader)",
+  "kernel.config": "the full kernel configuration the bzImage was built with",
+  "base.cpio": "initramfs layer 1: busybox and the directory skeleton",
+  "runtimes.cpio": "initramfs layer 2: crun, runc and their shared libraries",
+  "hyperlab.cpio": "initramfs layer 3: hyperlab's own files (/init, inittab, profile)",
+};
+
+const steps = {};
+for (const step of ["firmware", "kernel", "loader", "rootfs"]) {
+  const file = join(cache, `packages-${step}.txt`);
+  if (!existsSync(file)) {
+    // A step not run this time keeps what the last manifest said of it.
+    steps[step] = previous.packages?.[step] ?? [];
+    continue;
+  }
+  const lines = [...new Set(readFileSync(file, "utf8").split("\n").filter(Boolean))].sort();
+  steps[step] = lines.map((line) => {
+    const [name, version, arch] = line.split(" ");
+    return { name, version, arch };
+  });
+}
+
+const files = {};
+for (const [name, what] of Object.entries(outputs)) {
+  const path = join(dist, name);
+  if (!existsSync(path)) throw new Error(`dist/${name} is missing: run the step that builds it (npm run images)`);
+  const data = readFileSync(path);
+  files[name] = { sha256: createHash("sha256").update(data).digest("hex"), size: data.length, what };
+}
+const licenses = readdirSync(join(dist, "licenses")).sort();
+const release = existsSync(join(cache, "kernel", "release"))
+  ? readFileSync(join(cache, "kernel", "release"), "utf8").trim()
+  : previous.kernel?.release;
+const layout = existsSync(join(cache, "kernel", "layout.json"))
+  ? JSON.parse(readFileSync(join(cache, "kernel", "layout.json"), "utf8"))
+  : { load: previous.kernel?.load, entry: previous.kernel?.entry, end: previous.kernel?.end };
+const id = createHash("sha256").update(JSON.stringify(files)).digest("hex").slice(0, 16);
+
+const manifest = {
+  format: 1,
+  id,
+  distribution: "Debian bookworm (i386 packages), linux-source-6.1",
+  kernel: { release, arch: "i386", config: "kernel.config", fragment: "guest-images/kernel/hyperlab.config", ...layout },
+  initrd: ["base.cpio", "runtimes.cpio", "hyperlab.cpio"],
+  files,
+  packages: steps,
+  licenses,
+};
+writeFileSync(join(dist, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+console.log(`manifest.json  id ${id}`);

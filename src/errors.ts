@@ -1,0 +1,31 @@
+/**
+ * Every error hyperlab raises on purpose: a stable `code` a program can test,
+ * and a message that says what happened and what to do about it.
+ */
+export type ErrorCode =
+  | "IMAGE_MISSING"
+  | "IMAGE_CORRUPT"
+  | "GUEST_PANIC"
+  | "GUEST_BOOT_FAILED"
+  | "GUEST_STOPPED"
+  | "BOOT_TIMEOUT"
+  | "TIMEOUT"
+  | "VM_INVALID_STATE"
+  | "INVALID_ARGUMENT";
+
+/** The one error class of hyperlab; `code` survives worker boundaries. */
+export class HyperlabError extends Error {
+  override readonly name = "HyperlabError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly detail?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+/** True when `err` is a HyperlabError, optionally with the given code. */
+export function isHyperlabError(err: unknown, code?: ErrorCode): err is HyperlabError {
+  return err instanceof HyperlabError && (code === undefined || err.code === code);
+}

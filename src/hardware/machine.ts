@@ -1,0 +1,373 @@
+// The PC: the one file that imports v86. It turns a guest image into a running
+// emulator, carries console bytes in and out, and knows when the guest is
+// ready, has panicked, or has stopped.
+import { V86, type V86Options } from "v86";
+import { HyperlabError } from "../errors.ts";
+import { ConsoleWindow } from "./console-window.ts";
+import type { GuestImage } from "./guest-image.ts";
+
+/** How the machine starts the kernel. */
+export type Firmware =
+  /** hyperlab's multiboot loader enters Linux directly: no BIOS at all (fast). */
+  | "direct"
+  /** SeaBIOS runs POST, then boots the kernel through an option ROM (like a real PC). */
+  | "seabios";
+
+/** What a Machine is built from. */
+export interface MachineOptions {
+  image: GuestImage;
+  /** Guest RAM in MiB. Must hold the kernel and initramfs (see minimumMemoryMiB). */
+  memoryMiB?: number;
+  firmware?: Firmware;
+  /** Kernel arguments added after hyperlab's defaults (later ones win). */
+  cmdline?: string;
+  /** How to get v86's WebAssembly module: a compiled module (Node) or a URL (browser). */
+  wasm: WebAssembly.Module | Promise<WebAssembly.Module>;
+}
+
+/** Wall time and emulated instructions of the boot phases. */
+export interface BootReport {
+  wallMs: number;
+  instructions: number;
+  phases: {
+    /** from power on until the first console byte of the kernel */
+    firmware: { wallMs: number; instructions: number };
+    /** kernel start until /init runs */
+    kernel: { wallMs: number; instructions: number };
+    /** /init until the guest reports ready (console shell started) */
+    init: { wallMs: number; instructions: number };
+  };
+}
+
+/** Machine states; each method says in which it is legal. */
+export type MachineState = "created" | "booting" | "running" | "stopped";
+
+/** Default kernel arguments: serial console, and no boot-time work v86 doesn't need. */
+export const DEFAULT_CMDLINE = [
+  "console=ttyS0",
+  "loglevel=5",
+  "tsc=reliable",
+  "mitigations=off",
+  "random.trust_cpu=on",
+  "init_on_free=1",
+].join(" ");
+
+/** v86 loads the initramfs at 64 MiB when it boots a bzImage through the BIOS. */
+const SEABIOS_INITRD_BASE = 64 << 20;
+
+/** The port of v86's virtio console that carries hyperlab's control channel (guest: /dev/hvc1). */
+export const CONTROL_PORT = 1;
+
+const PANIC = /Kernel panic - not syncing: [^\r\n]*/;
+const LOADER_ERROR = /hyperlab-loader: error: [^\r\n]*/;
+/** What Linux prints when the guest powers off or halts (there is no ACPI to switch it off). */
+const POWER_OFF = /reboot: (System halted|Power down|Restarting system)/;
+
+/** Smallest RAM (MiB) that holds this image for the given firmware, plus room to run. */
+export function minimumMemoryMiB(image: GuestImage, firmware: Firmware = "direct"): number {
+  const initrd = image.layers.reduce((n, l) => n + l.length, 0);
+  const top = firmware === "direct" ? directModuleLayout(image).size + image.manifest.kernel.load : SEABIOS_INITRD_BASE + initrd;
+  return Math.ceil(top / (1 << 20)) + 16;
+}
+
+function align4k(n: number): number {
+  return (n + 4095) & ~4095;
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const TRAILER_MAGIC = 0x31424c48; // "HLB1"
+const TRAILER_SIZE = 28;
+const SETUP_HEADER_SIZE = 4096;
+
+/** Where each part of the loader's module goes (see guest-images/loader/loader.c). */
+function directModuleLayout(image: GuestImage) {
+  const { load, end } = image.manifest.kernel;
+  const initrdOffset = align4k(Math.max(end - load, image.vmlinux.length));
+  const initrdSize = image.layers.reduce((n, l) => n + l.length, 0);
+  const headerOffset = align4k(initrdOffset + initrdSize);
+  return { initrdOffset, initrdSize, headerOffset, size: headerOffset + SETUP_HEADER_SIZE + TRAILER_SIZE };
+}
+
+/** The multiboot module the loader expects: kernel, initramfs, setup header, trailer. */
+function directModule(image: GuestImage): Uint8Array {
+  const layout = directModuleLayout(image);
+  const out = new Uint8Array(layout.size);
+  out.set(image.vmlinux, 0);
+  let at = layout.initrdOffset;
+  for (const l of image.layers) {
+    out.set(l, at);
+    at += l.length;
+  }
+  out.set(image.kernel.subarray(0, SETUP_HEADER_SIZE), layout.headerOffset);
+  const { load, entry, end } = image.manifest.kernel;
+  const trailer = new DataView(out.buffer, layout.size - TRAILER_SIZE);
+  [load, entry, end, layout.initrdOffset, layout.initrdSize, layout.headerOffset, TRAILER_MAGIC].forEach((v, i) =>
+    trailer.setUint32(i * 4, v, true),
+  );
+  return out;
+}
+
+function buffer(data: Uint8Array): { buffer: ArrayBuffer } {
+  // v86 takes whole ArrayBuffers; copy when `data` is a view into a larger one.
+  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+  return { buffer: (whole ? data.buffer : data.slice().buffer) as ArrayBuffer };
+}
+
+type ConsoleListener = (chunk: string) => void;
+
+/**
+ * One emulated PC running the guest image. Create it, `boot()` it, talk to
+ * its serial console, `stop()` it. The machine never runs after a panic.
+ */
+export class Machine {
+  private emulator: V86 | undefined;
+  private _state: MachineState = "created";
+  /** the serial console's recent text, for waits */
+  readonly console = new ConsoleWindow();
+  /** the control channel's recent text, for boot events */
+  private readonly control = new ConsoleWindow();
+  private readonly listeners = new Set<ConsoleListener>();
+  private pending: number[] = [];
+  private flushScheduled = false;
+  private readonly decoder = new TextDecoder();
+  private instrHigh = 0;
+  private instrLast = 0;
+  private wrapTimer: ReturnType<typeof setInterval> | undefined;
+  private stopReason: HyperlabError | undefined;
+  private stoppedListeners = new Set<(reason: HyperlabError) => void>();
+  readonly memoryMiB: number;
+  readonly firmware: Firmware;
+
+  constructor(private readonly options: MachineOptions) {
+    this.firmware = options.firmware ?? "direct";
+    const min = minimumMemoryMiB(options.image, this.firmware);
+    this.memoryMiB = options.memoryMiB ?? Math.max(128, min);
+    if (!Number.isInteger(this.memoryMiB) || this.memoryMiB < min || this.memoryMiB > 2047) {
+      throw new HyperlabError(
+        "INVALID_ARGUMENT",
+        `memory ${options.memoryMiB} MiB is not usable: this image needs a whole number from ${min} to 2047 MiB (the kernel and initramfs are loaded into guest RAM).`,
+      );
+    }
+  }
+
+  /** Current state: created, booting, running or stopped. */
+  get state(): MachineState {
+    return this._state;
+  }
+
+  /** The kernel command line this machine boots with. */
+  get cmdline(): string {
+    return [DEFAULT_CMDLINE, this.options.cmdline].filter(Boolean).join(" ");
+  }
+
+  /**
+   * Powers the machine on and resolves when the guest reports ready. Legal
+   * once, in state `created`. Rejects with GUEST_PANIC (with the kernel's panic
+   * line), GUEST_BOOT_FAILED, or BOOT_TIMEOUT; on rejection the machine is stopped.
+   */
+  async boot(opts: { timeoutMs?: number } = {}): Promise<BootReport> {
+    if (this._state !== "created") {
+      throw new HyperlabError("VM_INVALID_STATE", `cannot boot: machine is ${this._state}`);
+    }
+    this._state = "booting";
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const t0 = performance.now();
+    const deadline = t0 + timeoutMs;
+    try {
+      await this.start(timeoutMs);
+      const left = () => Math.max(1, deadline - performance.now());
+      const mark = () => ({ t: performance.now(), i: this.instructions() });
+      const begin = mark();
+
+      const failure = this.watchForFailure();
+      const firstByte = await Promise.race([
+        this.console.waitFor(/[^]/, { timeoutMs: left(), what: "the kernel's first console byte", from: 0 }).then(mark),
+        failure,
+      ]);
+      const initStart = await Promise.race([
+        this.control.waitFor(/hyperlab:init\r?\n/, { timeoutMs: left(), what: "/init to start", from: 0 }).then(mark),
+        failure,
+      ]);
+      const ready = await Promise.race([
+        this.control.waitFor(/hyperlab:ready\r?\n/, { timeoutMs: left(), what: "the guest's ready signal", from: 0 }).then(mark),
+        failure,
+      ]);
+      this._state = "running";
+      const phase = (a: { t: number; i: number }, b: { t: number; i: number }) => ({
+        wallMs: b.t - a.t,
+        instructions: b.i - a.i,
+      });
+      return {
+        wallMs: ready.t - t0,
+        instructions: ready.i - begin.i,
+        phases: {
+          firmware: phase(begin, firstByte),
+          kernel: phase(firstByte, initStart),
+          init: phase(initStart, ready),
+        },
+      };
+    } catch (err) {
+      const reason =
+        err instanceof HyperlabError && err.code === "TIMEOUT"
+          ? new HyperlabError(
+              "BOOT_TIMEOUT",
+              `the guest did not boot within ${timeoutMs} ms: ${err.message.replace(/^timed out after \d+ ms /, "")}`,
+              err.detail,
+            )
+          : (err as Error);
+      await this.halt(reason instanceof HyperlabError ? reason : new HyperlabError("GUEST_BOOT_FAILED", String(reason)));
+      throw reason;
+    }
+  }
+
+  /** Sends keystrokes or bytes to the serial console. Legal while booting or running. */
+  write(data: string | Uint8Array): void {
+    if (!this.emulator || (this._state !== "running" && this._state !== "booting")) {
+      throw new HyperlabError("VM_INVALID_STATE", `cannot write to the console: machine is ${this._state}`);
+    }
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    this.emulator.serial_send_bytes(0, bytes);
+  }
+
+  /** Subscribes to serial console output, delivered in batches (one call per tick). Returns an unsubscribe function. */
+  onConsole(listener: ConsoleListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Calls `listener` once when the machine stops (guest power-off, panic, or stop()). */
+  onStopped(listener: (reason: HyperlabError) => void): () => void {
+    this.stoppedListeners.add(listener);
+    return () => this.stoppedListeners.delete(listener);
+  }
+
+  /** Why the machine stopped, once it has. */
+  get stoppedBecause(): HyperlabError | undefined {
+    return this.stopReason;
+  }
+
+  /** Emulated instructions since power on (v86's 32-bit counter with its wraps counted). */
+  instructions(): number {
+    if (!this.emulator) return this.instrHigh + this.instrLast;
+    const now = this.emulator.get_instruction_counter() >>> 0;
+    if (now < this.instrLast) this.instrHigh += 2 ** 32;
+    this.instrLast = now;
+    return this.instrHigh + now;
+  }
+
+  /** Powers the machine off. Legal in any state; stopping twice is a no-op. */
+  async stop(): Promise<void> {
+    await this.halt(new HyperlabError("GUEST_STOPPED", "the machine was stopped by the host"));
+  }
+
+  private async start(timeoutMs: number): Promise<void> {
+    const { image } = this.options;
+    const wasmModule = await this.options.wasm;
+    const v86opts: V86Options = {
+      wasm_fn: async (env: WebAssembly.Imports) => (await WebAssembly.instantiate(wasmModule, env)).exports,
+      memory_size: this.memoryMiB << 20,
+      vga_memory_size: 2 << 20,
+      cmdline: this.cmdline,
+      autostart: true,
+      disable_keyboard: true,
+      disable_mouse: true,
+      disable_speaker: true,
+      acpi: false,
+      fastboot: true,
+      virtio_console: true,
+    } as V86Options;
+    if (this.firmware === "direct") {
+      v86opts.multiboot = buffer(image.loader);
+      v86opts.initrd = buffer(directModule(image));
+    } else {
+      v86opts.bios = buffer(image.bios);
+      v86opts.vga_bios = buffer(image.vgaBios);
+      v86opts.bzimage = buffer(image.kernel);
+      v86opts.initrd = buffer(concat(image.layers));
+    }
+
+    const emulator = new V86(v86opts);
+    this.emulator = emulator;
+    emulator.add_listener("serial0-output-byte", (byte: number) => this.onSerialByte(byte));
+    emulator.add_listener(`virtio-console${CONTROL_PORT}-output-bytes`, (bytes: Uint8Array) =>
+      this.control.push(new TextDecoder().decode(bytes)),
+    );
+    this.wrapTimer = setInterval(() => this.instructions(), 1000);
+    this.wrapTimer.unref?.();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new HyperlabError("BOOT_TIMEOUT", `the emulator did not load within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      emulator.add_listener("emulator-loaded", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Resolves never; rejects when the console shows a panic or a loader error. */
+  private watchForFailure(): Promise<never> {
+    const forever = { timeoutMs: 2 ** 31 - 1, what: "a failure", from: 0 };
+    const panic = this.console.waitFor(PANIC, forever).then((m) => {
+      throw new HyperlabError("GUEST_PANIC", `the guest kernel panicked: ${m[0].trim()}`, { panic: m[0].trim() });
+    });
+    const loader = this.console.waitFor(LOADER_ERROR, forever).then((m) => {
+      throw new HyperlabError("GUEST_BOOT_FAILED", `the boot loader failed: ${m[0].replace(/^hyperlab-loader: error: /, "").trim()}`);
+    });
+    const failure = Promise.race([panic, loader]);
+    failure.catch(() => {}); // observed through the races that use it
+    return failure;
+  }
+
+  private onSerialByte(byte: number): void {
+    this.pending.push(byte);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const chunk = this.decoder.decode(new Uint8Array(this.pending), { stream: true });
+    this.pending = [];
+    this.console.push(chunk);
+    for (const l of this.listeners) l(chunk);
+    if (this._state !== "running") return;
+    // A panic stops the machine as soon as its line is complete; so does a power-off.
+    const recent = this.console.tail(chunk.length + OVERLAP_FOR_PANIC);
+    const panic = /\n/.test(chunk) ? PANIC.exec(recent) : null;
+    if (panic) {
+      void this.halt(new HyperlabError("GUEST_PANIC", `the guest kernel panicked: ${panic[0].trim()}`, { panic: panic[0].trim() }));
+    } else if (POWER_OFF.test(recent)) {
+      void this.halt(new HyperlabError("GUEST_STOPPED", "the guest powered off"));
+    }
+  }
+
+  private async halt(reason: HyperlabError): Promise<void> {
+    if (this._state === "stopped") return;
+    this._state = "stopped";
+    this.stopReason = reason;
+    clearInterval(this.wrapTimer);
+    this.instructions();
+    const emulator = this.emulator;
+    this.emulator = undefined;
+    if (emulator) await emulator.destroy();
+    this.flush();
+    this.console.close(reason);
+    this.control.close(reason);
+    for (const l of this.stoppedListeners) l(reason);
+  }
+}
+
+const OVERLAP_FOR_PANIC = 512;

@@ -1,0 +1,31 @@
+// Node-only pieces of the machine: artifacts from the checkout's folder, and
+// v86's WebAssembly compiled once per process.
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { type GuestImage, loadGuestImage } from "./guest-image.ts";
+
+/** The folder holding the committed guest artifacts of this checkout. */
+export const defaultImageDir = fileURLToPath(new URL("../../guest-images/dist/", import.meta.url));
+
+const images = new Map<string, Promise<GuestImage>>();
+
+/** Loads (once per process and folder) and verifies the guest image in `dir`. */
+export function loadNodeImage(dir: string = defaultImageDir): Promise<GuestImage> {
+  let image = images.get(dir);
+  if (!image) {
+    const base = dir.replace(/\/?$/, "/");
+    image = loadGuestImage({ where: dir, read: async (name) => new Uint8Array(await readFile(base + name)) });
+    images.set(dir, image);
+    image.catch(() => images.delete(dir));
+  }
+  return image;
+}
+
+let wasm: Promise<WebAssembly.Module> | undefined;
+
+/** v86's WebAssembly module, compiled on first use and shared by every machine in this process. */
+export function v86Wasm(): Promise<WebAssembly.Module> {
+  wasm ??= readFile(createRequire(import.meta.url).resolve("v86/build/v86.wasm")).then((b) => WebAssembly.compile(b));
+  return wasm;
+}
