@@ -1,7 +1,7 @@
 // The PC: the one file that imports v86. It turns a guest image into a running
 // emulator, carries console bytes in and out, and knows when the guest is
 // ready, has panicked, or has stopped.
-import { V86, type V86Options } from "v86";
+import { V86 } from "v86";
 import { HyperlabError } from "../errors.ts";
 import { ConsoleWindow } from "./console-window.ts";
 import type { GuestImage } from "./guest-image.ts";
@@ -124,12 +124,22 @@ function buffer(data: Uint8Array): { buffer: ArrayBuffer } {
 
 type ConsoleListener = (chunk: string) => void;
 
+/** The parts of v86's API this file uses (its bundled typings miss some events and options). */
+interface Emulator {
+  add_listener(event: "serial0-output-byte", listener: (byte: number) => void): void;
+  add_listener(event: `virtio-console${number}-output-bytes`, listener: (bytes: Uint8Array) => void): void;
+  add_listener(event: "emulator-loaded", listener: () => void): void;
+  serial_send_bytes(port: number, data: Uint8Array): void;
+  get_instruction_counter(): number;
+  destroy(): Promise<void>;
+}
+
 /**
  * One emulated PC running the guest image. Create it, `boot()` it, talk to
  * its serial console, `stop()` it. The machine never runs after a panic.
  */
 export class Machine {
-  private emulator: V86 | undefined;
+  private emulator: Emulator | undefined;
   private _state: MachineState = "created";
   /** the serial console's recent text, for waits */
   readonly console = new ConsoleWindow();
@@ -180,11 +190,13 @@ export class Machine {
     }
     this._state = "booting";
     const timeoutMs = opts.timeoutMs ?? 30_000;
+    // Compiling v86 happens once per process; it is not part of a boot.
+    const wasmModule = await this.options.wasm;
     const t0 = performance.now();
     const deadline = t0 + timeoutMs;
     try {
-      await this.start(timeoutMs);
-      const left = () => Math.max(1, deadline - performance.now());
+      await this.start(wasmModule, timeoutMs);
+      const left = () => Math.max(1, Math.round(deadline - performance.now()));
       const mark = () => ({ t: performance.now(), i: this.instructions() });
       const begin = mark();
 
@@ -220,7 +232,8 @@ export class Machine {
         err instanceof HyperlabError && err.code === "TIMEOUT"
           ? new HyperlabError(
               "BOOT_TIMEOUT",
-              `the guest did not boot within ${timeoutMs} ms: ${err.message.replace(/^timed out after \d+ ms /, "")}`,
+              `the guest did not boot within ${timeoutMs} ms: it was still waiting for ${String(err.detail?.waitedFor)}. ` +
+                `Last console output:\n${this.console.tail(600) || "(none)"}`,
               err.detail,
             )
           : (err as Error);
@@ -269,10 +282,9 @@ export class Machine {
     await this.halt(new HyperlabError("GUEST_STOPPED", "the machine was stopped by the host"));
   }
 
-  private async start(timeoutMs: number): Promise<void> {
+  private async start(wasmModule: WebAssembly.Module, timeoutMs: number): Promise<void> {
     const { image } = this.options;
-    const wasmModule = await this.options.wasm;
-    const v86opts: V86Options = {
+    const v86opts: Record<string, unknown> = {
       wasm_fn: async (env: WebAssembly.Imports) => (await WebAssembly.instantiate(wasmModule, env)).exports,
       memory_size: this.memoryMiB << 20,
       vga_memory_size: 2 << 20,
@@ -284,7 +296,7 @@ export class Machine {
       acpi: false,
       fastboot: true,
       virtio_console: true,
-    } as V86Options;
+    };
     if (this.firmware === "direct") {
       v86opts.multiboot = buffer(image.loader);
       v86opts.initrd = buffer(directModule(image));
@@ -295,7 +307,7 @@ export class Machine {
       v86opts.initrd = buffer(concat(image.layers));
     }
 
-    const emulator = new V86(v86opts);
+    const emulator = new V86(v86opts as unknown as ConstructorParameters<typeof V86>[0]) as unknown as Emulator;
     this.emulator = emulator;
     emulator.add_listener("serial0-output-byte", (byte: number) => this.onSerialByte(byte));
     emulator.add_listener(`virtio-console${CONTROL_PORT}-output-bytes`, (bytes: Uint8Array) =>
@@ -319,7 +331,7 @@ export class Machine {
   private watchForFailure(): Promise<never> {
     const forever = { timeoutMs: 2 ** 31 - 1, what: "a failure", from: 0 };
     const panic = this.console.waitFor(PANIC, forever).then((m) => {
-      throw new HyperlabError("GUEST_PANIC", `the guest kernel panicked: ${m[0].trim()}`, { panic: m[0].trim() });
+      throw this.panicError(m[0]);
     });
     const loader = this.console.waitFor(LOADER_ERROR, forever).then((m) => {
       throw new HyperlabError("GUEST_BOOT_FAILED", `the boot loader failed: ${m[0].replace(/^hyperlab-loader: error: /, "").trim()}`);
@@ -327,6 +339,20 @@ export class Machine {
     const failure = Promise.race([panic, loader]);
     failure.catch(() => {}); // observed through the races that use it
     return failure;
+  }
+
+  /** GUEST_PANIC with the kernel's panic line and the console lines just before it. */
+  private panicError(line: string): HyperlabError {
+    const panic = line.trim();
+    const text = this.console.tail(4000);
+    const before = text
+      .slice(0, text.lastIndexOf(panic))
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .slice(-3);
+    const context = before.length ? `\nconsole before the panic:\n  ${before.join("\n  ")}` : "";
+    return new HyperlabError("GUEST_PANIC", `the guest kernel panicked: ${panic}${context}`, { panic, before });
   }
 
   private onSerialByte(byte: number): void {
@@ -348,7 +374,7 @@ export class Machine {
     const recent = this.console.tail(chunk.length + OVERLAP_FOR_PANIC);
     const panic = /\n/.test(chunk) ? PANIC.exec(recent) : null;
     if (panic) {
-      void this.halt(new HyperlabError("GUEST_PANIC", `the guest kernel panicked: ${panic[0].trim()}`, { panic: panic[0].trim() }));
+      void this.halt(this.panicError(panic[0]));
     } else if (POWER_OFF.test(recent)) {
       void this.halt(new HyperlabError("GUEST_STOPPED", "the guest powered off"));
     }

@@ -1,0 +1,122 @@
+// `hyperlab boot`: boot the default guest; attach the terminal, or run one command.
+import { parseArgs } from "node:util";
+import { HyperlabError } from "../errors.ts";
+import { SerialShell } from "../guest/serial-shell.ts";
+import { type Firmware, Machine } from "../hardware/machine.ts";
+import { loadNodeImage, v86Wasm } from "../hardware/node.ts";
+
+const HELP = `Usage: hyperlab boot [OPTIONS]
+
+Boots the default guest (Linux on the v86 PC) and attaches this terminal to
+its serial console. Press Ctrl-] to detach: that powers the machine off.
+Typing 'poweroff' in the guest does the same.
+
+Options:
+  --exec CMD          run CMD in the guest's shell, print its output and exit
+                      with its exit status (the console is not attached)
+  --memory MIB        guest RAM in MiB (default 128)
+  --firmware NAME     direct (default: hyperlab's loader, no BIOS) or seabios
+  --cmdline ARGS      extra kernel arguments (e.g. "init=/bin/sh")
+  --timeout SECONDS   give up if the guest is not ready in time (default 30)
+  --image DIR         guest image folder (default: this checkout's guest-images/dist)
+  -h, --help          show this help
+`;
+
+/** The byte Ctrl-] sends: detach (like telnet). */
+const DETACH = 0x1d;
+
+function positiveNumber(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new HyperlabError("INVALID_ARGUMENT", `--${name} must be a positive number, got '${value}'`);
+  }
+  return n;
+}
+
+/** Runs `hyperlab boot` with its arguments; resolves to the process exit status. */
+export async function bootCommand(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        exec: { type: "string" },
+        memory: { type: "string" },
+        firmware: { type: "string" },
+        cmdline: { type: "string" },
+        timeout: { type: "string" },
+        image: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (err) {
+    throw new HyperlabError("INVALID_ARGUMENT", `${(err as Error).message}. See 'hyperlab boot --help'.`);
+  }
+  const opts = parsed.values;
+  if (opts.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const firmware = (opts.firmware ?? "direct") as Firmware;
+  if (firmware !== "direct" && firmware !== "seabios") {
+    throw new HyperlabError("INVALID_ARGUMENT", `--firmware must be 'direct' or 'seabios', got '${opts.firmware}'`);
+  }
+  const timeoutMs = positiveNumber("timeout", opts.timeout, 30) * 1000;
+  const memoryMiB = opts.memory === undefined ? undefined : positiveNumber("memory", opts.memory, 128);
+
+  const wasm = v86Wasm();
+  const image = await loadNodeImage(opts.image);
+  const machine = new Machine({ image, wasm, firmware, memoryMiB, cmdline: opts.cmdline });
+
+  if (opts.exec !== undefined) {
+    try {
+      await machine.boot({ timeoutMs });
+      const result = await new SerialShell(machine).exec(opts.exec, { timeoutMs: 10 * 60_000 });
+      process.stdout.write(result.output);
+      return result.exitCode;
+    } finally {
+      await machine.stop();
+    }
+  }
+  return attach(machine, image.release, timeoutMs);
+}
+
+/** Connects this terminal to the machine's console until detach or power-off. */
+async function attach(machine: Machine, release: string, timeoutMs: number): Promise<number> {
+  const stdin = process.stdin;
+  const tty = stdin.isTTY === true;
+  process.stderr.write(`hyperlab: booting Linux ${release} (${machine.memoryMiB} MiB); press Ctrl-] to detach and power off\r\n`);
+  machine.onConsole((chunk) => process.stdout.write(chunk));
+
+  const stopped = new Promise<number>((resolve) => {
+    machine.onStopped((reason) => {
+      if (reason.code === "GUEST_PANIC") process.stderr.write(`\r\nhyperlab: ${reason.message}\r\n`);
+      resolve(reason.code === "GUEST_STOPPED" ? 0 : 1);
+    });
+  });
+  const onInput = (data: Buffer) => {
+    const at = data.indexOf(DETACH);
+    const keep = at >= 0 ? data.subarray(0, at) : data;
+    if (keep.length && machine.state !== "stopped") machine.write(new Uint8Array(keep));
+    if (at >= 0) {
+      process.stderr.write("\r\nhyperlab: detached; powering off\r\n");
+      void machine.stop();
+    }
+  };
+  if (tty) stdin.setRawMode(true);
+  stdin.on("data", onInput);
+  stdin.on("end", () => void machine.stop());
+  try {
+    const report = await machine.boot({ timeoutMs });
+    process.stderr.write(`hyperlab: guest ready in ${(report.wallMs / 1000).toFixed(2)} s\r\n`);
+    return await stopped;
+  } finally {
+    stdin.off("data", onInput);
+    if (tty) stdin.setRawMode(false);
+    stdin.pause();
+    await machine.stop();
+  }
+}
