@@ -9,7 +9,7 @@ hl_begin_step kernel
 hl_need_tools make:make gcc:gcc flex:flex bison:bison bc:bc objcopy:binutils
 tarball=/usr/src/linux-source-6.1.tar.xz
 [ -f "$tarball" ] || hl_die "the kernel source is missing; run: apt-get install linux-source-6.1"
-dpkg-query -W --showformat='${Package} ${Version} ${Architecture}\n' linux-source-6.1 >> "$HL_CACHE/packages-kernel.txt"
+dpkg-query -W --showformat='${Package} ${Version} ${Architecture}\n' linux-source-6.1 gcc-12 binutils >> "$HL_CACHE/packages-kernel.txt"
 
 dir=$HL_CACHE/kernel
 tree=$dir/linux-source-6.1
@@ -29,8 +29,13 @@ fragment=$PWD/hyperlab.config
   make -s ARCH=i386 allnoconfig
   scripts/kconfig/merge_config.sh -m -O . .config "$fragment" >/dev/null
   make -s ARCH=i386 olddefconfig
-  # Every option the fragment turns on must have survived dependency resolution.
-  bad=$(grep -E '^CONFIG_[A-Z0-9_]+=[^n]' "$fragment" | while read -r opt; do grep -qxF "$opt" .config || echo "$opt"; done)
+  # Every option the fragment sets must have survived dependency resolution.
+  bad=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$fragment" | while read -r opt; do
+    case "$opt" in
+      *=n) if grep -qE "^${opt%=n}=" .config; then echo "$opt"; fi ;;
+      *) if ! grep -qxF "$opt" .config; then echo "$opt"; fi ;;
+    esac
+  done)
   [ -z "$bad" ] || hl_die "kernel options lost to unmet dependencies: $bad"
   hl_log "building bzImage (this takes a while the first time)"
   make -s ARCH=i386 -j"$(nproc)" bzImage

@@ -3,12 +3,13 @@
 # that the host concatenates at boot; the kernel unpacks them in order:
 #   base.cpio      busybox (static) and the directory skeleton
 #   runtimes.cpio  the OCI runtimes crun and runc with the shared libraries they load
-#   hyperlab.cpio  our own files (files/): /init, inittab, profile
-# Changing files/ rebuilds only hyperlab.cpio's contents.
+#   hyperlab.cpio  our own files: /init (init.c) and files/ (inittab, profile, ...)
+# Changing our files rebuilds only hyperlab.cpio's contents.
 set -euo pipefail; cd "$(dirname "$0")"
 . ../lib.sh
 hl_begin_step rootfs
-hl_need_tools cpio:cpio readelf:binutils dpkg-deb:dpkg
+hl_need_tools cpio:cpio readelf:binutils dpkg-deb:dpkg gcc:gcc-multilib
+dpkg-query -W --showformat='${Package} ${Version} ${Architecture}\n' gcc-12 libc6-dev-i386 >> "$HL_CACHE/packages-rootfs.txt"
 work=$HL_CACHE/rootfs
 rm -rf "$work"; mkdir -p "$work"
 
@@ -63,9 +64,10 @@ done
 install -m 0755 "$(readlink -f "$pkgs/lib/i386-linux-gnu/ld-linux.so.2")" "$rt/lib/ld-linux.so.2"
 hl_cpio "$rt" "$HL_DIST/runtimes.cpio"
 
-# --- hyperlab: our own files, as they are in files/
+# --- hyperlab: our own files: /init, built from init.c (static, i386), and files/ as they are
 own=$work/hyperlab
 cp -a files "$own"
+gcc -m32 -march=i686 -static -Os -s -Wall -Wextra -Werror -o "$own/init" init.c
 hl_cpio "$own" "$HL_DIST/hyperlab.cpio"
 
 hl_sha base.cpio runtimes.cpio hyperlab.cpio

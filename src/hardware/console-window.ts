@@ -54,7 +54,10 @@ export class ConsoleWindow {
    * Waits until `pattern` appears in text that arrives after this call (or
    * after `from`). Rejects with TIMEOUT naming `what` and the last output.
    */
-  waitFor(pattern: RegExp, opts: { timeoutMs: number; what: string; from?: number }): Promise<RegExpExecArray> {
+  waitFor(
+    pattern: RegExp,
+    opts: { timeoutMs: number; what: string; from?: number; signal?: AbortSignal },
+  ): Promise<RegExpExecArray> {
     if (this.closed) return Promise.reject(this.closed);
     return new Promise((resolve, reject) => {
       const w: Waiter = {
@@ -75,6 +78,11 @@ export class ConsoleWindow {
         );
       }, opts.timeoutMs);
       this.waiters.add(w);
+      opts.signal?.addEventListener("abort", () => {
+        if (!this.waiters.delete(w)) return;
+        clearTimeout(w.timer);
+        reject(opts.signal!.reason);
+      });
       this.tryMatch(w, Math.max(this.start, w.from));
     });
   }

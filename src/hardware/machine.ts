@@ -42,15 +42,13 @@ export interface BootReport {
 /** Machine states; each method says in which it is legal. */
 export type MachineState = "created" | "booting" | "running" | "stopped";
 
-/** Default kernel arguments: serial console, and no boot-time work v86 doesn't need. */
-export const DEFAULT_CMDLINE = [
-  "console=ttyS0",
-  "loglevel=5",
-  "tsc=reliable",
-  "mitigations=off",
-  "random.trust_cpu=on",
-  "init_on_free=1",
-].join(" ");
+/**
+ * Default kernel arguments: serial console, and no boot-time work v86 does not
+ * need (TSC watchdog, speculation mitigations, waiting for entropy). Snapshots
+ * add `init_on_free=1` (freed memory zeroed, so saved states compress); a cold
+ * boot skips it, since zeroing all free RAM costs boot time.
+ */
+export const DEFAULT_CMDLINE = ["console=ttyS0", "loglevel=5", "tsc=reliable", "mitigations=off", "random.trust_cpu=on"].join(" ");
 
 /** v86 loads the initramfs at 64 MiB when it boots a bzImage through the BIOS. */
 const SEABIOS_INITRD_BASE = 64 << 20;
@@ -200,7 +198,8 @@ export class Machine {
       const mark = () => ({ t: performance.now(), i: this.instructions() });
       const begin = mark();
 
-      const failure = this.watchForFailure();
+      const watch = new AbortController();
+      const failure = this.watchForFailure(watch.signal);
       const firstByte = await Promise.race([
         this.console.waitFor(/[^]/, { timeoutMs: left(), what: "the kernel's first console byte", from: 0 }).then(mark),
         failure,
@@ -213,6 +212,7 @@ export class Machine {
         this.control.waitFor(/hyperlab:ready\r?\n/, { timeoutMs: left(), what: "the guest's ready signal", from: 0 }).then(mark),
         failure,
       ]);
+      watch.abort();
       this._state = "running";
       const phase = (a: { t: number; i: number }, b: { t: number; i: number }) => ({
         wallMs: b.t - a.t,
@@ -327,9 +327,9 @@ export class Machine {
     });
   }
 
-  /** Resolves never; rejects when the console shows a panic or a loader error. */
-  private watchForFailure(): Promise<never> {
-    const forever = { timeoutMs: 2 ** 31 - 1, what: "a failure", from: 0 };
+  /** Rejects when the console shows a panic or a loader error, until `signal` aborts. */
+  private watchForFailure(signal: AbortSignal): Promise<never> {
+    const forever = { timeoutMs: 2 ** 31 - 1, what: "a failure", from: 0, signal };
     const panic = this.console.waitFor(PANIC, forever).then((m) => {
       throw this.panicError(m[0]);
     });
@@ -346,7 +346,7 @@ export class Machine {
     const panic = line.trim();
     const text = this.console.tail(4000);
     const before = text
-      .slice(0, text.lastIndexOf(panic))
+      .slice(0, text.indexOf(panic))
       .split(/\r?\n/)
       .map((l) => l.trim())
       .filter(Boolean)

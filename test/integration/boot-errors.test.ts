@@ -18,7 +18,7 @@ describe("booting a guest that cannot come up", () => {
     const err = await bootError(machine.boot({ timeoutMs: 60_000 }));
     expect(err.code).toBe("GUEST_PANIC");
     expect(err.message).toMatch(/Kernel panic - not syncing: Attempted to kill init!/);
-    expect(err.message).toContain("/nonexistent: not found");
+    expect(err.message).toContain("hyperlab-init: cannot run init=/nonexistent: No such file or directory");
     expect(machine.state).toBe("stopped");
   });
 

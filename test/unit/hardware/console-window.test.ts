@@ -49,4 +49,13 @@ describe("ConsoleWindow", () => {
     await expect(pending).rejects.toBe(reason);
     await expect(w.waitFor(/y/, { timeoutMs: 1000, what: "y" })).rejects.toBe(reason);
   });
+
+  it("drops a wait whose signal aborts, rejecting with the abort reason", async () => {
+    const w = new ConsoleWindow();
+    const ctl = new AbortController();
+    const wait = w.waitFor(/panic/, { timeoutMs: 1000, what: "a panic", signal: ctl.signal });
+    ctl.abort(new Error("boot finished"));
+    await expect(wait).rejects.toThrow("boot finished");
+    w.push("panic\n"); // nothing left to settle
+  });
 });

@@ -1,0 +1,70 @@
+// Cold boot to a usable shell: new machine, power on, until the guest reports
+// ready (console shell started). Each run is a fresh v86 instance and a fresh
+// guest; v86's WebAssembly is compiled once per process and reported apart.
+// Baseline, measured in the same run: the same kernel booted through SeaBIOS
+// from the compressed bzImage, the way a PC boots.
+import { type BootReport, type Firmware, Machine } from "../src/hardware/machine.ts";
+import { loadNodeImage, v86Wasm } from "../src/hardware/node.ts";
+import { summarize, writeResult } from "./stats.ts";
+
+const RUNS = Number(process.env.BOOT_RUNS ?? 5);
+const BASELINE_RUNS = Number(process.env.BOOT_BASELINE_RUNS ?? 3);
+
+async function bootOnce(firmware: Firmware): Promise<BootReport> {
+  const machine = new Machine({ image: await loadNodeImage(), wasm: v86Wasm(), firmware });
+  try {
+    return await machine.boot({ timeoutMs: 60_000 });
+  } finally {
+    await machine.stop();
+  }
+}
+
+function describeRuns(reports: BootReport[]) {
+  const phase = (name: keyof BootReport["phases"]) => ({
+    wall_ms: summarize(reports.map((r) => r.phases[name].wallMs)),
+    instructions: summarize(reports.map((r) => r.phases[name].instructions)),
+  });
+  return {
+    runs: reports.length,
+    wall_ms: summarize(reports.map((r) => r.wallMs)),
+    instructions: summarize(reports.map((r) => r.instructions)),
+    phases: { firmware: phase("firmware"), kernel: phase("kernel"), init: phase("init") },
+  };
+}
+
+/** Runs the boot benchmark and writes bench/results/boot.json. */
+export async function run(): Promise<void> {
+  const t = performance.now();
+  await v86Wasm();
+  const compileMs = performance.now() - t;
+  await loadNodeImage();
+
+  const direct: BootReport[] = [];
+  const seabios: BootReport[] = [];
+  // Interleave so that drift in the machine's speed hits both alike.
+  for (let i = 0; i < Math.max(RUNS, BASELINE_RUNS); i++) {
+    if (i < RUNS) direct.push(await bootOnce("direct"));
+    if (i < BASELINE_RUNS) seabios.push(await bootOnce("seabios"));
+    process.stderr.write(".");
+  }
+  process.stderr.write("\n");
+
+  const main = describeRuns(direct);
+  const base = describeRuns(seabios);
+  const path = writeResult("boot", {
+    description: "cold boot to a usable shell (guest ready signal), hyperlab's direct loader + uncompressed kernel",
+    ...main,
+    v86_compile_ms: Math.round(compileMs),
+    baseline: { description: "same guest booted through SeaBIOS from the LZ4 bzImage", ...base },
+    ratio_to_baseline: {
+      wall_ms: Math.round((main.wall_ms.median / base.wall_ms.median) * 100) / 100,
+      instructions: Math.round((main.instructions.median / base.instructions.median) * 100) / 100,
+    },
+    targets: { wall_ms_median: 2000, instructions_median: 150e6 },
+  });
+  const s = (x: { median: number }, d = 1) => (x.median / d).toFixed(d === 1 ? 0 : 1);
+  console.log(
+    `boot: median ${s(main.wall_ms)} ms, ${s(main.instructions, 1e6)} M instructions (${RUNS} runs); ` +
+      `SeaBIOS baseline ${s(base.wall_ms)} ms, ${s(base.instructions, 1e6)} M; v86 compile ${Math.round(compileMs)} ms → ${path}`,
+  );
+}

@@ -1,0 +1,16 @@
+// `npm run bench [-- NAME...]`: runs the named benchmarks (default: all), each
+// writing bench/results/<name>.json.
+const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
+  boot: () => import("./boot.ts"),
+};
+
+const names = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+for (const name of names.length ? names : Object.keys(all)) {
+  const load = all[name];
+  if (!load) {
+    console.error(`unknown benchmark '${name}'; there are: ${Object.keys(all).join(", ")}`);
+    process.exit(2);
+  }
+  await (await load()).run();
+}
+process.exit(0);
