@@ -11,7 +11,15 @@ export type ErrorCode =
   | "BOOT_TIMEOUT"
   | "TIMEOUT"
   | "VM_INVALID_STATE"
-  | "INVALID_ARGUMENT";
+  | "INVALID_ARGUMENT"
+  | "AGENT_GONE"
+  | "AGENT_TIMEOUT"
+  | "AGENT_ERROR"
+  | "IMAGE_NOT_FOUND"
+  | "CONTAINER_NOT_FOUND"
+  | "CONTAINER_EXISTS"
+  | "CONTAINER_INVALID_STATE"
+  | "RUNTIME_ERROR";
 
 /** The one error class of hyperlab; `code` survives worker boundaries. */
 export class HyperlabError extends Error {

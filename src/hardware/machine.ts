@@ -48,13 +48,17 @@ export type MachineState = "created" | "booting" | "running" | "stopped";
  * add `init_on_free=1` (freed memory zeroed, so saved states compress); a cold
  * boot skips it, since zeroing all free RAM costs boot time.
  */
-export const DEFAULT_CMDLINE = ["console=ttyS0", "loglevel=5", "tsc=reliable", "mitigations=off", "random.trust_cpu=on"].join(" ");
+export const DEFAULT_CMDLINE = ["console=ttyS0", "loglevel=6", "tsc=reliable", "mitigations=off", "random.trust_cpu=on"].join(" ");
 
 /** v86 loads the initramfs at 64 MiB when it boots a bzImage through the BIOS. */
 const SEABIOS_INITRD_BASE = 64 << 20;
 
 /** The port of v86's virtio console that carries hyperlab's control channel (guest: /dev/hvc1). */
 export const CONTROL_PORT = 1;
+/** v86 puts each input message into one guest receive buffer; Linux posts page-sized ones. */
+const CONTROL_CHUNK = 4096;
+/** Control bytes kept for a listener that subscribes late (the agent's hello comes early). */
+const CONTROL_BACKLOG_LIMIT = 1 << 20;
 
 const PANIC = /Kernel panic - not syncing: [^\r\n]*/;
 const LOADER_ERROR = /hyperlab-loader: error: [^\r\n]*/;
@@ -124,6 +128,9 @@ type ConsoleListener = (chunk: string) => void;
 
 /** The parts of v86's API this file uses (its bundled typings miss some events and options). */
 interface Emulator {
+  bus: { send(event: string, data: unknown): void };
+  /** internals, for the virtio console's receive queue (v86 drops input when the guest has no buffer posted) */
+  v86: { cpu: { devices: { virtio_console?: { virtio: { queues: Array<{ has_request(): boolean }> } } } } };
   add_listener(event: "serial0-output-byte", listener: (byte: number) => void): void;
   add_listener(event: `virtio-console${number}-output-bytes`, listener: (bytes: Uint8Array) => void): void;
   add_listener(event: "emulator-loaded", listener: () => void): void;
@@ -144,6 +151,11 @@ export class Machine {
   /** the control channel's recent text, for boot events */
   private readonly control = new ConsoleWindow();
   private readonly listeners = new Set<ConsoleListener>();
+  private readonly controlListeners = new Set<(bytes: Uint8Array) => void>();
+  private controlBacklog: Uint8Array[] = [];
+  private controlBacklogBytes = 0;
+  private controlOut: Uint8Array[] = [];
+  private controlPump: ReturnType<typeof setTimeout> | undefined;
   private pending: number[] = [];
   private flushScheduled = false;
   private readonly decoder = new TextDecoder();
@@ -213,6 +225,8 @@ export class Machine {
         failure,
       ]);
       watch.abort();
+      // Deliver the console text the guest printed before it signalled ready.
+      this.flush();
       this._state = "running";
       const phase = (a: { t: number; i: number }, b: { t: number; i: number }) => ({
         wallMs: b.t - a.t,
@@ -255,6 +269,59 @@ export class Machine {
   onConsole(listener: ConsoleListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Subscribes to raw bytes from the control channel (virtio console port 1).
+   * Bytes that arrived while nobody listened are delivered first. Returns an unsubscribe function.
+   */
+  onControl(listener: (bytes: Uint8Array) => void): () => void {
+    const backlog = this.controlBacklog;
+    this.controlBacklog = [];
+    this.controlBacklogBytes = 0;
+    this.controlListeners.add(listener);
+    for (const b of backlog) listener(b);
+    return () => this.controlListeners.delete(listener);
+  }
+
+  /**
+   * Sends bytes to the guest on the control channel, in order, as fast as the
+   * guest posts receive buffers. Legal while booting or running.
+   */
+  writeControl(bytes: Uint8Array): void {
+    if (!this.emulator || (this._state !== "running" && this._state !== "booting")) {
+      throw new HyperlabError("VM_INVALID_STATE", `cannot write to the control channel: machine is ${this._state}`);
+    }
+    for (let at = 0; at < bytes.length; at += CONTROL_CHUNK) this.controlOut.push(bytes.slice(at, at + CONTROL_CHUNK));
+    this.pumpControl();
+  }
+
+  private pumpControl(): void {
+    const emulator = this.emulator;
+    if (!emulator) return;
+    const queue = emulator.v86.cpu.devices.virtio_console?.virtio.queues[CONTROL_PORT * 2 + 2];
+    while (this.controlOut.length && queue?.has_request()) {
+      emulator.bus.send(`virtio-console${CONTROL_PORT}-input-bytes`, this.controlOut.shift());
+    }
+    if (this.controlOut.length && !this.controlPump) {
+      this.controlPump = setTimeout(() => {
+        this.controlPump = undefined;
+        this.pumpControl();
+      }, 1);
+    }
+  }
+
+  private onControlBytes(bytes: Uint8Array): void {
+    // Boot events are text lines; after boot the channel belongs to the agent.
+    if (this._state === "booting") this.control.push(new TextDecoder().decode(bytes));
+    if (this.controlListeners.size === 0) {
+      if (this.controlBacklogBytes + bytes.length <= CONTROL_BACKLOG_LIMIT) {
+        this.controlBacklog.push(bytes.slice());
+        this.controlBacklogBytes += bytes.length;
+      }
+      return;
+    }
+    for (const l of this.controlListeners) l(bytes);
   }
 
   /** Calls `listener` once when the machine stops (guest power-off, panic, or stop()). */
@@ -310,9 +377,7 @@ export class Machine {
     const emulator = new V86(v86opts as unknown as ConstructorParameters<typeof V86>[0]) as unknown as Emulator;
     this.emulator = emulator;
     emulator.add_listener("serial0-output-byte", (byte: number) => this.onSerialByte(byte));
-    emulator.add_listener(`virtio-console${CONTROL_PORT}-output-bytes`, (bytes: Uint8Array) =>
-      this.control.push(new TextDecoder().decode(bytes)),
-    );
+    emulator.add_listener(`virtio-console${CONTROL_PORT}-output-bytes`, (bytes: Uint8Array) => this.onControlBytes(bytes));
     this.wrapTimer = setInterval(() => this.instructions(), 1000);
     this.wrapTimer.unref?.();
     await new Promise<void>((resolve, reject) => {
@@ -385,6 +450,8 @@ export class Machine {
     this._state = "stopped";
     this.stopReason = reason;
     clearInterval(this.wrapTimer);
+    clearTimeout(this.controlPump);
+    this.controlOut = [];
     this.instructions();
     const emulator = this.emulator;
     this.emulator = undefined;
