@@ -2,6 +2,7 @@
 // emulator, carries console bytes in and out, and knows when the guest is
 // ready, has panicked, or has stopped.
 import { V86 } from "v86";
+import { concatBytes } from "../bytes.ts";
 import { HyperlabError } from "../errors.ts";
 import { ConsoleWindow } from "./console-window.ts";
 import type { GuestImage } from "./guest-image.ts";
@@ -74,16 +75,6 @@ export function minimumMemoryMiB(image: GuestImage, firmware: Firmware = "direct
 
 function align4k(n: number): number {
   return (n + 4095) & ~4095;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 const TRAILER_MAGIC = 0x31424c48; // "HLB1"
@@ -371,7 +362,7 @@ export class Machine {
       v86opts.bios = buffer(image.bios);
       v86opts.vga_bios = buffer(image.vgaBios);
       v86opts.bzimage = buffer(image.kernel);
-      v86opts.initrd = buffer(concat(image.layers));
+      v86opts.initrd = buffer(concatBytes(image.layers));
     }
 
     const emulator = new V86(v86opts as unknown as ConstructorParameters<typeof V86>[0]) as unknown as Emulator;

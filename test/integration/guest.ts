@@ -1,5 +1,6 @@
 // Boots real guests for integration tests and makes sure none outlives its test file.
-import { afterAll } from "vitest";
+import { afterAll, expect } from "vitest";
+import { HyperlabError } from "../../src/errors.ts";
 import { SerialShell } from "../../src/guest/serial-shell.ts";
 import { type BootReport, Machine, type MachineOptions } from "../../src/hardware/machine.ts";
 import { loadNodeImage, v86Wasm } from "../../src/hardware/node.ts";
@@ -21,4 +22,14 @@ export async function bootGuest(opts: Partial<MachineOptions> = {}): Promise<{ m
   const machine = await newMachine(opts);
   const report = await machine.boot({ timeoutMs: 60_000 });
   return { machine, shell: new SerialShell(machine), report };
+}
+
+/** The HyperlabError a promise rejects with (fails the test if it resolves or throws something else). */
+export async function errorOf(p: Promise<unknown>): Promise<HyperlabError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(HyperlabError);
+  return err as HyperlabError;
 }
