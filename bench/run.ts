@@ -2,6 +2,7 @@
 // writing bench/results/<name>.json.
 const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   boot: () => import("./boot.ts"),
+  containers: () => import("./containers.ts"),
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -1,5 +1,6 @@
 // Writes dist/manifest.json: every Debian package used (with version), the
-// kernel release and config, and the sha256 and size of every output.
+// kernel release and config, the sha256 and size of every output, and the
+// container images in dist/images/ (an OCI image layout) with their layers.
 // Deterministic: no timestamps, sorted keys.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
@@ -23,7 +24,7 @@ const outputs = {
 };
 
 const steps = {};
-for (const step of ["firmware", "kernel", "loader", "rootfs"]) {
+for (const step of ["firmware", "kernel", "loader", "rootfs", "images"]) {
   const file = join(cache, `packages-${step}.txt`);
   if (!existsSync(file)) {
     // A step not run this time keeps what the last manifest said of it.
@@ -44,6 +45,40 @@ for (const [name, what] of Object.entries(outputs)) {
   const data = readFileSync(path);
   files[name] = { sha256: createHash("sha256").update(data).digest("hex"), size: data.length, what };
 }
+// The OCI layout: every image named in index.json, its manifest and layers.
+// Each blob is checked against its digest, so a stale or partial layout fails here.
+const sha256 = (data) => createHash("sha256").update(data).digest("hex");
+function readBlob({ digest, size }) {
+  const path = join(dist, "images", "blobs", "sha256", digest.replace(/^sha256:/, ""));
+  if (!existsSync(path)) throw new Error(`dist/images has no blob ${digest}: run images/build.sh`);
+  const data = readFileSync(path);
+  if (data.length !== size || `sha256:${sha256(data)}` !== digest) throw new Error(`dist/images blob ${digest} does not match its digest or size: run images/build.sh`);
+  return data;
+}
+const indexPath = join(dist, "images", "index.json");
+if (!existsSync(indexPath)) throw new Error("dist/images/index.json is missing: run the step that builds it (npm run images -- images)");
+const indexData = readFileSync(indexPath);
+const images = {
+  layout: "images",
+  index: { sha256: sha256(indexData), size: indexData.length },
+  images: JSON.parse(indexData).manifests.map((desc) => {
+    const manifest = JSON.parse(readBlob(desc));
+    const config = JSON.parse(readBlob(manifest.config));
+    const history = (config.history ?? []).filter((h) => !h.empty_layer);
+    return {
+      reference: desc.annotations["org.opencontainers.image.ref.name"],
+      platform: `${desc.platform.os}/${desc.platform.architecture}`,
+      manifest: desc.digest,
+      config: manifest.config.digest,
+      cmd: config.config?.Cmd ?? [],
+      layers: manifest.layers.map((layer, i) => {
+        readBlob(layer);
+        return { digest: layer.digest, size: layer.size, what: history[i]?.comment ?? "" };
+      }),
+    };
+  }),
+};
+
 const licenses = readdirSync(join(dist, "licenses")).sort();
 const release = existsSync(join(cache, "kernel", "release"))
   ? readFileSync(join(cache, "kernel", "release"), "utf8").trim()
@@ -60,6 +95,7 @@ const manifest = {
   kernel: { release, arch: "i386", config: "kernel.config", fragment: "guest-images/kernel/hyperlab.config", ...layout },
   initrd: ["base.cpio", "runtimes.cpio", "hyperlab.cpio"],
   files,
+  images,
   packages: steps,
   licenses,
 };

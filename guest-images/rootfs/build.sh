@@ -3,7 +3,8 @@
 # that the host concatenates at boot; the kernel unpacks them in order:
 #   base.cpio      busybox (static) and the directory skeleton
 #   runtimes.cpio  the OCI runtimes crun and runc with the shared libraries they load
-#   hyperlab.cpio  our own files: /init (init.c) and files/ (inittab, profile, ...)
+#   hyperlab.cpio  our own files: /init (init.c), /sbin/hyperlab-agent (../agent/) and
+#                  files/ (inittab, profile, ...)
 # Changing our files rebuilds only hyperlab.cpio's contents.
 set -euo pipefail; cd "$(dirname "$0")"
 . ../lib.sh
@@ -26,7 +27,8 @@ install -m 0755 "$pkgs/bin/busybox" "$base/bin/busybox"
 # Applet links, from the applet list busybox itself reports (it is static i386; the host runs it).
 "$base/bin/busybox" --list-full | sort | while read -r path; do
   case "$path" in bin/busybox|linuxrc) continue ;; esac
-  rel=$(realpath -m --relative-to="$(dirname "/$path")" /bin/busybox)
+  # -s: paths in the guest, not the build host's (where /bin may be a link to usr/bin)
+  rel=$(realpath -m -s --relative-to="$(dirname "/$path")" /bin/busybox)
   ln -sf "$rel" "$base/$path"
 done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$base/etc/passwd"
@@ -64,10 +66,14 @@ done
 install -m 0755 "$(readlink -f "$pkgs/lib/i386-linux-gnu/ld-linux.so.2")" "$rt/lib/ld-linux.so.2"
 hl_cpio "$rt" "$HL_DIST/runtimes.cpio"
 
-# --- hyperlab: our own files: /init, built from init.c (static, i386), and files/ as they are
+# --- hyperlab: our own files: /init, built from init.c (static, i386), the agent, and files/ as they are
 own=$work/hyperlab
 cp -a files "$own"
+# Modes as committed, whatever the checkout's umask made of them.
+chmod -R u+rwX,go+rX,go-w "$own"
 gcc -m32 -march=i686 -static -Os -s -Wall -Wextra -Werror -o "$own/init" init.c
+# The host's agent in the guest (docs/agent-protocol.md); inittab starts it.
+../agent/build.sh "$own/sbin/hyperlab-agent" >&2
 hl_cpio "$own" "$HL_DIST/hyperlab.cpio"
 
 hl_sha base.cpio runtimes.cpio hyperlab.cpio

@@ -1,12 +1,16 @@
 // The `hyperlab` command: parses the verb and hands over to its file.
 import { isHyperlabError } from "../errors.ts";
 import { bootCommand } from "./boot.ts";
+import { imagesCommand } from "./images.ts";
+import { runCommand } from "./run.ts";
 
 /** Exit status for errors of hyperlab itself (as Docker uses 125 for its own). */
 export const EXIT_HYPERLAB_ERROR = 125;
 
 const verbs: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
   boot: { run: bootCommand, help: "boot the default guest and attach this terminal to its console" },
+  run: { run: runCommand, help: "run a command in a new container" },
+  images: { run: imagesCommand, help: "list the container images" },
 };
 
 function usage(): string {

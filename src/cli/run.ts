@@ -1,0 +1,131 @@
+// `hyperlab run`: Docker's `run` on a real OCI runtime in a guest booted for
+// this command (the daemon, when running, will make that guest instant).
+import { type CreateOptions, ContainerEngine, RUNTIMES, type Runtime } from "../containers/engine.ts";
+import { parseCpus, parseMemory, parsePidsLimit } from "../containers/limits.ts";
+import { nodeImageStore } from "../containers/node-store.ts";
+import { HyperlabError } from "../errors.ts";
+import { startGuest } from "../guest/node-guest.ts";
+
+const HELP = `Usage: hyperlab run [OPTIONS] IMAGE [COMMAND] [ARG...]
+
+Creates and runs a container from IMAGE in a Linux guest, with crun (default)
+or runc, its own namespaces (pid, mount, uts, ipc, net, cgroup) and cgroup v2
+limits. Exits with the container's exit status (125: hyperlab's own error).
+
+Options:
+      --rm                 remove the container when it exits
+  -i, --interactive        keep stdin open
+  -t, --tty                allocate a pseudo-terminal
+  -d, --detach             print the container id and leave it running
+      --name NAME          name the container
+  -e, --env KEY=VALUE      set an environment variable (repeatable)
+  -m, --memory SIZE        memory limit (e.g. 64m)
+      --cpus N             CPU limit as a share of the guest's one CPU (e.g. 0.5)
+      --pids-limit N       maximum number of processes
+      --network MODE       bridge (default: own address on 10.88.0.0/16) or none
+  -h, --hostname NAME      container host name
+      --runtime NAME       crun (default) or runc
+`;
+
+type Flag = { takes: boolean; apply: (o: RunFlags, v: string) => void };
+interface RunFlags extends Omit<CreateOptions, "image"> {
+  detach?: boolean;
+}
+
+/** Docker's run flags: name → whether it takes a value, and what it sets. */
+const FLAGS: Record<string, Flag> = {
+  "--rm": { takes: false, apply: (o) => (o.autoRemove = true) },
+  "--interactive": { takes: false, apply: (o) => (o.interactive = true) },
+  "--tty": { takes: false, apply: (o) => (o.tty = terminalSize()) },
+  "--detach": { takes: false, apply: (o) => (o.detach = true) },
+  "--name": { takes: true, apply: (o, v) => (o.name = v) },
+  "--env": { takes: true, apply: (o, v) => (o.env = [...(o.env ?? []), v.includes("=") ? v : `${v}=${process.env[v] ?? ""}`]) },
+  "--memory": { takes: true, apply: (o, v) => (o.limits = { ...o.limits, memoryBytes: parseMemory(v) }) },
+  "--cpus": { takes: true, apply: (o, v) => (o.limits = { ...o.limits, ...parseCpus(v) }) },
+  "--pids-limit": { takes: true, apply: (o, v) => (o.limits = { ...o.limits, pidsLimit: parsePidsLimit(v) }) },
+  "--network": {
+    takes: true,
+    apply: (o, v) => {
+      if (v !== "bridge" && v !== "none") throw new HyperlabError("INVALID_ARGUMENT", `invalid --network '${v}': use bridge or none`);
+      o.network = v;
+    },
+  },
+  "--hostname": { takes: true, apply: (o, v) => (o.hostname = v) },
+  "--runtime": {
+    takes: true,
+    apply: (o, v) => {
+      if (!RUNTIMES.includes(v as Runtime)) throw new HyperlabError("INVALID_ARGUMENT", `unknown runtime '${v}': use ${RUNTIMES.join(" or ")}`);
+      o.runtime = v as Runtime;
+    },
+  },
+};
+const SHORT: Record<string, string> = { "-i": "--interactive", "-t": "--tty", "-d": "--detach", "-e": "--env", "-m": "--memory", "-h": "--hostname" };
+
+function terminalSize() {
+  return { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 };
+}
+
+/** Splits `run`'s arguments into flags, image and command (flags end at the image, as in Docker). */
+export function parseRunArgs(args: string[]): { flags: RunFlags; image: string; command: string[] } | "help" {
+  const flags: RunFlags = {};
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--help") return "help";
+    if (!arg.startsWith("-") || arg === "-") break;
+    // -it, -ti and friends: each letter a flag.
+    const expanded = /^-[a-zA-Z]{2,}$/.test(arg) ? [...arg.slice(1)].map((c) => `-${c}`) : [arg];
+    for (const one of expanded) {
+      const [rawName, inline] = one.startsWith("--") && one.includes("=") ? [one.slice(0, one.indexOf("=")), one.slice(one.indexOf("=") + 1)] : [one, undefined];
+      const name = SHORT[rawName] ?? rawName;
+      const flag = FLAGS[name];
+      if (!flag) throw new HyperlabError("INVALID_ARGUMENT", `unknown flag: ${rawName}. See 'hyperlab run --help'.`);
+      let value = inline;
+      if (flag.takes && value === undefined) {
+        value = args[++i];
+        if (value === undefined) throw new HyperlabError("INVALID_ARGUMENT", `flag ${rawName} needs a value. See 'hyperlab run --help'.`);
+      }
+      flag.apply(flags, value ?? "");
+    }
+  }
+  const image = args[i];
+  if (!image) throw new HyperlabError("INVALID_ARGUMENT", `'hyperlab run' needs an image, e.g. 'hyperlab run --rm busybox echo hi'. See 'hyperlab run --help'.`);
+  return { flags, image, command: args.slice(i + 1) };
+}
+
+/** Runs `hyperlab run`; resolves to the process exit status. */
+export async function runCommand(args: string[]): Promise<number> {
+  const parsed = parseRunArgs(args);
+  if (parsed === "help") {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const { flags, image, command } = parsed;
+  const store = nodeImageStore();
+  await store.get(image); // an unknown image fails before any VM boots
+
+  const guest = await startGuest();
+  try {
+    const engine = new ContainerEngine(guest.agent, store);
+    const { container, attachment } = await engine.run({ ...flags, image, command });
+    if (flags.detach) {
+      process.stdout.write(`${container.id}\n`);
+      // Without a daemon the guest lives only as long as this command.
+      process.stderr.write("hyperlab: no daemon is running, so the guest (and this container) stops when this command exits\n");
+      return 0;
+    }
+    attachment.onOutput((stream, data) => (stream === 2 ? process.stderr : process.stdout).write(data));
+    const stdin = process.stdin;
+    if (flags.tty && stdin.isTTY) stdin.setRawMode(true);
+    if (flags.interactive) {
+      stdin.on("data", (d: Buffer) => attachment.write(new Uint8Array(d)));
+      stdin.on("end", () => attachment.closeStdin());
+    }
+    const code = await attachment.exited;
+    if (flags.tty && stdin.isTTY) stdin.setRawMode(false);
+    stdin.pause();
+    return code;
+  } finally {
+    await guest.stop();
+  }
+}

@@ -1,0 +1,519 @@
+// The container engine: Docker's verbs on top of a real OCI runtime (crun by
+// default, runc on request) inside the guest. The host decides (ids, names,
+// addresses, the OCI config); the guest does (overlayfs, cgroups, the runtime).
+import { HyperlabError } from "../errors.ts";
+import type { AgentClient, GuestProcess } from "../guest/agent.ts";
+import type { ImageInfo, ImageStore } from "./image-store.ts";
+import { type Limits } from "./limits.ts";
+import { NETWORK_HOOK_PATH, NETWORK_HOOK_SCRIPT, BRIDGE_GATEWAY, BRIDGE_PREFIX } from "./network.ts";
+import { bundleConfig } from "./oci-spec.ts";
+
+/** The OCI runtimes the guest has. */
+export const RUNTIMES = ["crun", "runc"] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+/** Docker's container statuses, as `ps` shows them. */
+export type ContainerStatus = "created" | "running" | "exited";
+
+/** What `create` and `run` take (Docker's flags). */
+export interface CreateOptions {
+  image: string;
+  /** command and arguments; default: the image's Cmd */
+  command?: string[];
+  name?: string;
+  env?: string[];
+  hostname?: string;
+  limits?: Limits;
+  network?: "bridge" | "none";
+  runtime?: Runtime;
+  /** remove the container when it exits */
+  autoRemove?: boolean;
+  /** keep stdin open (docker -i) */
+  interactive?: boolean;
+  /** allocate a terminal (docker -t) */
+  tty?: { rows: number; cols: number };
+}
+
+/** One container's record. */
+export interface Container {
+  id: string;
+  name: string;
+  image: ImageInfo;
+  command: string[];
+  env: string[];
+  hostname: string;
+  limits: Limits;
+  network: "bridge" | "none";
+  ipAddress?: string;
+  runtime: Runtime;
+  autoRemove: boolean;
+  interactive: boolean;
+  tty?: { rows: number; cols: number };
+  createdAt: Date;
+  status: ContainerStatus;
+  startedAt?: Date;
+  finishedAt?: Date;
+  exitCode?: number;
+  oomKilled: boolean;
+  /** PID of the runtime process (`crun run`) in the guest */
+  shimPid?: number;
+  logs: Array<{ stream: 1 | 2; data: Uint8Array }>;
+}
+
+/** A started container's streams. */
+export interface Attachment {
+  /** everything the container printed so far, then what it prints next */
+  onOutput(listener: (stream: 1 | 2, data: Uint8Array) => void): void;
+  write(data: string | Uint8Array): void;
+  closeStdin(): void;
+  resize(rows: number, cols: number): Promise<void>;
+  /** resolves with the container's exit code once it has stopped */
+  exited: Promise<number>;
+}
+
+/** Resource usage of a running container, from its cgroup. */
+export interface ContainerStats {
+  memoryBytes: number;
+  memoryPeakBytes: number;
+  memoryLimitBytes?: number;
+  cpuUsageUs: number;
+  cpuThrottledUs: number;
+  pids: number;
+  pidsLimit?: number;
+}
+
+const STATE_DIR = "/run/hyperlab/containers";
+const LAYER_DIR = "/var/lib/hyperlab/layers";
+const CGROUP_ROOT = "/sys/fs/cgroup/hyperlab";
+const CONTROLLERS = "+cpu +memory +pids +io";
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** Docker's adjectives-and-scientists names, shortened. */
+const NAME_PARTS = [
+  ["brave", "calm", "eager", "fond", "keen", "lucid", "quirky", "wise", "bold", "jolly"],
+  ["curie", "hopper", "lovelace", "turing", "noether", "ritchie", "torvalds", "knuth", "liskov", "hamilton"],
+] as const;
+
+function randomHex(bytes: number): string {
+  const b = new Uint8Array(bytes);
+  globalThis.crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Docker-like verbs on one guest. Every verb checks its arguments before it
+ * touches the guest and leaves nothing half-created when it fails.
+ */
+export class ContainerEngine {
+  private readonly containers = new Map<string, Container>();
+  private readonly shims = new Map<string, GuestProcess>();
+  private readonly exits = new Map<string, Promise<number>>();
+  private prepared: Promise<void> | undefined;
+  /** layer digest → its pull in progress or done, so concurrent runs share one pull */
+  private readonly pulls = new Map<string, Promise<void>>();
+  private nextAddress = 2;
+
+  constructor(
+    private readonly agent: AgentClient,
+    private readonly store: ImageStore,
+  ) {}
+
+  /** The images this engine can run. */
+  images(): Promise<ImageInfo[]> {
+    return this.store.list();
+  }
+
+  /** Containers, newest first; only running ones unless `all`. */
+  ps(opts: { all?: boolean } = {}): Container[] {
+    return [...this.containers.values()].filter((c) => opts.all || c.status === "running").sort((a, b) => +b.createdAt - +a.createdAt);
+  }
+
+  /** A container by id, id prefix or name; CONTAINER_NOT_FOUND otherwise. */
+  get(ref: string): Container {
+    const byName = [...this.containers.values()].find((c) => c.name === ref);
+    if (byName) return byName;
+    const matches = [...this.containers.values()].filter((c) => ref.length >= 1 && c.id.startsWith(ref));
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length > 1) {
+      throw new HyperlabError("INVALID_ARGUMENT", `'${ref}' matches ${matches.length} containers; give more of the id`);
+    }
+    throw new HyperlabError("CONTAINER_NOT_FOUND", `no such container: ${ref}`);
+  }
+
+  /** Creates a container (bundle, root filesystem, cgroup) without starting it. */
+  async create(opts: CreateOptions): Promise<Container> {
+    const runtime = opts.runtime ?? "crun";
+    if (!RUNTIMES.includes(runtime)) {
+      throw new HyperlabError("INVALID_ARGUMENT", `unknown runtime '${runtime}': use ${RUNTIMES.join(" or ")}`);
+    }
+    if (opts.name !== undefined) {
+      if (!NAME_RE.test(opts.name)) {
+        throw new HyperlabError("INVALID_ARGUMENT", `invalid container name '${opts.name}': use letters, digits, '_', '.' and '-'`);
+      }
+      const taken = [...this.containers.values()].find((c) => c.name === opts.name);
+      if (taken) {
+        throw new HyperlabError(
+          "CONTAINER_EXISTS",
+          `the container name '${opts.name}' is already in use by container ${taken.id.slice(0, 12)}; remove it or choose another name`,
+        );
+      }
+    }
+    for (const e of opts.env ?? []) {
+      if (!/^[^=]+=/.test(e)) throw new HyperlabError("INVALID_ARGUMENT", `invalid environment entry '${e}': use KEY=VALUE`);
+    }
+    const image = await this.store.get(opts.image);
+    const command = opts.command?.length ? opts.command : [...(image.config.Entrypoint ?? []), ...(image.config.Cmd ?? [])];
+    if (command.length === 0) {
+      throw new HyperlabError("INVALID_ARGUMENT", `image ${image.reference} has no default command; give one after the image name`);
+    }
+
+    await this.prepare();
+    await this.pullLayers(image);
+
+    const id = randomHex(32);
+    const name = opts.name ?? this.generateName();
+    const network = opts.network ?? "bridge";
+    const c: Container = {
+      id,
+      name,
+      image,
+      command,
+      env: mergeEnv(image.config.Env ?? [], opts.env ?? [], opts.tty ? ["TERM=xterm"] : []),
+      hostname: opts.hostname ?? id.slice(0, 12),
+      limits: opts.limits ?? {},
+      network,
+      ipAddress: network === "bridge" ? `${BRIDGE_PREFIX}.${this.nextAddress++}` : undefined,
+      runtime,
+      autoRemove: opts.autoRemove ?? false,
+      interactive: opts.interactive ?? false,
+      tty: opts.tty,
+      createdAt: new Date(),
+      status: "created",
+      oomKilled: false,
+      logs: [],
+    };
+
+    const dir = `${STATE_DIR}/${id}`;
+    const layers = image.layers.map((l) => `${LAYER_DIR}/${l.digest.replace("sha256:", "")}`).reverse();
+    const config = bundleConfig({
+      args: command,
+      env: c.env,
+      cwd: image.config.WorkingDir || "/",
+      hostname: c.hostname,
+      cgroupsPath: `/hyperlab/${id}/payload`,
+      limits: c.limits,
+      terminal: !!c.tty,
+      networkHook: { path: NETWORK_HOOK_PATH, args: [NETWORK_HOOK_PATH, network, c.ipAddress ? `${c.ipAddress}/16` : "-", `hl${id.slice(0, 8)}`] },
+      startedMarker: `${dir}/started`,
+      annotations: { "io.hyperlab.name": name, "io.hyperlab.image": image.reference },
+    });
+    // One shell command builds the bundle: overlayfs over the image layers with a
+    // private writable layer, and the container's parent cgroup.
+    const setup = [
+      `mkdir -p ${dir}/rootfs ${dir}/upper ${dir}/work ${CGROUP_ROOT}/${id}`,
+      `mount -t overlay overlay -o lowerdir=${layers.join(":")},upperdir=${dir}/upper,workdir=${dir}/work ${dir}/rootfs`,
+      `echo '${CONTROLLERS}' > ${CGROUP_ROOT}/${id}/cgroup.subtree_control`,
+    ].join(" && ");
+    try {
+      await this.agent.writeFile(`${dir}/config.json`, JSON.stringify(config, null, 1));
+      await this.sh(setup, `create container ${name}`);
+    } catch (err) {
+      await this.cleanup(c).catch(() => {});
+      throw err;
+    }
+    this.containers.set(id, c);
+    return c;
+  }
+
+  /** Starts a created container; returns its streams. */
+  async start(ref: string): Promise<Attachment> {
+    const c = this.get(ref);
+    if (c.status !== "created") {
+      throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot start container ${c.name}: it is ${c.status} (a container starts once; run a new one)`);
+    }
+    const dir = `${STATE_DIR}/${c.id}`;
+    const shim = this.agent.spawn([c.runtime, "run", "--bundle", dir, c.id], {
+      stdin: c.interactive ? true : undefined,
+      pty: c.tty,
+      timeoutMs: Infinity,
+    });
+    const listeners: Array<(stream: 1 | 2, data: Uint8Array) => void> = [];
+    shim.onOutput((stream, data) => {
+      c.logs.push({ stream, data });
+      for (const l of listeners) l(stream, data);
+    });
+    c.shimPid = await shim.pid;
+    c.status = "running";
+    c.startedAt = new Date();
+    this.shims.set(c.id, shim);
+    const exited = shim.exited.then(async ({ exitCode, signal }) => this.onExit(c, signal ? 128 + signal : exitCode));
+    exited.catch(() => {});
+    this.exits.set(c.id, exited);
+    await this.waitStarted(c, exited);
+    return {
+      // Output that came before the caller listened (a quick command) is replayed first.
+      onOutput: (l) => {
+        for (const { stream, data } of c.logs) l(stream, data);
+        listeners.push(l);
+      },
+      write: (d) => shim.write(d),
+      closeStdin: () => shim.closeStdin(),
+      resize: (rows, cols) => shim.resize(rows, cols),
+      exited,
+    };
+  }
+
+  /**
+   * Resolves once the runtime's poststart hook has marked the container
+   * started, or it has already exited (a quick command), as `docker start` does.
+   */
+  private async waitStarted(c: Container, exited: Promise<number>): Promise<void> {
+    let done = false;
+    const finish = () => void (done = true);
+    exited.then(finish, finish);
+    const marker = `${STATE_DIR}/${c.id}/started`;
+    const deadline = performance.now() + 30_000;
+    for (let delay = 2; !done; delay = Math.min(delay * 2, 50)) {
+      if (await this.agent.stat(marker).then(() => true, () => false)) return;
+      if (performance.now() > deadline) {
+        throw new HyperlabError("TIMEOUT", `container ${c.name} did not start within 30 s (waited for the runtime's poststart hook)`);
+      }
+      await Promise.race([exited.catch(() => 0), new Promise((r) => setTimeout(r, delay))]);
+    }
+  }
+
+  /** Creates and starts a container. */
+  async run(opts: CreateOptions): Promise<{ container: Container; attachment: Attachment }> {
+    const container = await this.create(opts);
+    try {
+      return { container, attachment: await this.start(container.id) };
+    } catch (err) {
+      await this.remove(container.id, { force: true }).catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Waits until a container has stopped; resolves with its exit code. */
+  async wait(ref: string): Promise<number> {
+    const c = this.get(ref);
+    if (c.status === "exited") return c.exitCode ?? 0;
+    const exit = this.exits.get(c.id);
+    if (!exit) throw new HyperlabError("CONTAINER_INVALID_STATE", `container ${c.name} has not been started`);
+    return exit;
+  }
+
+  /** Runs a command in a running container (`docker exec`). */
+  async exec(ref: string, argv: string[], opts: { env?: string[]; tty?: { rows: number; cols: number }; interactive?: boolean } = {}): Promise<GuestProcess> {
+    const c = this.get(ref);
+    if (c.status !== "running") {
+      throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot exec in container ${c.name}: it is ${c.status}, not running`);
+    }
+    if (argv.length === 0) throw new HyperlabError("INVALID_ARGUMENT", "exec needs a command");
+    const args = [c.runtime, "exec"];
+    if (opts.tty) args.push("--tty");
+    for (const e of opts.env ?? []) args.push("--env", e);
+    args.push(c.id, ...argv);
+    return this.agent.spawn(args, { pty: opts.tty, stdin: opts.interactive ? true : undefined, timeoutMs: Infinity });
+  }
+
+  /** Sends a signal to the container's main process (`docker kill`, default SIGKILL). */
+  async kill(ref: string, signal = "KILL"): Promise<void> {
+    const c = this.get(ref);
+    if (c.status !== "running") {
+      throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot kill container ${c.name}: it is ${c.status}, not running`);
+    }
+    const sig = signal.replace(/^SIG/i, "").toUpperCase();
+    if (!/^(\d+|[A-Z0-9]+)$/.test(sig)) throw new HyperlabError("INVALID_ARGUMENT", `invalid signal '${signal}'`);
+    await this.sh(`${c.runtime} kill ${c.id} ${sig}`, `kill container ${c.name}`);
+  }
+
+  /** Stops a container: SIGTERM, then SIGKILL after `timeoutS` seconds (`docker stop`). */
+  async stop(ref: string, opts: { timeoutS?: number } = {}): Promise<void> {
+    const c = this.get(ref);
+    if (c.status !== "running") return;
+    const exit = this.exits.get(c.id)!;
+    await this.kill(c.id, "TERM").catch(() => {});
+    const timeoutMs = (opts.timeoutS ?? 10) * 1000;
+    const stopped = await Promise.race([exit.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]);
+    if (!stopped && c.status === "running") {
+      await this.kill(c.id, "KILL").catch(() => {});
+      await exit;
+    }
+  }
+
+  /** Removes a container; a running one only with `force` (which kills it first). */
+  async remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
+    const c = this.get(ref);
+    if (c.status === "running") {
+      if (!opts.force) {
+        throw new HyperlabError(
+          "CONTAINER_INVALID_STATE",
+          `cannot remove container ${c.name}: it is running. Stop it first, or force removal with -f`,
+        );
+      }
+      await this.kill(c.id, "KILL").catch(() => {});
+      await this.exits.get(c.id);
+    }
+    await this.cleanup(c);
+    this.containers.delete(c.id);
+  }
+
+  /** What the container printed, by stream, in order. */
+  logs(ref: string): Array<{ stream: 1 | 2; data: Uint8Array }> {
+    return this.get(ref).logs;
+  }
+
+  /** Current resource usage of a running container. */
+  async stats(ref: string): Promise<ContainerStats> {
+    const c = this.get(ref);
+    if (c.status !== "running") {
+      throw new HyperlabError("CONTAINER_INVALID_STATE", `no stats for container ${c.name}: it is ${c.status}, not running`);
+    }
+    const cg = `${CGROUP_ROOT}/${c.id}`;
+    const r = await this.sh(
+      `cat ${cg}/memory.current ${cg}/memory.peak ${cg}/pids.current; grep -E '^(usage_usec|throttled_usec)' ${cg}/payload/cpu.stat`,
+      `read the cgroup of ${c.name}`,
+    );
+    const [current, peak, pids, ...rest] = r.trim().split("\n");
+    const stat = Object.fromEntries(rest.map((l) => l.split(" ") as [string, string]));
+    return {
+      memoryBytes: Number(current),
+      memoryPeakBytes: Number(peak),
+      memoryLimitBytes: c.limits.memoryBytes,
+      cpuUsageUs: Number(stat.usage_usec ?? 0),
+      cpuThrottledUs: Number(stat.throttled_usec ?? 0),
+      pids: Number(pids),
+      pidsLimit: c.limits.pidsLimit,
+    };
+  }
+
+  /** Docker-style inspection data. */
+  inspect(ref: string): Record<string, unknown> {
+    const c = this.get(ref);
+    return {
+      Id: c.id,
+      Name: `/${c.name}`,
+      Created: c.createdAt.toISOString(),
+      Path: c.command[0],
+      Args: c.command.slice(1),
+      State: {
+        Status: c.status,
+        Running: c.status === "running",
+        OOMKilled: c.oomKilled,
+        ExitCode: c.exitCode ?? 0,
+        StartedAt: c.startedAt?.toISOString() ?? "",
+        FinishedAt: c.finishedAt?.toISOString() ?? "",
+      },
+      Image: c.image.id,
+      Config: { Hostname: c.hostname, Env: c.env, Cmd: c.command, Image: c.image.reference, Tty: !!c.tty, OpenStdin: c.interactive },
+      HostConfig: {
+        Runtime: c.runtime,
+        AutoRemove: c.autoRemove,
+        Memory: c.limits.memoryBytes ?? 0,
+        NanoCpus: c.limits.cpuQuotaUs ? Math.round((c.limits.cpuQuotaUs / (c.limits.cpuPeriodUs ?? 100_000)) * 1e9) : 0,
+        PidsLimit: c.limits.pidsLimit ?? 0,
+        NetworkMode: c.network,
+      },
+      NetworkSettings: c.ipAddress ? { IPAddress: c.ipAddress, IPPrefixLen: 16, Gateway: BRIDGE_GATEWAY } : { IPAddress: "" },
+    };
+  }
+
+  private async onExit(c: Container, exitCode: number): Promise<number> {
+    c.status = "exited";
+    c.finishedAt = new Date();
+    this.shims.delete(c.id);
+    const events = await this.sh(`cat ${CGROUP_ROOT}/${c.id}/memory.events 2>/dev/null || true`, "read memory events").catch(() => "");
+    c.oomKilled = /^oom_kill [1-9]/m.test(events);
+    c.exitCode = c.oomKilled ? 137 : exitCode;
+    if (c.autoRemove) {
+      await this.cleanup(c).catch(() => {});
+      this.containers.delete(c.id);
+    }
+    return c.exitCode;
+  }
+
+  /** Removes everything a container left in the guest: runtime state, mounts, cgroups, veth. */
+  private async cleanup(c: Container): Promise<void> {
+    const dir = `${STATE_DIR}/${c.id}`;
+    await this.sh(
+      [
+        `${c.runtime} delete --force ${c.id} >/dev/null 2>&1`,
+        `umount ${dir}/rootfs 2>/dev/null`,
+        `rm -rf ${dir}`,
+        `rmdir ${CGROUP_ROOT}/${c.id}/payload 2>/dev/null`,
+        `rmdir ${CGROUP_ROOT}/${c.id} 2>/dev/null`,
+        `ip link delete hl${c.id.slice(0, 8)} 2>/dev/null`,
+        "true",
+      ].join("; "),
+      `remove container ${c.name}`,
+    );
+  }
+
+  /** Once per guest: the network hook and the cgroup parent for containers. */
+  private prepare(): Promise<void> {
+    this.prepared ??= (async () => {
+      await this.agent.writeFile(NETWORK_HOOK_PATH, NETWORK_HOOK_SCRIPT, { mode: 0o755 });
+      await this.sh(`mkdir -p ${CGROUP_ROOT} ${STATE_DIR} ${LAYER_DIR} && echo '${CONTROLLERS}' > ${CGROUP_ROOT}/cgroup.subtree_control`, "prepare the guest for containers");
+    })();
+    this.prepared.catch(() => (this.prepared = undefined));
+    return this.prepared;
+  }
+
+  /** Copies the image's layers the guest does not have yet and unpacks them (like a registry pull, from the host's store). */
+  private async pullLayers(image: ImageInfo): Promise<void> {
+    for (const layer of image.layers) {
+      let pull = this.pulls.get(layer.digest);
+      if (!pull) {
+        pull = this.pullLayer(image, layer.digest);
+        this.pulls.set(layer.digest, pull);
+        pull.catch(() => this.pulls.delete(layer.digest));
+      }
+      await pull;
+    }
+  }
+
+  private async pullLayer(image: ImageInfo, digest: string): Promise<void> {
+    const hex = digest.replace("sha256:", "");
+    const done = await this.agent.stat(`${LAYER_DIR}/${hex}.complete`).then(
+      () => true,
+      () => false,
+    );
+    if (done) return;
+    const tar = `${LAYER_DIR}/${hex}.tar`;
+    await this.agent.writeFile(tar, await this.store.blob(digest));
+    await this.sh(
+      `rm -rf ${LAYER_DIR}/${hex} && mkdir -p ${LAYER_DIR}/${hex} && tar -xf ${tar} -C ${LAYER_DIR}/${hex} && rm ${tar} && : > ${LAYER_DIR}/${hex}.complete`,
+      `unpack layer ${hex.slice(0, 12)} of ${image.reference}`,
+    );
+  }
+
+  private generateName(): string {
+    for (;;) {
+      const pick = (a: readonly string[]) => a[Math.floor(Math.random() * a.length)]!;
+      const name = `${pick(NAME_PARTS[0])}_${pick(NAME_PARTS[1])}`;
+      if (![...this.containers.values()].some((c) => c.name === name)) return name;
+      if (this.containers.size > 50) return `${name}_${randomHex(2)}`;
+    }
+  }
+
+  /** Runs a shell command in the guest (outside any container); RUNTIME_ERROR with its stderr if it fails. */
+  private async sh(command: string, what: string): Promise<string> {
+    const r = await this.agent.exec(["/bin/sh", "-c", command]);
+    if (r.exitCode !== 0) {
+      throw new HyperlabError("RUNTIME_ERROR", `could not ${what}: ${(r.stderr || r.stdout).trim() || `exit status ${r.exitCode}`}`);
+    }
+    return r.stdout;
+  }
+}
+
+/** Image env, then user env (later keys replace earlier ones). */
+function mergeEnv(...lists: string[][]): string[] {
+  const map = new Map<string, string>();
+  for (const e of lists.flat()) map.set(e.slice(0, e.indexOf("=")), e);
+  return [...map.values()];
+}
+
+export { shellQuote };

@@ -1,0 +1,93 @@
+// The OCI runtime configuration (config.json) of a container's bundle: what
+// crun or runc reads to build the container. Namespaces and mounts are tables.
+import type { Limits } from "./limits.ts";
+
+/** What a bundle is made from. */
+export interface BundleOptions {
+  args: string[];
+  env: string[];
+  cwd: string;
+  hostname: string;
+  /** cgroup path relative to the cgroup2 root, e.g. /hyperlab/<id>/payload */
+  cgroupsPath: string;
+  limits: Limits;
+  terminal: boolean;
+  /** a prestart hook that wires the network namespace (none: loopback only) */
+  networkHook?: { path: string; args: string[] };
+  /** a file the runtime creates once the container's process has started (poststart hook) */
+  startedMarker?: string;
+  annotations?: Record<string, string>;
+}
+
+/** The namespaces every container gets: it sees its own processes, mounts, host name, IPC, network and cgroup root. */
+export const NAMESPACES = ["pid", "mount", "uts", "ipc", "network", "cgroup"] as const;
+
+/** Capabilities a container's root keeps (Docker's default set). */
+export const DEFAULT_CAPABILITIES = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_MKNOD",
+  "CAP_NET_RAW",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETFCAP",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+  "CAP_AUDIT_WRITE",
+];
+
+/** The filesystems mounted into every container: [destination, type, source, options]. */
+const MOUNTS: ReadonlyArray<readonly [string, string, string, string[]]> = [
+  ["/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]],
+  ["/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]],
+  ["/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]],
+  ["/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]],
+  ["/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]],
+  ["/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]],
+  ["/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]],
+];
+
+/** Paths hidden from the container (as Docker hides them). */
+const MASKED_PATHS = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"];
+const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/** Builds the config.json object for a bundle whose root filesystem is `rootfs/`. */
+export function bundleConfig(o: BundleOptions): Record<string, unknown> {
+  const resources: Record<string, unknown> = {};
+  if (o.limits.memoryBytes !== undefined) resources.memory = { limit: o.limits.memoryBytes };
+  if (o.limits.cpuQuotaUs !== undefined) resources.cpu = { quota: o.limits.cpuQuotaUs, period: o.limits.cpuPeriodUs };
+  if (o.limits.pidsLimit !== undefined) resources.pids = { limit: o.limits.pidsLimit };
+  const caps = DEFAULT_CAPABILITIES;
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: o.terminal,
+      user: { uid: 0, gid: 0 },
+      args: o.args,
+      env: o.env,
+      cwd: o.cwd,
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: "rootfs", readonly: false },
+    hostname: o.hostname,
+    mounts: MOUNTS.map(([destination, type, source, options]) => ({ destination, type, source, options })),
+    hooks: {
+      ...(o.networkHook ? { prestart: [o.networkHook] } : {}),
+      ...(o.startedMarker ? { poststart: [{ path: "/bin/sh", args: ["sh", "-c", `: > ${o.startedMarker}`] }] } : {}),
+    },
+    annotations: o.annotations ?? {},
+    linux: {
+      namespaces: NAMESPACES.map((type) => ({ type })),
+      cgroupsPath: o.cgroupsPath,
+      resources,
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+  };
+}

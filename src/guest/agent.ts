@@ -1,0 +1,436 @@
+// Host side of the in-guest agent: requests over the control channel, with
+// replies matched by id, streamed process output, and a clear error for an
+// agent that died (AGENT_GONE) or does not answer (AGENT_TIMEOUT).
+import { concatBytes } from "../bytes.ts";
+import { HyperlabError } from "../errors.ts";
+import { type FieldValue, type Frame, FrameReader, MessageType, PROTOCOL_VERSION, Tag, encodeFrame, field } from "./protocol.ts";
+
+/** A byte channel to the agent: the machine's control port, or anything shaped like it. */
+export interface AgentChannel {
+  onControl(listener: (bytes: Uint8Array) => void): () => void;
+  writeControl(bytes: Uint8Array): void;
+  onStopped(listener: (reason: HyperlabError) => void): () => void;
+}
+
+/** How to run a process in the guest. */
+export interface ExecOptions {
+  /** `KEY=VALUE` entries or an object; default: the agent's environment */
+  env?: readonly string[] | Readonly<Record<string, string>>;
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+  /** data to write to stdin, then close it; `true` keeps stdin open for `write()` */
+  stdin?: string | Uint8Array | true;
+  /** run on a pseudo-terminal of this size (stdout and stderr are then one stream) */
+  pty?: { rows: number; cols: number };
+  /** how long the process may run before it is killed and the call fails (default 60 s; Infinity: no limit) */
+  timeoutMs?: number;
+}
+
+/** How a guest process ended, with what it printed. */
+export interface ExecResult {
+  exitCode: number;
+  /** the signal that killed it, or 0 */
+  signal: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** File metadata from the guest. */
+export interface GuestStat {
+  mode: number;
+  size: number;
+  mtime: number;
+  uid: number;
+  gid: number;
+  isDirectory: boolean;
+}
+
+/** A running guest process: stream its output, feed its stdin, signal it. */
+export interface GuestProcess {
+  readonly pid: Promise<number>;
+  /** resolves when the process has exited and all its output has arrived */
+  readonly exited: Promise<{ exitCode: number; signal: number }>;
+  onOutput(listener: (stream: 1 | 2, data: Uint8Array) => void): void;
+  write(data: string | Uint8Array): void;
+  closeStdin(): void;
+  kill(signal?: number): Promise<void>;
+  resize(rows: number, cols: number): Promise<void>;
+}
+
+interface Pending {
+  what: string;
+  onFrame(frame: Frame): boolean; // true when the request is settled
+  fail(err: Error): void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
+const READ_CHUNK = 1_000_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const SIGKILL = 9;
+const encoder = new TextEncoder();
+
+function agentError(frame: Frame, what: string): HyperlabError {
+  const code = field.str(frame, Tag.CODE) ?? "EUNKNOWN";
+  const message = field.str(frame, Tag.MESSAGE) ?? "";
+  return new HyperlabError("AGENT_ERROR", `${what} failed in the guest: ${message || code} (${code})`, {
+    errno: code,
+  });
+}
+
+/**
+ * A connection to the agent of one guest. Create with `AgentClient.connect`,
+ * which waits for the agent's hello. Methods are legal until the machine stops;
+ * after that every call fails with AGENT_GONE.
+ */
+export class AgentClient {
+  private readonly reader = new FrameReader();
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private gone: HyperlabError | undefined;
+  private helloWaiters: Array<(frame: Frame) => void> = [];
+  private hellos = 0;
+  private readonly unsubscribe: Array<() => void>;
+  /** what the agent said of itself in its last hello */
+  agent = { version: 0, name: "", pid: 0 };
+
+  private constructor(private readonly channel: AgentChannel) {
+    this.unsubscribe = [
+      channel.onControl((bytes) => this.onBytes(bytes)),
+      channel.onStopped((reason) =>
+        this.failAll(new HyperlabError("AGENT_GONE", `the guest agent is gone: ${reason.message}`, { reason: reason.code })),
+      ),
+    ];
+  }
+
+  /** Connects to the agent on `channel`, waiting up to `timeoutMs` for its hello. */
+  static async connect(channel: AgentChannel, opts: { timeoutMs?: number } = {}): Promise<AgentClient> {
+    const client = new AgentClient(channel);
+    await client.waitForHello(opts.timeoutMs ?? REQUEST_TIMEOUT_MS);
+    return client;
+  }
+
+  /** Stops listening to the channel; calls in flight fail with AGENT_GONE. */
+  close(): void {
+    for (const u of this.unsubscribe) u();
+    this.failAll(new HyperlabError("AGENT_GONE", "the agent connection was closed by the host"));
+  }
+
+  /** Round trip with no work in the guest. */
+  async ping(opts: { timeoutMs?: number } = {}): Promise<void> {
+    await this.request("ping", MessageType.PING, [], opts.timeoutMs, (f) => f.type === MessageType.OK);
+  }
+
+  /** Runs argv[0] with arguments and collects its output (UTF-8). Fails only if it cannot start or times out. */
+  async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const proc = this.spawn(argv, opts);
+    const out: Uint8Array[][] = [[], []];
+    proc.onOutput((stream, data) => out[stream - 1]!.push(data));
+    const { exitCode, signal } = await proc.exited;
+    const text = (chunks: Uint8Array[]) => new TextDecoder().decode(concatBytes(chunks));
+    return { exitCode, signal, stdout: text(out[0]!), stderr: text(out[1]!) };
+  }
+
+  /** Starts a process in the guest and returns a handle to it. */
+  spawn(argv: readonly string[], opts: ExecOptions = {}): GuestProcess {
+    if (argv.length === 0) throw new HyperlabError("INVALID_ARGUMENT", "exec needs a program to run (argv is empty)");
+    const what = `exec ${argv.join(" ")}`;
+    const fields: Array<[number, FieldValue]> = argv.map((a) => [Tag.ARG, a]);
+    const env = Array.isArray(opts.env) ? opts.env : opts.env && Object.entries(opts.env).map(([k, v]) => `${k}=${v}`);
+    for (const e of env ?? []) fields.push([Tag.ENV, e]);
+    if (opts.cwd) fields.push([Tag.CWD, opts.cwd]);
+    if (opts.uid !== undefined) fields.push([Tag.UID, opts.uid]);
+    if (opts.gid !== undefined) fields.push([Tag.GID, opts.gid]);
+    if (opts.stdin !== undefined) fields.push([Tag.STDIN, 1]);
+    if (opts.pty) fields.push([Tag.ROWS, opts.pty.rows], [Tag.COLS, opts.pty.cols]);
+
+    const id = this.nextId++;
+    const listeners: Array<(stream: 1 | 2, data: Uint8Array) => void> = [];
+    let resolvePid!: (pid: number) => void;
+    let rejectPid!: (err: Error) => void;
+    let resolveExit!: (r: { exitCode: number; signal: number }) => void;
+    let rejectExit!: (err: Error) => void;
+    const pid = new Promise<number>((res, rej) => ((resolvePid = res), (rejectPid = rej)));
+    const exited = new Promise<{ exitCode: number; signal: number }>((res, rej) => ((resolveExit = res), (rejectExit = rej)));
+    pid.catch(() => {});
+    let started = false;
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+
+    const entry: Pending = {
+      what,
+      onFrame: (f) => {
+        switch (f.type) {
+          case MessageType.STARTED:
+            started = true;
+            clearTimeout(entry.timer);
+            entry.timer = undefined;
+            // setTimeout takes at most 2^31-1 ms; longer means no limit.
+            if (timeoutMs <= MAX_TIMER_MS) entry.timer = setTimeout(() => {
+              void this.send(MessageType.SIGNAL, id, [[Tag.SIGNAL, SIGKILL]]);
+              this.settle(id, new HyperlabError("TIMEOUT", `${what} did not finish within ${timeoutMs} ms; it was killed`, { waitedFor: what }));
+            }, timeoutMs);
+            resolvePid(field.u32(f, Tag.PID) ?? 0);
+            return false;
+          case MessageType.OUTPUT: {
+            const data = field.bytes(f, Tag.DATA) ?? new Uint8Array(0);
+            const stream = field.u32(f, Tag.STREAM) === 2 ? 2 : 1;
+            for (const l of listeners) l(stream, data);
+            return false;
+          }
+          case MessageType.EXITED:
+            resolveExit({ exitCode: field.i32(f, Tag.CODE) ?? -1, signal: field.u32(f, Tag.SIGNAL) ?? 0 });
+            return true;
+          case MessageType.ERROR: {
+            const err = agentError(f, what);
+            if (!started) {
+              rejectPid(err);
+              rejectExit(err);
+              return true;
+            }
+            return false; // an error about a signal or resize for a running process; those calls report it
+          }
+          default:
+            return false;
+        }
+      },
+      fail: (err) => {
+        rejectPid(err);
+        rejectExit(err);
+      },
+    };
+    this.track(id, entry, REQUEST_TIMEOUT_MS, `the agent to start ${what}`);
+    void this.send(MessageType.EXEC, id, fields);
+
+    if (typeof opts.stdin === "string" || opts.stdin instanceof Uint8Array) {
+      this.sendStdin(id, typeof opts.stdin === "string" ? encoder.encode(opts.stdin) : opts.stdin, true);
+    }
+
+    return {
+      pid,
+      exited,
+      onOutput: (l) => void listeners.push(l),
+      write: (data) => this.sendStdin(id, typeof data === "string" ? encoder.encode(data) : data, false),
+      closeStdin: () => this.sendStdin(id, new Uint8Array(0), true),
+      kill: async (signal = 15) => {
+        await this.request(`signal ${signal} to ${what}`, MessageType.SIGNAL, [[Tag.SIGNAL, signal]], undefined, okOrError, id);
+      },
+      resize: async (rows, cols) => {
+        await this.request(`resize ${what}`, MessageType.RESIZE, [[Tag.ROWS, rows], [Tag.COLS, cols]], undefined, okOrError, id);
+      },
+    };
+  }
+
+  /** Writes a file in the guest (parents created), replacing it unless `append`. */
+  async writeFile(path: string, data: string | Uint8Array, opts: { mode?: number; append?: boolean } = {}): Promise<void> {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    const chunk = READ_CHUNK;
+    for (let at = 0; at === 0 || at < bytes.length; at += chunk) {
+      const fields: Array<[number, FieldValue]> = [
+        [Tag.PATH, path],
+        [Tag.DATA, bytes.subarray(at, at + chunk)],
+      ];
+      if (opts.mode !== undefined) fields.push([Tag.MODE, opts.mode]);
+      if (opts.append || at > 0) fields.push([Tag.APPEND, 1]);
+      await this.request(`write ${path}`, MessageType.WRITE_FILE, fields, undefined, (f) => f.type === MessageType.OK);
+    }
+  }
+
+  /** Reads a whole file from the guest. */
+  async readFile(path: string): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    let offset = 0;
+    for (;;) {
+      const reply = await this.request(
+        `read ${path}`,
+        MessageType.READ_FILE,
+        [
+          [Tag.PATH, path],
+          [Tag.OFFSET, { u64: offset }],
+          [Tag.LENGTH, READ_CHUNK],
+        ],
+        undefined,
+        (f) => f.type === MessageType.DATA,
+      );
+      const data = field.bytes(reply, Tag.DATA) ?? new Uint8Array(0);
+      parts.push(data.slice());
+      offset += data.length;
+      const size = field.u64(reply, Tag.SIZE) ?? offset;
+      if (data.length === 0 || offset >= size) return concatBytes(parts);
+    }
+  }
+
+  /** File metadata, or AGENT_ERROR with errno ENOENT when the path does not exist. */
+  async stat(path: string): Promise<GuestStat> {
+    const f = await this.request(`stat ${path}`, MessageType.STAT, [[Tag.PATH, path]], undefined, (r) => r.type === MessageType.STAT_RESULT);
+    const mode = field.u32(f, Tag.MODE) ?? 0;
+    return {
+      mode,
+      size: field.u64(f, Tag.SIZE) ?? 0,
+      mtime: field.u64(f, Tag.MTIME) ?? 0,
+      uid: field.u32(f, Tag.UID) ?? 0,
+      gid: field.u32(f, Tag.GID) ?? 0,
+      isDirectory: (mode & 0o170000) === 0o040000,
+    };
+  }
+
+  private sendStdin(id: number, data: Uint8Array, eof: boolean): void {
+    const fields: Array<[number, FieldValue]> = [[Tag.DATA, data]];
+    if (eof) fields.push([Tag.EOF, 1]);
+    void this.send(MessageType.STDIN, id, fields);
+  }
+
+  /** One request, one reply (or ERROR), with a timeout naming what it waited for. */
+  private request(
+    what: string,
+    type: number,
+    fields: Array<[number, FieldValue]>,
+    timeoutMs: number | undefined,
+    isReply: (f: Frame) => boolean,
+    forId?: number,
+  ): Promise<Frame> {
+    return new Promise((resolve, reject) => {
+      // Requests about a running process (signal, resize) travel with the
+      // process's id, as the protocol says; internally each gets its own id,
+      // and replies are routed to it in order (see onFrame).
+      const id = this.nextId++;
+      const entry: Pending = {
+        what,
+        onFrame: (f) => {
+          if (f.type === MessageType.ERROR) {
+            reject(agentError(f, what));
+            return true;
+          }
+          if (!isReply(f)) return false;
+          resolve(f);
+          return true;
+        },
+        fail: reject,
+      };
+      this.track(id, entry, timeoutMs ?? REQUEST_TIMEOUT_MS, `the agent to answer: ${what}`);
+      if (forId !== undefined) this.replyRoutes.set(forId, [...(this.replyRoutes.get(forId) ?? []), id]);
+      void this.send(type, forId ?? id, fields);
+    });
+  }
+
+  private track(id: number, entry: Pending, timeoutMs: number, waitedFor: string): void {
+    if (this.gone) {
+      entry.fail(this.gone);
+      return;
+    }
+    entry.timer = setTimeout(() => {
+      this.settle(
+        id,
+        new HyperlabError("AGENT_TIMEOUT", `no answer from the guest agent within ${timeoutMs} ms while waiting for ${waitedFor}`, {
+          waitedFor,
+        }),
+      );
+    }, timeoutMs);
+    this.pending.set(id, entry);
+  }
+
+  private settle(id: number, err: Error): void {
+    const entry = this.pending.get(id);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.pending.delete(id);
+    this.started.delete(id);
+    entry.fail(err);
+  }
+
+  private async send(type: number, id: number, fields: Array<[number, FieldValue]>): Promise<void> {
+    if (this.gone) return;
+    try {
+      this.channel.writeControl(encodeFrame(type, id, fields));
+    } catch (err) {
+      this.failAll(new HyperlabError("AGENT_GONE", `cannot reach the guest agent: ${(err as Error).message}`));
+    }
+  }
+
+  /** Signal and resize requests sent with a process's id, oldest first: that id's OK and ERROR replies go to them. */
+  private readonly replyRoutes = new Map<number, number[]>();
+  /** Exec ids whose process has started (an ERROR for one of these is about a signal or resize). */
+  private readonly started = new Set<number>();
+
+  private onBytes(bytes: Uint8Array): void {
+    for (const frame of this.reader.push(bytes)) this.onFrame(frame);
+  }
+
+  private onFrame(frame: Frame): void {
+    if (frame.type === MessageType.HELLO) {
+      this.onHello(frame);
+      return;
+    }
+    let id = frame.id;
+    if (frame.type === MessageType.STARTED) this.started.add(id);
+    const routes = this.replyRoutes.get(id);
+    const isControlReply = frame.type === MessageType.OK || (frame.type === MessageType.ERROR && this.started.has(id));
+    if (routes?.length && isControlReply) {
+      id = routes.shift()!;
+      if (routes.length === 0) this.replyRoutes.delete(frame.id);
+    }
+    const entry = this.pending.get(id);
+    if (!entry) return;
+    if (entry.onFrame(frame)) {
+      clearTimeout(entry.timer);
+      this.pending.delete(id);
+      this.started.delete(id);
+    }
+  }
+
+  private onHello(frame: Frame): void {
+    const version = field.u32(frame, Tag.VERSION) ?? 0;
+    this.agent = { version, name: field.str(frame, Tag.AGENT) ?? "", pid: field.u32(frame, Tag.PID) ?? 0 };
+    this.hellos++;
+    if (this.hellos > 1) {
+      // A new agent: whatever the old one was doing is lost.
+      this.failPending(new HyperlabError("AGENT_GONE", "the guest agent restarted (it died or was killed); requests in flight were lost"));
+    }
+    const waiters = this.helloWaiters;
+    this.helloWaiters = [];
+    for (const w of waiters) w(frame);
+  }
+
+  private waitForHello(timeoutMs: number): Promise<void> {
+    if (this.hellos > 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new HyperlabError("AGENT_TIMEOUT", `the guest agent did not say hello within ${timeoutMs} ms`, { waitedFor: "the agent's hello" }));
+      }, timeoutMs);
+      this.helloWaiters.push((frame) => {
+        clearTimeout(timer);
+        const version = field.u32(frame, Tag.VERSION);
+        if (version !== PROTOCOL_VERSION) {
+          reject(
+            new HyperlabError(
+              "AGENT_ERROR",
+              `the guest agent speaks protocol version ${version}; this hyperlab speaks ${PROTOCOL_VERSION}. Rebuild the guest image with 'npm run images'.`,
+            ),
+          );
+        } else resolve();
+      });
+    });
+  }
+
+  private failPending(err: HyperlabError): void {
+    const entries = [...this.pending.values()];
+    this.pending.clear();
+    this.replyRoutes.clear();
+    this.started.clear();
+    for (const e of entries) {
+      clearTimeout(e.timer);
+      e.fail(err);
+    }
+  }
+
+  private failAll(err: HyperlabError): void {
+    if (this.gone) return;
+    this.gone = err;
+    this.failPending(err);
+  }
+}
+
+function okOrError(f: Frame): boolean {
+  return f.type === MessageType.OK;
+}
