@@ -425,7 +425,10 @@ export class ContainerEngine {
     c.status = "exited";
     c.finishedAt = new Date();
     this.shims.delete(c.id);
-    const events = await this.sh(`cat ${CGROUP_ROOT}/${c.id}/memory.events 2>/dev/null || true`, "read memory events").catch(() => "");
+    const events = await this.agent.readFile(`${CGROUP_ROOT}/${c.id}/memory.events`).then(
+      (b) => new TextDecoder().decode(b),
+      () => "",
+    );
     c.oomKilled = /^oom_kill [1-9]/m.test(events);
     c.exitCode = c.oomKilled ? 137 : exitCode;
     if (c.autoRemove) {
@@ -440,7 +443,8 @@ export class ContainerEngine {
     const dir = `${STATE_DIR}/${c.id}`;
     await this.sh(
       [
-        `${c.runtime} delete --force ${c.id} >/dev/null 2>&1`,
+        // `run` deletes the container when it exits; only a kill can leave runtime state behind.
+        `if [ -e /run/${c.runtime}/${c.id} ]; then ${c.runtime} delete --force ${c.id} >/dev/null 2>&1; fi`,
         `umount ${dir}/rootfs 2>/dev/null`,
         `rm -rf ${dir}`,
         `rmdir ${CGROUP_ROOT}/${c.id}/payload 2>/dev/null`,
