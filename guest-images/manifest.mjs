@@ -19,8 +19,8 @@ const outputs = {
   "vmlinux.bin": "the same kernel uncompressed, as raw bytes from its load address (booted by the loader)",
   "kernel.config": "the full kernel configuration the bzImage was built with",
   "base.cpio": "initramfs layer 1: busybox and the directory skeleton",
-  "runtimes.cpio": "initramfs layer 2: crun, runc and their shared libraries",
-  "hyperlab.cpio": "initramfs layer 3: hyperlab's own files (/init, inittab, profile)",
+  "runtimes.cpio": "initramfs layer 2: crun, runc and their shared libraries (libsystemd: hyperlab's stand-in)",
+  "hyperlab.cpio": "initramfs layer 3: hyperlab's own files (/init, the agent, inittab, profile)",
 };
 
 const steps = {};

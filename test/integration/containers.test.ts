@@ -138,8 +138,15 @@ describe.each(["crun", "runc"] as Runtime[])("containers with %s", (runtime) => 
     expect((await proc.exited).exitCode).toBe(0);
     expect(out.split("\n")[0]).toBe(container.hostname);
     expect(out).toMatch(/^\s*1 cat$/m);
+    expect(engine.ps().map((c) => c.name)).toContain(`exec-${runtime}`);
+    attachment.write("echo through stdin\n");
+    await new Promise((r) => setTimeout(r, 300));
+    const logged = engine.logs(container.id).map((l) => new TextDecoder().decode(l.data)).join("");
+    expect(logged).toBe("echo through stdin\n");
     await engine.kill(container.id);
     await attachment.exited;
+    expect(engine.ps().map((c) => c.name)).not.toContain(`exec-${runtime}`);
+    expect(engine.ps({ all: true }).find((c) => c.name === `exec-${runtime}`)?.status).toBe("exited");
     const err = await errorOf(engine.exec(container.id, ["true"]));
     expect(err.code).toBe("CONTAINER_INVALID_STATE");
     expect(err.message).toBe(`cannot exec in container exec-${runtime}: it is exited, not running`);
