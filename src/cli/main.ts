@@ -1,6 +1,8 @@
 // The `hyperlab` command: parses the verb and hands over to its file.
 import { isHyperlabError } from "../errors.ts";
 import { bootCommand } from "./boot.ts";
+import { containerVerbs } from "./containers.ts";
+import { daemonCommand } from "./daemon.ts";
 import { imagesCommand } from "./images.ts";
 import { runCommand } from "./run.ts";
 
@@ -11,6 +13,8 @@ const verbs: Record<string, { run: (args: string[]) => Promise<number>; help: st
   boot: { run: bootCommand, help: "boot the default guest and attach this terminal to its console" },
   run: { run: runCommand, help: "run a command in a new container" },
   images: { run: imagesCommand, help: "list the container images" },
+  ...containerVerbs,
+  daemon: { run: daemonCommand, help: "keep a guest running and serve the container API on a Unix socket" },
 };
 
 function usage(): string {

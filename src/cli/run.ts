@@ -5,6 +5,7 @@ import { parseCpus, parseMemory, parsePidsLimit } from "../containers/limits.ts"
 import { nodeImageStore } from "../containers/node-store.ts";
 import { HyperlabError } from "../errors.ts";
 import { startGuest } from "../guest/node-guest.ts";
+import { type ContainerJson, findDaemon } from "./daemon-api.ts";
 
 const HELP = `Usage: hyperlab run [OPTIONS] IMAGE [COMMAND] [ARG...]
 
@@ -103,6 +104,19 @@ export async function runCommand(args: string[]): Promise<number> {
   const { flags, image, command } = parsed;
   const store = nodeImageStore();
   await store.get(image); // an unknown image fails before any VM boots
+
+  // With a daemon running, the container lives in its guest (stdin needs the direct path for now).
+  const daemon = !flags.interactive && !flags.tty ? await findDaemon() : undefined;
+  if (daemon) {
+    const { detach, ...create } = flags;
+    const c = await daemon.call<ContainerJson>("POST", "/containers", { ...create, image, command });
+    if (detach) {
+      await daemon.call("POST", `/containers/${c.id}/start`);
+      process.stdout.write(`${c.id}\n`);
+      return 0;
+    }
+    return daemon.stream("POST", `/containers/${c.id}/start?attach=1`, {}, (s, d) => (s === 2 ? process.stderr : process.stdout).write(d));
+  }
 
   const guest = await startGuest();
   try {

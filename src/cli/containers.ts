@@ -1,0 +1,141 @@
+// The container verbs that need a running daemon: ps, exec, logs, stop, kill,
+// rm, inspect, stats. Docker's flags, columns and exit codes. A table: verb →
+// handler.
+import { HyperlabError } from "../errors.ts";
+import type { ContainerStats } from "../containers/engine.ts";
+import { type ContainerJson, type DaemonClient, defaultSocketPath, findDaemon } from "./daemon-api.ts";
+import { ago, humanSize, table } from "./format.ts";
+
+async function daemon(verb: string): Promise<DaemonClient> {
+  const client = await findDaemon();
+  if (!client) {
+    throw new HyperlabError(
+      "INVALID_ARGUMENT",
+      `'hyperlab ${verb}' needs a running daemon (none answers on ${defaultSocketPath()}). Start one with 'hyperlab daemon &': ` +
+        `without it each command boots its own guest, and containers do not outlive the command that ran them.`,
+    );
+  }
+  return client;
+}
+
+function status(c: ContainerJson): string {
+  if (c.status === "running") return `Up ${ago(new Date(c.startedAt!)).replace(/ ago$/, "")}`;
+  if (c.status === "exited") return `Exited (${c.exitCode}) ${ago(new Date(c.finishedAt!))}`;
+  return "Created";
+}
+
+function need(args: string[], n: number, usage: string): void {
+  if (args.length < n) throw new HyperlabError("INVALID_ARGUMENT", `usage: hyperlab ${usage}`);
+}
+
+const write = (s: string) => void process.stdout.write(s);
+const enc = encodeURIComponent;
+
+/** Each verb: its handler, resolving to the exit status. */
+export const containerVerbs: Record<string, { help: string; run: (args: string[]) => Promise<number> }> = {
+  ps: {
+    help: "list containers (-a: all, not only running)",
+    run: async (args) => {
+      const all = args.includes("-a") || args.includes("--all");
+      const list = await (await daemon("ps")).call<ContainerJson[]>("GET", `/containers${all ? "?all=1" : ""}`);
+      const rows = list.map((c) => [c.id.slice(0, 12), c.image, JSON.stringify(c.command.join(" ").slice(0, 20)), ago(new Date(c.createdAt)), status(c), "", c.name]);
+      write(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows));
+      return 0;
+    },
+  },
+  exec: {
+    help: "run a command in a running container",
+    run: async (args) => {
+      const flags = args.filter((a, i) => a.startsWith("-") && !args.slice(0, i).some((b) => !b.startsWith("-")));
+      if (flags.some((f) => f === "-i" || f === "-t" || f === "-it" || f === "-ti")) {
+        throw new HyperlabError("INVALID_ARGUMENT", "exec -i/-t through the daemon is not supported yet; run the command without them");
+      }
+      const rest = args.slice(flags.length);
+      need(rest, 2, "exec CONTAINER COMMAND [ARG...]");
+      const [ref, ...argv] = rest;
+      return (await daemon("exec")).stream("POST", `/containers/${enc(ref!)}/exec`, { argv }, (s, d) => (s === 2 ? process.stderr : process.stdout).write(d));
+    },
+  },
+  logs: {
+    help: "print a container's output",
+    run: async (args) => {
+      need(args, 1, "logs CONTAINER");
+      const logs = await (await daemon("logs")).call<Array<{ stream: 1 | 2; data: string }>>("GET", `/containers/${enc(args[0]!)}/logs`);
+      for (const l of logs) (l.stream === 2 ? process.stderr : process.stdout).write(Buffer.from(l.data, "base64"));
+      return 0;
+    },
+  },
+  stop: {
+    help: "stop containers (SIGTERM, then SIGKILL after -t seconds, default 10)",
+    run: async (args) => {
+      const t = args.indexOf("-t") >= 0 ? args[args.indexOf("-t") + 1] : "10";
+      const refs = args.filter((a, i) => a !== "-t" && args[i - 1] !== "-t");
+      need(refs, 1, "stop [-t SECONDS] CONTAINER...");
+      const d = await daemon("stop");
+      for (const ref of refs) {
+        await d.call("POST", `/containers/${enc(ref)}/stop?t=${enc(t ?? "10")}`);
+        write(`${ref}\n`);
+      }
+      return 0;
+    },
+  },
+  kill: {
+    help: "send a signal to containers (-s SIGNAL, default KILL)",
+    run: async (args) => {
+      const s = args.indexOf("-s") >= 0 ? args[args.indexOf("-s") + 1] : "KILL";
+      const refs = args.filter((a, i) => a !== "-s" && args[i - 1] !== "-s");
+      need(refs, 1, "kill [-s SIGNAL] CONTAINER...");
+      const d = await daemon("kill");
+      for (const ref of refs) {
+        await d.call("POST", `/containers/${enc(ref)}/kill?signal=${enc(s ?? "KILL")}`);
+        write(`${ref}\n`);
+      }
+      return 0;
+    },
+  },
+  rm: {
+    help: "remove containers (-f: kill a running one first)",
+    run: async (args) => {
+      const force = args.includes("-f") || args.includes("--force");
+      const refs = args.filter((a) => !a.startsWith("-"));
+      need(refs, 1, "rm [-f] CONTAINER...");
+      const d = await daemon("rm");
+      for (const ref of refs) {
+        await d.call("DELETE", `/containers/${enc(ref)}${force ? "?force=1" : ""}`);
+        write(`${ref}\n`);
+      }
+      return 0;
+    },
+  },
+  inspect: {
+    help: "print a container's details as JSON",
+    run: async (args) => {
+      need(args, 1, "inspect CONTAINER...");
+      const d = await daemon("inspect");
+      const out = [];
+      for (const ref of args) out.push(await d.call("GET", `/containers/${enc(ref)}/json`));
+      write(JSON.stringify(out, null, 4) + "\n");
+      return 0;
+    },
+  },
+  stats: {
+    help: "print a running container's memory, CPU and pids usage",
+    run: async (args) => {
+      need(args, 1, "stats CONTAINER...");
+      const d = await daemon("stats");
+      const rows = [];
+      for (const ref of args) {
+        const s = await d.call<ContainerStats>("GET", `/containers/${enc(ref)}/stats`);
+        rows.push([
+          ref,
+          `${(s.cpuUsageUs / 1e6).toFixed(2)}s`,
+          `${humanSize(s.memoryBytes)} / ${s.memoryLimitBytes ? humanSize(s.memoryLimitBytes) : "-"}`,
+          humanSize(s.memoryPeakBytes),
+          `${s.pids}${s.pidsLimit ? ` / ${s.pidsLimit}` : ""}`,
+        ]);
+      }
+      write(table(["CONTAINER", "CPU TIME", "MEM USAGE / LIMIT", "MEM PEAK", "PIDS"], rows));
+      return 0;
+    },
+  },
+};

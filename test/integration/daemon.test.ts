@@ -1,0 +1,102 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const bin = fileURLToPath(new URL("../../bin/hyperlab.js", import.meta.url));
+
+describe("hyperlab daemon and the container verbs that use it", () => {
+  let dir: string;
+  let socket: string;
+  let daemon: ChildProcess;
+  let daemonErr = "";
+
+  const hl = (args: string[], env: Record<string, string> = {}) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [bin, ...args], { env: { ...process.env, HYPERLAB_SOCKET: socket, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
+        const code = err ? Number((err as { code?: number }).code ?? 1) : 0;
+        resolve({ code, stdout, stderr });
+      });
+    });
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "hyperlab-daemon-"));
+    socket = join(dir, "hyperlab.sock");
+    // A socket file left by a dead daemon: a process that listened and was killed.
+    const dead = spawn(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(socket)}, () => console.log("up"))`]);
+    await new Promise((r) => dead.stdout!.once("data", r));
+    dead.kill("SIGKILL");
+    await new Promise((r) => dead.once("exit", r));
+    expect(existsSync(socket)).toBe(true);
+
+    daemon = spawn(process.execPath, [bin, "daemon", "--socket", socket], { stdio: ["ignore", "ignore", "pipe"] });
+    daemon.stderr!.on("data", (d: Buffer) => (daemonErr += d.toString()));
+    const end = Date.now() + 60_000;
+    while (!daemonErr.includes("daemon ready")) {
+      if (Date.now() > end || daemon.exitCode !== null) throw new Error(`the daemon did not start: ${daemonErr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  afterAll(async () => {
+    daemon?.kill("SIGTERM");
+    await new Promise((r) => (daemon.exitCode !== null ? r(null) : daemon.once("exit", r)));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("replaced the socket a dead daemon left instead of trusting it", () => {
+    expect(daemonErr).toContain(`daemon ready on ${socket}`);
+  });
+
+  it("refuses to start a second daemon on a live socket", async () => {
+    const r = await hl(["daemon", "--socket", socket]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain(`a hyperlab daemon is already listening on ${socket}`);
+  });
+
+  it("keeps a detached container across commands: run -d, ps, logs, exec, stats, stop, inspect, rm", async () => {
+    const run = await hl(["run", "-d", "--name", "web", "--memory", "32m", "busybox", "sh", "-c", "echo started; while :; do sleep 1; done"]);
+    expect(run.code).toBe(0);
+    const id = run.stdout.trim();
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+
+    const ps = await hl(["ps"]);
+    expect(ps.stdout.split("\n")[0]).toMatch(/^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$/);
+    expect(ps.stdout).toMatch(new RegExp(`^${id.slice(0, 12)}\\s+busybox:latest\\s+.*\\s+Up .*\\s+web$`, "m"));
+
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await hl(["logs", "web"])).stdout).toBe("started\n");
+
+    const exec = await hl(["exec", "web", "sh", "-c", "hostname; exit 3"]);
+    expect(exec).toMatchObject({ code: 3, stdout: `${id.slice(0, 12)}\n` });
+
+    const stats = await hl(["stats", "web"]);
+    expect(stats.stdout).toMatch(/^web\s+\d+\.\d\ds\s+\S+ \/ 33\.6MB\s+\S+\s+\d+$/m);
+
+    const rmRunning = await hl(["rm", "web"]);
+    expect(rmRunning.code).toBe(125);
+    expect(rmRunning.stderr).toContain("cannot remove container web: it is running. Stop it first, or force removal with -f");
+
+    expect((await hl(["stop", "-t", "1", "web"])).code).toBe(0);
+    expect((await hl(["ps", "-a"])).stdout).toMatch(/Exited \(137\) .*web$/m);
+    const inspect = JSON.parse((await hl(["inspect", "web"])).stdout) as Array<{ State: { Status: string }; HostConfig: { Memory: number } }>;
+    expect(inspect[0]).toMatchObject({ State: { Status: "exited" }, HostConfig: { Memory: 32 * 1024 ** 2 } });
+
+    expect((await hl(["rm", "web"])).code).toBe(0);
+    expect((await hl(["ps", "-a"])).stdout.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("runs an attached container through the daemon with its exit status", async () => {
+    const r = await hl(["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 4"]);
+    expect(r).toMatchObject({ code: 4, stdout: "out\n", stderr: "err\n" });
+  });
+
+  it("names the missing daemon when a verb needs one", async () => {
+    const r = await hl(["ps"], { HYPERLAB_SOCKET: join(dir, "nobody.sock") });
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/'hyperlab ps' needs a running daemon .*Start one with 'hyperlab daemon &'/);
+  });
+});
