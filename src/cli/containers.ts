@@ -29,6 +29,24 @@ function need(args: string[], n: number, usage: string): void {
 }
 
 const write = (s: string) => void process.stdout.write(s);
+
+/**
+ * `VERB [FLAG VALUE] CONTAINER...`: POSTs `path(ref, value)` for each
+ * container and prints its reference, as Docker does.
+ */
+async function forEachRef(verb: string, args: string[], flag: string, fallback: string, path: (ref: string, value: string) => string): Promise<number> {
+  const at = args.indexOf(flag);
+  const value = at >= 0 ? args[at + 1] : fallback;
+  if (value === undefined) throw new HyperlabError("INVALID_ARGUMENT", `flag ${flag} needs a value`);
+  const refs = args.filter((_, i) => at < 0 || (i !== at && i !== at + 1));
+  need(refs, 1, `${verb} [${flag} VALUE] CONTAINER...`);
+  const d = await daemon(verb);
+  for (const ref of refs) {
+    await d.call("POST", path(ref, value));
+    write(`${ref}\n`);
+  }
+  return 0;
+}
 const enc = encodeURIComponent;
 
 /** Each verb: its handler, resolving to the exit status. */
@@ -67,31 +85,11 @@ export const containerVerbs: Record<string, { help: string; run: (args: string[]
   },
   stop: {
     help: "stop containers (SIGTERM, then SIGKILL after -t seconds, default 10)",
-    run: async (args) => {
-      const t = args.indexOf("-t") >= 0 ? args[args.indexOf("-t") + 1] : "10";
-      const refs = args.filter((a, i) => a !== "-t" && args[i - 1] !== "-t");
-      need(refs, 1, "stop [-t SECONDS] CONTAINER...");
-      const d = await daemon("stop");
-      for (const ref of refs) {
-        await d.call("POST", `/containers/${enc(ref)}/stop?t=${enc(t ?? "10")}`);
-        write(`${ref}\n`);
-      }
-      return 0;
-    },
+    run: (args) => forEachRef("stop", args, "-t", "10", (ref, t) => `/containers/${enc(ref)}/stop?t=${enc(t)}`),
   },
   kill: {
     help: "send a signal to containers (-s SIGNAL, default KILL)",
-    run: async (args) => {
-      const s = args.indexOf("-s") >= 0 ? args[args.indexOf("-s") + 1] : "KILL";
-      const refs = args.filter((a, i) => a !== "-s" && args[i - 1] !== "-s");
-      need(refs, 1, "kill [-s SIGNAL] CONTAINER...");
-      const d = await daemon("kill");
-      for (const ref of refs) {
-        await d.call("POST", `/containers/${enc(ref)}/kill?signal=${enc(s ?? "KILL")}`);
-        write(`${ref}\n`);
-      }
-      return 0;
-    },
+    run: (args) => forEachRef("kill", args, "-s", "KILL", (ref, s) => `/containers/${enc(ref)}/kill?signal=${enc(s)}`),
   },
   rm: {
     help: "remove containers (-f: kill a running one first)",

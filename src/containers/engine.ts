@@ -99,17 +99,12 @@ function randomHex(bytes: number): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 /**
  * Docker-like verbs on one guest. Every verb checks its arguments before it
  * touches the guest and leaves nothing half-created when it fails.
  */
 export class ContainerEngine {
   private readonly containers = new Map<string, Container>();
-  private readonly shims = new Map<string, GuestProcess>();
   private readonly exits = new Map<string, Promise<number>>();
   private prepared: Promise<void> | undefined;
   /** layer digest → its pull in progress or done, so concurrent runs share one pull */
@@ -248,7 +243,6 @@ export class ContainerEngine {
     c.shimPid = await shim.pid;
     c.status = "running";
     c.startedAt = new Date();
-    this.shims.set(c.id, shim);
     const exited = shim.exited.then(async ({ exitCode, signal }) => this.onExit(c, signal ? 128 + signal : exitCode));
     exited.catch(() => {});
     this.exits.set(c.id, exited);
@@ -424,7 +418,6 @@ export class ContainerEngine {
   private async onExit(c: Container, exitCode: number): Promise<number> {
     c.status = "exited";
     c.finishedAt = new Date();
-    this.shims.delete(c.id);
     const events = await this.agent.readFile(`${CGROUP_ROOT}/${c.id}/memory.events`).then(
       (b) => new TextDecoder().decode(b),
       () => "",
@@ -519,5 +512,3 @@ function mergeEnv(...lists: string[][]): string[] {
   for (const e of lists.flat()) map.set(e.slice(0, e.indexOf("=")), e);
   return [...map.values()];
 }
-
-export { shellQuote };

@@ -214,10 +214,10 @@ export class AgentClient {
       write: (data) => this.sendStdin(id, typeof data === "string" ? encoder.encode(data) : data, false),
       closeStdin: () => this.sendStdin(id, new Uint8Array(0), true),
       kill: async (signal = 15) => {
-        await this.request(`signal ${signal} to ${what}`, MessageType.SIGNAL, [[Tag.SIGNAL, signal]], undefined, okOrError, id);
+        await this.request(`signal ${signal} to ${what}`, MessageType.SIGNAL, [[Tag.SIGNAL, signal]], undefined, isOk, id);
       },
       resize: async (rows, cols) => {
-        await this.request(`resize ${what}`, MessageType.RESIZE, [[Tag.ROWS, rows], [Tag.COLS, cols]], undefined, okOrError, id);
+        await this.request(`resize ${what}`, MessageType.RESIZE, [[Tag.ROWS, rows], [Tag.COLS, cols]], undefined, isOk, id);
       },
     };
   }
@@ -431,6 +431,6 @@ export class AgentClient {
   }
 }
 
-function okOrError(f: Frame): boolean {
+function isOk(f: Frame): boolean {
   return f.type === MessageType.OK;
 }
