@@ -3,6 +3,7 @@
 
 export SOURCE_DATE_EPOCH=1767225600 # 2026-01-01T00:00:00Z
 export LC_ALL=C TZ=UTC
+umask 022 # file modes in the archives must not depend on the caller's umask
 HL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HL_CACHE=${HYPERLAB_IMAGE_CACHE:-$HL_ROOT/.cache}
 HL_DIST=$HL_ROOT/dist
