@@ -131,11 +131,15 @@ export async function runCommand(args: string[]): Promise<number> {
     attachment.onOutput((stream, data) => (stream === 2 ? process.stderr : process.stdout).write(data));
     const stdin = process.stdin;
     if (flags.tty && stdin.isTTY) stdin.setRawMode(true);
+    // The container's terminal follows this one's size.
+    const onResize = () => void attachment.resize(terminalSize().rows, terminalSize().cols).catch(() => {});
+    if (flags.tty) process.stdout.on("resize", onResize);
     if (flags.interactive) {
       stdin.on("data", (d: Buffer) => attachment.write(new Uint8Array(d)));
       stdin.on("end", () => attachment.closeStdin());
     }
     const code = await attachment.exited;
+    process.stdout.off("resize", onResize);
     if (flags.tty && stdin.isTTY) stdin.setRawMode(false);
     stdin.pause();
     return code;
