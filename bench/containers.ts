@@ -22,7 +22,8 @@ export async function run(): Promise<void> {
     };
     const runOnce = (runtime: Runtime) =>
       measure(async () => {
-        const { attachment } = await engine.run({ runtime, image: "busybox", command: ["true"], autoRemove: true, network: "none" });
+        // As `hyperlab run --rm --network none busybox true` does it: attached, removed at exit.
+        const { attachment } = await engine.run({ runtime, image: "busybox", command: ["true"], autoRemove: true, network: "none" }, { attached: true });
         const code = await attachment.exited;
         if (code !== 0) throw new Error(`${runtime} run exited ${code}`);
       });

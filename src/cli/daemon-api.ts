@@ -97,8 +97,9 @@ export async function serveApi(engine: ContainerEngine, socketPath: string): Pro
       "POST",
       /^\/containers\/([^/]+)\/start$/,
       async (m, _r, res, q) => {
-        const a = await engine.start(m[1]!);
-        if (q.get("attach") === "1") streamOutput(res, a.onOutput, a.exited);
+        const attached = q.get("attach") === "1";
+        const a = await engine.start(m[1]!, { attached });
+        if (attached) streamOutput(res, a.onOutput, a.exited);
         else send(res, 204);
       },
     ],

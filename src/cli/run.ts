@@ -121,7 +121,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const guest = await startGuest();
   try {
     const engine = new ContainerEngine(guest.agent, store);
-    const { container, attachment } = await engine.run({ ...flags, image, command });
+    const { container, attachment } = await engine.run({ ...flags, image, command }, { attached: !flags.detach });
     if (flags.detach) {
       process.stdout.write(`${container.id}\n`);
       // Without a daemon the guest lives only as long as this command.

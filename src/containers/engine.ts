@@ -34,6 +34,16 @@ export interface CreateOptions {
   tty?: { rows: number; cols: number };
 }
 
+/** How `start` hands the container over. */
+export interface StartOptions {
+  /**
+   * The caller follows the output until exit (an attached `run`): `start`
+   * returns as soon as the runtime runs, without waiting for the container's
+   * process to have started (default false: wait, so `exec` works at once).
+   */
+  attached?: boolean;
+}
+
 /** One container's record. */
 export interface Container {
   id: string;
@@ -139,7 +149,7 @@ export class ContainerEngine {
   }
 
   /** Creates a container (bundle, root filesystem, cgroup) without starting it. */
-  async create(opts: CreateOptions): Promise<Container> {
+  async create(opts: CreateOptions, start: StartOptions = {}): Promise<Container> {
     const runtime = opts.runtime ?? "crun";
     if (!RUNTIMES.includes(runtime)) {
       throw new HyperlabError("INVALID_ARGUMENT", `unknown runtime '${runtime}': use ${RUNTIMES.join(" or ")}`);
@@ -202,7 +212,7 @@ export class ContainerEngine {
       limits: c.limits,
       terminal: !!c.tty,
       networkHook: { path: NETWORK_HOOK_PATH, args: [NETWORK_HOOK_PATH, network, c.ipAddress ? `${c.ipAddress}/16` : "-", `hl${id.slice(0, 8)}`] },
-      startedMarker: `${dir}/started`,
+      startedMarker: start.attached ? undefined : `${dir}/started`,
       annotations: { "io.hyperlab.name": name, "io.hyperlab.image": image.reference },
     });
     // One shell command builds the bundle: overlayfs over the image layers with a
@@ -224,7 +234,7 @@ export class ContainerEngine {
   }
 
   /** Starts a created container; returns its streams. */
-  async start(ref: string): Promise<Attachment> {
+  async start(ref: string, opts: StartOptions = {}): Promise<Attachment> {
     const c = this.get(ref);
     if (c.status !== "created") {
       throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot start container ${c.name}: it is ${c.status} (a container starts once; run a new one)`);
@@ -246,7 +256,7 @@ export class ContainerEngine {
     const exited = shim.exited.then(async ({ exitCode, signal }) => this.onExit(c, signal ? 128 + signal : exitCode));
     exited.catch(() => {});
     this.exits.set(c.id, exited);
-    await this.waitStarted(c, exited);
+    if (!opts.attached) await this.waitStarted(c, exited);
     return {
       // Output that came before the caller listened (a quick command) is replayed first.
       onOutput: (l) => {
@@ -280,10 +290,10 @@ export class ContainerEngine {
   }
 
   /** Creates and starts a container. */
-  async run(opts: CreateOptions): Promise<{ container: Container; attachment: Attachment }> {
-    const container = await this.create(opts);
+  async run(opts: CreateOptions, start: StartOptions = {}): Promise<{ container: Container; attachment: Attachment }> {
+    const container = await this.create(opts, start);
     try {
-      return { container, attachment: await this.start(container.id) };
+      return { container, attachment: await this.start(container.id, start) };
     } catch (err) {
       await this.remove(container.id, { force: true }).catch(() => {});
       throw err;
@@ -440,9 +450,9 @@ export class ContainerEngine {
         `if [ -e /run/${c.runtime}/${c.id} ]; then ${c.runtime} delete --force ${c.id} >/dev/null 2>&1; fi`,
         `umount ${dir}/rootfs 2>/dev/null`,
         `rm -rf ${dir}`,
-        `rmdir ${CGROUP_ROOT}/${c.id}/payload 2>/dev/null`,
-        `rmdir ${CGROUP_ROOT}/${c.id} 2>/dev/null`,
-        `ip link delete hl${c.id.slice(0, 8)} 2>/dev/null`,
+        `rmdir ${CGROUP_ROOT}/${c.id}/payload ${CGROUP_ROOT}/${c.id} 2>/dev/null`,
+        // The host end of a veth goes with the container's network namespace; this catches a half-wired one.
+        ...(c.network === "bridge" ? [`ip link delete hl${c.id.slice(0, 8)} 2>/dev/null`] : []),
         "true",
       ].join("; "),
       `remove container ${c.name}`,
