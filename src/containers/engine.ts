@@ -341,7 +341,10 @@ export class ContainerEngine {
     const exit = this.exits.get(c.id)!;
     await this.kill(c.id, "TERM").catch(() => {});
     const timeoutMs = (opts.timeoutS ?? 10) * 1000;
-    const stopped = await Promise.race([exit.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+    const stopped = await Promise.race([exit.then(() => true), grace]);
+    clearTimeout(timer); // a container that stopped in time leaves no timer holding the process open
     if (!stopped && c.status === "running") {
       await this.kill(c.id, "KILL").catch(() => {});
       await exit;
