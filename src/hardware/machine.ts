@@ -41,7 +41,7 @@ export interface BootReport {
 }
 
 /** Machine states; each method says in which it is legal. */
-export type MachineState = "created" | "booting" | "running" | "stopped";
+export type MachineState = "created" | "booting" | "running" | "paused" | "stopped";
 
 /**
  * Default kernel arguments: serial console, and no boot-time work v86 does not
@@ -121,12 +121,20 @@ type ConsoleListener = (chunk: string) => void;
 interface Emulator {
   bus: { send(event: string, data: unknown): void };
   /** internals, for the virtio console's receive queue (v86 drops input when the guest has no buffer posted) */
-  v86: { cpu: { devices: { virtio_console?: { virtio: { queues: Array<{ has_request(): boolean }> } } } } };
+  v86: {
+    cpu: {
+      devices: { virtio_console?: { virtio: { queues: Array<{ has_request(): boolean }> } } };
+      wasm_memory: WebAssembly.Memory;
+      mem8: Uint8Array;
+    };
+  };
   add_listener(event: "serial0-output-byte", listener: (byte: number) => void): void;
   add_listener(event: `virtio-console${number}-output-bytes`, listener: (bytes: Uint8Array) => void): void;
   add_listener(event: "emulator-loaded", listener: () => void): void;
   serial_send_bytes(port: number, data: Uint8Array): void;
   get_instruction_counter(): number;
+  run(): Promise<void>;
+  stop(): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -249,7 +257,7 @@ export class Machine {
 
   /** Sends keystrokes or bytes to the serial console. Legal while booting or running. */
   write(data: string | Uint8Array): void {
-    if (!this.emulator || (this._state !== "running" && this._state !== "booting")) {
+    if (!this.emulator || (this._state !== "running" && this._state !== "booting" && this._state !== "paused")) {
       throw new HyperlabError("VM_INVALID_STATE", `cannot write to the console: machine is ${this._state}`);
     }
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
@@ -280,7 +288,7 @@ export class Machine {
    * guest posts receive buffers. Legal while booting or running.
    */
   writeControl(bytes: Uint8Array): void {
-    if (!this.emulator || (this._state !== "running" && this._state !== "booting")) {
+    if (!this.emulator || (this._state !== "running" && this._state !== "booting" && this._state !== "paused")) {
       throw new HyperlabError("VM_INVALID_STATE", `cannot write to the control channel: machine is ${this._state}`);
     }
     for (let at = 0; at < bytes.length; at += CONTROL_CHUNK) this.controlOut.push(bytes.slice(at, at + CONTROL_CHUNK));
@@ -333,6 +341,43 @@ export class Machine {
     if (now < this.instrLast) this.instrHigh += 2 ** 32;
     this.instrLast = now;
     return this.instrHigh + now;
+  }
+
+  /**
+   * Stops the CPU between instructions; devices and memory stay as they are.
+   * Legal while running; pausing a paused machine is a no-op.
+   */
+  async pause(): Promise<void> {
+    if (this._state === "paused") return;
+    if (this._state !== "running" || !this.emulator) {
+      throw new HyperlabError("VM_INVALID_STATE", `cannot pause: machine is ${this._state} (pause is legal while running)`);
+    }
+    this._state = "paused";
+    await this.emulator.stop();
+  }
+
+  /** Lets a paused CPU run again. Legal while paused; resuming a running machine is a no-op. */
+  async resume(): Promise<void> {
+    if (this._state === "running") return;
+    if (this._state !== "paused" || !this.emulator) {
+      throw new HyperlabError("VM_INVALID_STATE", `cannot resume: machine is ${this._state} (resume is legal while paused)`);
+    }
+    this._state = "running";
+    await this.emulator.run();
+  }
+
+  /**
+   * The guest's RAM as a live view (not a copy): valid until the machine stops
+   * or its memory grows. Legal while running or paused; read it while paused
+   * for a consistent picture.
+   */
+  memory(): Uint8Array {
+    if (!this.emulator || (this._state !== "running" && this._state !== "paused")) {
+      throw new HyperlabError("VM_INVALID_STATE", `cannot read guest memory: machine is ${this._state}`);
+    }
+    const cpu = this.emulator.v86.cpu;
+    // mem8 is a Proxy in v86's build; its offset and length still read through.
+    return new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.mem8.length);
   }
 
   /** Powers the machine off. Legal in any state; stopping twice is a no-op. */
