@@ -19,7 +19,12 @@ export type ErrorCode =
   | "CONTAINER_NOT_FOUND"
   | "CONTAINER_EXISTS"
   | "CONTAINER_INVALID_STATE"
-  | "RUNTIME_ERROR";
+  | "RUNTIME_ERROR"
+  | "RESOURCE_EXHAUSTED"
+  | "VM_NOT_FOUND"
+  | "WORKER_DIED"
+  | "SNAPSHOT_MISMATCH"
+  | "SNAPSHOT_CORRUPT";
 
 /** The one error class of hyperlab; `code` survives worker boundaries. */
 export class HyperlabError extends Error {
