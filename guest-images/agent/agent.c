@@ -29,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -65,6 +67,7 @@ enum type {
 	T_STDIN = 0x0014, T_SIGNAL = 0x0015, T_RESIZE = 0x0016,
 	T_WRITE_FILE = 0x0020, T_READ_FILE = 0x0021, T_DATA = 0x0022,
 	T_STAT = 0x0023, T_STAT_RESULT = 0x0024,
+	T_MKDIR = 0x0025, T_REMOVE = 0x0026, T_MOUNT = 0x0027, T_UMOUNT = 0x0028,
 };
 
 enum tag {
@@ -72,6 +75,7 @@ enum tag {
 	F_ARG = 10, F_ENV = 11, F_CWD = 12, F_UID = 13, F_GID = 14,
 	F_STDIN = 20, F_ROWS = 21, F_COLS = 22, F_STREAM = 23, F_DATA = 24, F_EOF = 25, F_SIGNAL = 26,
 	F_PATH = 30, F_MODE = 31, F_APPEND = 32, F_OFFSET = 33, F_LENGTH = 34, F_SIZE = 35, F_MTIME = 36,
+	F_RECURSIVE = 37, F_SOURCE = 38, F_FSTYPE = 39, F_FLAGS = 40, F_OPTIONS = 41,
 	TAG_LIMIT = 64, /* tags at or above this are nobody's yet: ignored */
 };
 
@@ -223,7 +227,8 @@ static const struct {
 	[F_ROWS] = { "ROWS", U32 }, [F_COLS] = { "COLS", U32 }, [F_DATA] = { "DATA", ANY },
 	[F_EOF] = { "EOF", U32 }, [F_SIGNAL] = { "SIGNAL", U32 }, [F_PATH] = { "PATH", STR },
 	[F_MODE] = { "MODE", U32 }, [F_APPEND] = { "APPEND", U32 }, [F_OFFSET] = { "OFFSET", U64 },
-	[F_LENGTH] = { "LENGTH", U32 },
+	[F_LENGTH] = { "LENGTH", U32 }, [F_RECURSIVE] = { "RECURSIVE", U32 }, [F_SOURCE] = { "SOURCE", STR },
+	[F_FSTYPE] = { "FSTYPE", STR }, [F_FLAGS] = { "FLAGS", U32 }, [F_OPTIONS] = { "OPTIONS", STR },
 };
 
 /* A request's payload, checked, with the last value of every tag below TAG_LIMIT. */
@@ -936,6 +941,89 @@ static void handle_stat(uint32_t id, const struct fields *f)
 	free(path);
 }
 
+/* mkdir -p: the directory and its parents; one that exists already is fine. */
+static void handle_mkdir(uint32_t id, const struct fields *f)
+{
+	char *path = get_str(f, F_PATH, NULL);
+	if (!path) {
+		reply_error(id, EINVAL, "MKDIR needs a PATH");
+		return;
+	}
+	make_parents(path);
+	struct stat st;
+	if (mkdir(path, get_u32(f, F_MODE, 0755) & 07777) < 0 && !(errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+		reply_error(id, errno, "mkdir %s: %s", path, strerror(errno));
+	else
+		reply_ok(id);
+	free(path);
+}
+
+/* nftw's callback for a recursive REMOVE: children first (FTW_DEPTH). */
+static int remove_entry(const char *path, const struct stat *st, int kind, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return (kind == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* rm (-r with RECURSIVE=1, which stays on the path's own filesystem), or
+ * rmdir for a directory without RECURSIVE (a cgroup, say). */
+static void handle_remove(uint32_t id, const struct fields *f)
+{
+	char *path = get_str(f, F_PATH, NULL);
+	if (!path) {
+		reply_error(id, EINVAL, "REMOVE needs a PATH");
+		return;
+	}
+	struct stat st;
+	int rc;
+	if (lstat(path, &st) < 0)
+		rc = -1;
+	else if (!S_ISDIR(st.st_mode))
+		rc = unlink(path);
+	else if (get_u32(f, F_RECURSIVE, 0) == 1)
+		rc = nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	else
+		rc = rmdir(path);
+	if (rc < 0)
+		reply_error(id, errno, "remove %s: %s", path, strerror(errno));
+	else
+		reply_ok(id);
+	free(path);
+}
+
+/* mount(2) as is: FLAGS are Linux's MS_* bits, OPTIONS the filesystem's data string. */
+static void handle_mount(uint32_t id, const struct fields *f)
+{
+	char *target = get_str(f, F_PATH, NULL);
+	char *source = get_str(f, F_SOURCE, "none");
+	char *fstype = get_str(f, F_FSTYPE, NULL);
+	char *options = get_str(f, F_OPTIONS, NULL);
+	if (!target)
+		reply_error(id, EINVAL, "MOUNT needs a PATH");
+	else if (mount(source, target, fstype, get_u32(f, F_FLAGS, 0), options) < 0)
+		reply_error(id, errno, "mount %s on %s: %s", fstype ? fstype : source, target, strerror(errno));
+	else
+		reply_ok(id);
+	free(target);
+	free(source);
+	free(fstype);
+	free(options);
+}
+
+/* umount2(2): FLAGS are Linux's MNT_* bits (2 = MNT_DETACH). */
+static void handle_umount(uint32_t id, const struct fields *f)
+{
+	char *target = get_str(f, F_PATH, NULL);
+	if (!target)
+		reply_error(id, EINVAL, "UMOUNT needs a PATH");
+	else if (umount2(target, get_u32(f, F_FLAGS, 0)) < 0)
+		reply_error(id, errno, "umount %s: %s", target, strerror(errno));
+	else
+		reply_ok(id);
+	free(target);
+}
+
 static void handle_ping(uint32_t id, const struct fields *f)
 {
 	(void)f;
@@ -956,6 +1044,10 @@ static const struct {
 	{ T_WRITE_FILE, handle_write_file },
 	{ T_READ_FILE, handle_read_file },
 	{ T_STAT, handle_stat },
+	{ T_MKDIR, handle_mkdir },
+	{ T_REMOVE, handle_remove },
+	{ T_MOUNT, handle_mount },
+	{ T_UMOUNT, handle_umount },
 };
 
 static void dispatch(uint16_t type, uint32_t id, const uint8_t *payload, uint32_t length)

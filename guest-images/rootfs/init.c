@@ -110,6 +110,23 @@ static char *custom_init(void)
 	return found;
 }
 
+/* The container runtimes, each bind-mounted read-only onto itself. crun and
+ * runc defend against CVE-2019-5736 (a container overwriting the runtime's
+ * binary through /proc/self/exe) by copying themselves into a sealed memfd
+ * and re-executing, on every run, unless their binary is on a read-only
+ * mount of a filesystem that is not tmpfs. The kernel command line asks for
+ * a ramfs root (rootfstype=ramfs) and these mounts make the binaries
+ * read-only: the same protection, without a copy and two extra program
+ * starts (for crun, 5.4 M of the 5.5 M instructions `crun --version` took). */
+static const char *const read_only_binaries[] = { "/usr/bin/crun", "/usr/sbin/runc" };
+
+static void bind_read_only(const char *path)
+{
+	if (mount(path, path, NULL, MS_BIND, NULL) != 0 ||
+	    mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0)
+		warn("read-only bind mount of %s", path);
+}
+
 int main(void)
 {
 	make_root_a_mount();
@@ -133,6 +150,8 @@ int main(void)
 	mount_fs("tmpfs", "/run", MS_NOSUID | MS_NODEV, "mode=755");
 	mount_fs("tmpfs", "/tmp", MS_NOSUID | MS_NODEV, "mode=1777");
 	mount_fs("cgroup2", "/sys/fs/cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC, "nsdelegate");
+	for (size_t i = 0; i < sizeof read_only_binaries / sizeof *read_only_binaries; i++)
+		bind_read_only(read_only_binaries[i]);
 	/* Controllers enabled here are available to every child cgroup (containers). */
 	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+cpu +memory +pids +io");
 	if (sethostname("hyperlab", 8) != 0)

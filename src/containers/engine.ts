@@ -211,20 +211,29 @@ export class ContainerEngine {
       cgroupsPath: `/hyperlab/${id}/payload`,
       limits: c.limits,
       terminal: !!c.tty,
-      networkHook: { path: NETWORK_HOOK_PATH, args: [NETWORK_HOOK_PATH, network, c.ipAddress ? `${c.ipAddress}/16` : "-", `hl${id.slice(0, 8)}`] },
+      // Both runtimes bring up the loopback of a new network namespace: only a bridge needs the hook.
+      networkHook: c.ipAddress ? { path: NETWORK_HOOK_PATH, args: [NETWORK_HOOK_PATH, network, `${c.ipAddress}/16`, `hl${id.slice(0, 8)}`] } : undefined,
       startedMarker: start.attached ? undefined : `${dir}/started`,
       annotations: { "io.hyperlab.name": name, "io.hyperlab.image": image.reference },
     });
-    // One shell command builds the bundle: overlayfs over the image layers with a
-    // private writable layer, and the container's parent cgroup.
-    const setup = [
-      `mkdir -p ${dir}/rootfs ${dir}/upper ${dir}/work ${CGROUP_ROOT}/${id}`,
-      `mount -t overlay overlay -o lowerdir=${layers.join(":")},upperdir=${dir}/upper,workdir=${dir}/work ${dir}/rootfs`,
-      `echo '${CONTROLLERS}' > ${CGROUP_ROOT}/${id}/cgroup.subtree_control`,
-    ].join(" && ");
+    // The bundle: overlayfs over the image layers with a private writable
+    // layer, and the container's parent cgroup. The agent does each step
+    // itself (no process started); independent steps travel together.
     try {
-      await this.agent.writeFile(`${dir}/config.json`, JSON.stringify(config, null, 1));
-      await this.sh(setup, `create container ${name}`);
+      await Promise.all([
+        ...["rootfs", "upper", "work"].map((d) => this.agent.mkdir(`${dir}/${d}`)),
+        this.agent.mkdir(`${CGROUP_ROOT}/${id}`),
+        this.agent.writeFile(`${dir}/config.json`, JSON.stringify(config, null, 1)),
+      ]);
+      await Promise.all([
+        this.agent.mount({
+          target: `${dir}/rootfs`,
+          source: "overlay",
+          fstype: "overlay",
+          options: `lowerdir=${layers.join(":")},upperdir=${dir}/upper,workdir=${dir}/work`,
+        }),
+        this.agent.writeFile(`${CGROUP_ROOT}/${id}/cgroup.subtree_control`, CONTROLLERS),
+      ]);
     } catch (err) {
       await this.cleanup(c).catch(() => {});
       throw err;
@@ -331,7 +340,7 @@ export class ContainerEngine {
     }
     const sig = signal.replace(/^SIG/i, "").toUpperCase();
     if (!/^(\d+|[A-Z0-9]+)$/.test(sig)) throw new HyperlabError("INVALID_ARGUMENT", `invalid signal '${signal}'`);
-    await this.sh(`${c.runtime} kill ${c.id} ${sig}`, `kill container ${c.name}`);
+    await this.program(c.runtime, ["kill", c.id, sig], `kill container ${c.name}`);
   }
 
   /** Stops a container: SIGTERM, then SIGKILL after `timeoutS` seconds (`docker stop`). */
@@ -380,12 +389,14 @@ export class ContainerEngine {
       throw new HyperlabError("CONTAINER_INVALID_STATE", `no stats for container ${c.name}: it is ${c.status}, not running`);
     }
     const cg = `${CGROUP_ROOT}/${c.id}`;
-    const r = await this.sh(
-      `cat ${cg}/memory.current ${cg}/memory.peak ${cg}/pids.current; grep -E '^(usage_usec|throttled_usec)' ${cg}/payload/cpu.stat`,
-      `read the cgroup of ${c.name}`,
-    );
-    const [current, peak, pids, ...rest] = r.trim().split("\n");
-    const stat = Object.fromEntries(rest.map((l) => l.split(" ") as [string, string]));
+    const [current, peak, pids, cpu] = await Promise.all(
+      ["memory.current", "memory.peak", "pids.current", "payload/cpu.stat"].map((f) =>
+        this.agent.readFile(`${cg}/${f}`).then((b) => new TextDecoder().decode(b).trim()),
+      ),
+    ).catch((err: unknown) => {
+      throw new HyperlabError("RUNTIME_ERROR", `could not read the cgroup of ${c.name}: ${(err as Error).message}`);
+    });
+    const stat = Object.fromEntries(cpu!.split("\n").map((l) => l.split(" ") as [string, string]));
     return {
       memoryBytes: Number(current),
       memoryPeakBytes: Number(peak),
@@ -444,29 +455,37 @@ export class ContainerEngine {
     return c.exitCode;
   }
 
-  /** Removes everything a container left in the guest: runtime state, mounts, cgroups, veth. */
+  /**
+   * Removes everything a container left in the guest: runtime state, mounts,
+   * cgroups, veth. Each step tolerates what is already gone; the first real
+   * failure is reported after every step has been tried.
+   */
   private async cleanup(c: Container): Promise<void> {
     const dir = `${STATE_DIR}/${c.id}`;
-    await this.sh(
-      [
-        // `run` deletes the container when it exits; only a kill can leave runtime state behind.
-        `if [ -e /run/${c.runtime}/${c.id} ]; then ${c.runtime} delete --force ${c.id} >/dev/null 2>&1; fi`,
-        `umount ${dir}/rootfs 2>/dev/null`,
-        `rm -rf ${dir}`,
-        `rmdir ${CGROUP_ROOT}/${c.id}/payload ${CGROUP_ROOT}/${c.id} 2>/dev/null`,
-        // The host end of a veth goes with the container's network namespace; this catches a half-wired one.
-        ...(c.network === "bridge" ? [`ip link delete hl${c.id.slice(0, 8)} 2>/dev/null`] : []),
-        "true",
-      ].join("; "),
-      `remove container ${c.name}`,
-    );
+    const exists = (path: string) => this.agent.stat(path).then(() => true, (err) => (isAbsent(err) ? false : Promise.reject(err)));
+    const failures: unknown[] = [];
+    const step = (p: Promise<unknown>) => p.catch((err) => void (isAbsent(err) || failures.push(err)));
+    // `run` deletes the container when it exits; only a kill can leave runtime state behind.
+    if (await exists(`/run/${c.runtime}/${c.id}`)) await step(this.program(c.runtime, ["delete", "--force", c.id], "delete the runtime's state"));
+    await step(this.agent.umount(`${dir}/rootfs`).catch((err) => (errnoOf(err) === "EINVAL" ? undefined : Promise.reject(err)))); // EINVAL: not mounted
+    await Promise.all([step(this.agent.remove(dir, { recursive: true })), step(this.agent.remove(`${CGROUP_ROOT}/${c.id}/payload`))]);
+    await step(this.agent.remove(`${CGROUP_ROOT}/${c.id}`));
+    // The host end of a veth goes with the container's network namespace; this catches a half-wired one.
+    const veth = `hl${c.id.slice(0, 8)}`;
+    if (c.network === "bridge" && (await exists(`/sys/class/net/${veth}`))) await step(this.program("ip", ["link", "delete", veth], `delete ${veth}`));
+    if (failures.length) {
+      throw new HyperlabError("RUNTIME_ERROR", `could not remove everything of container ${c.name}: ${(failures[0] as Error).message}`);
+    }
   }
 
   /** Once per guest: the network hook and the cgroup parent for containers. */
   private prepare(): Promise<void> {
     this.prepared ??= (async () => {
-      await this.agent.writeFile(NETWORK_HOOK_PATH, NETWORK_HOOK_SCRIPT, { mode: 0o755 });
-      await this.sh(`mkdir -p ${CGROUP_ROOT} ${STATE_DIR} ${LAYER_DIR} && echo '${CONTROLLERS}' > ${CGROUP_ROOT}/cgroup.subtree_control`, "prepare the guest for containers");
+      await Promise.all([
+        this.agent.writeFile(NETWORK_HOOK_PATH, NETWORK_HOOK_SCRIPT, { mode: 0o755 }),
+        ...[CGROUP_ROOT, STATE_DIR, LAYER_DIR].map((d) => this.agent.mkdir(d)),
+      ]);
+      await this.agent.writeFile(`${CGROUP_ROOT}/cgroup.subtree_control`, CONTROLLERS);
     })();
     this.prepared.catch(() => (this.prepared = undefined));
     return this.prepared;
@@ -509,6 +528,15 @@ export class ContainerEngine {
     }
   }
 
+  /** Runs a program in the guest (outside any container); RUNTIME_ERROR with its stderr if it fails. */
+  private async program(program: string, args: string[], what: string): Promise<string> {
+    const r = await this.agent.exec([program, ...args]);
+    if (r.exitCode !== 0) {
+      throw new HyperlabError("RUNTIME_ERROR", `could not ${what}: ${(r.stderr || r.stdout).trim() || `exit status ${r.exitCode}`}`);
+    }
+    return r.stdout;
+  }
+
   /** Runs a shell command in the guest (outside any container); RUNTIME_ERROR with its stderr if it fails. */
   private async sh(command: string, what: string): Promise<string> {
     const r = await this.agent.exec(["/bin/sh", "-c", command]);
@@ -517,6 +545,16 @@ export class ContainerEngine {
     }
     return r.stdout;
   }
+}
+
+/** True for the agent's "no such file" (a step with nothing left to undo). */
+function isAbsent(err: unknown): boolean {
+  return errnoOf(err) === "ENOENT";
+}
+
+/** The errno name of a failed agent request, if that is what `err` is. */
+function errnoOf(err: unknown): unknown {
+  return err instanceof HyperlabError && err.code === "AGENT_ERROR" ? err.detail?.errno : undefined;
 }
 
 /** Image env, then user env (later keys replace earlier ones). */

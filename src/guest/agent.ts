@@ -275,6 +275,40 @@ export class AgentClient {
     };
   }
 
+  /** `mkdir -p`: creates the directory and its parents; one that exists is fine. */
+  async mkdir(path: string, opts: { mode?: number } = {}): Promise<void> {
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
+    if (opts.mode !== undefined) fields.push([Tag.MODE, opts.mode]);
+    await this.request(`mkdir ${path}`, MessageType.MKDIR, fields, undefined, (f) => f.type === MessageType.OK);
+  }
+
+  /**
+   * Removes a file, an empty directory (a cgroup, say), or with `recursive` a
+   * whole tree without crossing into other mounts. AGENT_ERROR ENOENT if absent.
+   */
+  async remove(path: string, opts: { recursive?: boolean } = {}): Promise<void> {
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
+    if (opts.recursive) fields.push([Tag.RECURSIVE, 1]);
+    await this.request(`remove ${path}`, MessageType.REMOVE, fields, undefined, (f) => f.type === MessageType.OK);
+  }
+
+  /** mount(2) in the guest: `flags` are Linux's MS_* bits, `options` the filesystem's data string. */
+  async mount(m: { target: string; fstype?: string; source?: string; flags?: number; options?: string }): Promise<void> {
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, m.target]];
+    if (m.source !== undefined) fields.push([Tag.SOURCE, m.source]);
+    if (m.fstype !== undefined) fields.push([Tag.FSTYPE, m.fstype]);
+    if (m.flags !== undefined) fields.push([Tag.FLAGS, m.flags]);
+    if (m.options !== undefined) fields.push([Tag.OPTIONS, m.options]);
+    await this.request(`mount ${m.target}`, MessageType.MOUNT, fields, undefined, (f) => f.type === MessageType.OK);
+  }
+
+  /** umount2(2) in the guest; `detach` is MNT_DETACH (lazy unmount). */
+  async umount(target: string, opts: { detach?: boolean } = {}): Promise<void> {
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, target]];
+    if (opts.detach) fields.push([Tag.FLAGS, 2]);
+    await this.request(`umount ${target}`, MessageType.UMOUNT, fields, undefined, (f) => f.type === MessageType.OK);
+  }
+
   private sendStdin(id: number, data: Uint8Array, eof: boolean): void {
     const fields: Array<[number, FieldValue]> = [[Tag.DATA, data]];
     if (eof) fields.push([Tag.EOF, 1]);

@@ -19,6 +19,10 @@ export const MessageType = {
   DATA: 0x0022,
   STAT: 0x0023,
   STAT_RESULT: 0x0024,
+  MKDIR: 0x0025,
+  REMOVE: 0x0026,
+  MOUNT: 0x0027,
+  UMOUNT: 0x0028,
 } as const;
 
 /** Field tags, by name. */
@@ -49,6 +53,11 @@ export const Tag = {
   LENGTH: 34,
   SIZE: 35,
   MTIME: 36,
+  RECURSIVE: 37,
+  SOURCE: 38,
+  FSTYPE: 39,
+  FLAGS: 40,
+  OPTIONS: 41,
 } as const;
 
 /** The protocol version this host speaks. */

@@ -47,9 +47,19 @@ export type MachineState = "created" | "booting" | "running" | "paused" | "stopp
  * Default kernel arguments: serial console, and no boot-time work v86 does not
  * need (TSC watchdog, speculation mitigations, waiting for entropy). Snapshots
  * add `init_on_free=1` (freed memory zeroed, so saved states compress); a cold
- * boot skips it, since zeroing all free RAM costs boot time.
+ * boot skips it, since zeroing all free RAM costs boot time. The initramfs
+ * unpacks into ramfs rather than tmpfs (`rootfstype=ramfs`): /init mounts the
+ * container runtimes read-only there, which spares them copying themselves
+ * into a memfd on every run (see guest-images/rootfs/init.c).
  */
-export const DEFAULT_CMDLINE = ["console=ttyS0", "loglevel=6", "tsc=reliable", "mitigations=off", "random.trust_cpu=on"].join(" ");
+export const DEFAULT_CMDLINE = [
+  "console=ttyS0",
+  "loglevel=6",
+  "tsc=reliable",
+  "mitigations=off",
+  "random.trust_cpu=on",
+  "rootfstype=ramfs",
+].join(" ");
 
 /** v86 loads the initramfs at 64 MiB when it boots a bzImage through the BIOS. */
 const SEABIOS_INITRD_BASE = 64 << 20;

@@ -109,6 +109,26 @@ describe("the guest agent", () => {
     expect(missing.detail?.errno).toBe("ENOENT");
   });
 
+  it("makes directories, mounts and unmounts, and removes trees without starting a process", async () => {
+    await agent.mkdir("/tmp/ops/a/b");
+    await agent.mkdir("/tmp/ops/a/b"); // existing is fine, as with mkdir -p
+    await agent.mount({ target: "/tmp/ops/a/b", source: "tmpfs", fstype: "tmpfs", options: "size=1m" });
+    await agent.writeFile("/tmp/ops/a/b/inside", "x");
+    const mounts = new TextDecoder().decode(await agent.readFile("/proc/mounts"));
+    expect(mounts).toMatch(/^tmpfs \/tmp\/ops\/a\/b tmpfs .*size=1024k/m);
+    // A recursive remove stays on its own filesystem: it leaves the mount, so its parent is not empty.
+    const busy = await errorOf(agent.remove("/tmp/ops", { recursive: true }));
+    expect(busy.detail?.errno).toBe("ENOTEMPTY");
+    expect((await agent.stat("/tmp/ops/a/b/inside")).size).toBe(1);
+    await agent.umount("/tmp/ops/a/b");
+    await agent.remove("/tmp/ops", { recursive: true });
+    expect((await errorOf(agent.stat("/tmp/ops"))).detail?.errno).toBe("ENOENT");
+    expect((await errorOf(agent.remove("/tmp/ops"))).detail?.errno).toBe("ENOENT");
+    const bad = await errorOf(agent.mount({ target: "/tmp", fstype: "nosuchfs" }));
+    expect(bad.message).toMatch(/mount nosuchfs on \/tmp: No such device \(ENODEV\)/);
+    expect((await agent.exec(["/bin/true"])).exitCode).toBe(0);
+  });
+
   it("answers malformed and oversized frames with an error and keeps serving", async () => {
     const reader = new FrameReader();
     const replies: Array<{ type: number; id: number; code?: string }> = [];

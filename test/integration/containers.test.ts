@@ -55,8 +55,10 @@ describe.each(["crun", "runc"] as Runtime[])("containers with %s", (runtime) => 
   });
 
   it("has only loopback with --network none, and eth0 on the bridge by default", async () => {
-    const none = await run({ image: "busybox", command: ["ip", "-o", "addr"], network: "none", autoRemove: true });
+    // The runtime itself brings loopback up (no network hook runs for --network none).
+    const none = await run({ image: "busybox", command: ["sh", "-c", "ip -o addr && ping -c 1 -W 2 127.0.0.1"], network: "none", autoRemove: true });
     expect(none.stdout).toMatch(/^1: lo /m);
+    expect(none.stdout).toMatch(/1 packets received/);
     expect(none.stdout).not.toMatch(/eth0/);
     expect(none.stdout).toMatch(/inet 127\.0\.0\.1/);
     const bridged = await run({ image: "busybox", command: ["ip", "-o", "addr"], autoRemove: true });
