@@ -2,7 +2,7 @@
  * (docs/agent-protocol.md is the specification; this file follows it).
  *
  * busybox init starts it (and restarts it if it dies). It talks to the host
- * over the control channel, virtio console port 1 (/dev/hvc1), and runs
+ * over the control channel, virtio console port 1 (/dev/vport0p1, a virtio-serial port, not a tty), and runs
  * processes and file operations for it. Everything happens in one poll(2)
  * loop: many requests are in flight at once and none waits for another, so
  * every descriptor the loop touches is non-blocking, child exits arrive
@@ -13,7 +13,7 @@
  * request, errors, the process table (EXEC and friends), file operations,
  * the request table, the channel and the main loop.
  *
- * argv[1] names the channel (default /dev/hvc1). A tty is put in raw mode;
+ * argv[1] names the channel (default /dev/vport0p1). A tty is put in raw mode;
  * a Unix socket is connected to, so the agent can be tested on the host. */
 #define _GNU_SOURCE
 #define _FILE_OFFSET_BITS 64
@@ -42,7 +42,7 @@
 
 #define AGENT_NAME "hyperlab-agent 1"
 #define PROTOCOL_VERSION 1
-#define DEFAULT_CHANNEL "/dev/hvc1"
+#define DEFAULT_CHANNEL "/dev/vport0p1"
 #define DEFAULT_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
 
 #define MAGIC0 0x68 /* 'h' */
@@ -1139,8 +1139,12 @@ static void read_channel(void)
 		agent_exit(0, NULL); /* the host closed it */
 	in.len += n;
 	size_t used = consume_frames(in.data, in.len);
-	memmove(in.data, in.data + used, in.len - used);
-	in.len -= used;
+	/* Only after a whole frame: a large frame arrives in many small reads, and
+	 * moving its partial bytes on each would be quadratic. */
+	if (used > 0) {
+		memmove(in.data, in.data + used, in.len - used);
+		in.len -= used;
+	}
 }
 
 static void flush_channel(void)

@@ -8,7 +8,7 @@
  *      controllers down to child cgroups,
  *   3. names the host and brings up loopback,
  *   4. tells the host it is ready on the control channel (virtio console
- *      port 1, /dev/hvc1), never on the user's console.
+ *      port 1, /dev/vport0p1), never on the user's console.
  * It is C rather than a shell script because every command a script runs is
  * a fork and exec that an emulated CPU pays for at each boot.
  *
@@ -30,7 +30,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#define CONTROL_CHANNEL "/dev/hvc1"
+#define CONTROL_CHANNEL "/dev/vport0p1"
 
 static void warn(const char *fmt, ...)
 {

@@ -68,6 +68,8 @@ interface Pending {
 const REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
 const READ_CHUNK = 1_000_000;
+/** STDIN bytes per frame: well under the protocol's 1 MiB payload limit. */
+const STDIN_CHUNK = 512 * 1024;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const SIGKILL = 9;
 const encoder = new TextEncoder();
@@ -310,9 +312,13 @@ export class AgentClient {
   }
 
   private sendStdin(id: number, data: Uint8Array, eof: boolean): void {
-    const fields: Array<[number, FieldValue]> = [[Tag.DATA, data]];
-    if (eof) fields.push([Tag.EOF, 1]);
-    void this.send(MessageType.STDIN, id, fields);
+    // Any amount of data: one frame per STDIN_CHUNK bytes, EOF on the last.
+    for (let at = 0; at === 0 || at < data.length; at += STDIN_CHUNK) {
+      const last = at + STDIN_CHUNK >= data.length;
+      const fields: Array<[number, FieldValue]> = [[Tag.DATA, data.subarray(at, at + STDIN_CHUNK)]];
+      if (eof && last) fields.push([Tag.EOF, 1]);
+      void this.send(MessageType.STDIN, id, fields);
+    }
   }
 
   /** One request, one reply (or ERROR), with a timeout naming what it waited for. */

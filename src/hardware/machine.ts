@@ -64,7 +64,7 @@ export const DEFAULT_CMDLINE = [
 /** v86 loads the initramfs at 64 MiB when it boots a bzImage through the BIOS. */
 const SEABIOS_INITRD_BASE = 64 << 20;
 
-/** The port of v86's virtio console that carries hyperlab's control channel (guest: /dev/hvc1). */
+/** The port of v86's virtio console that carries hyperlab's control channel (guest: /dev/vport0p1). */
 export const CONTROL_PORT = 1;
 /** v86 puts each input message into one guest receive buffer; Linux posts page-sized ones. */
 const CONTROL_CHUNK = 4096;
@@ -125,6 +125,27 @@ function buffer(data: Uint8Array): { buffer: ArrayBuffer } {
   return { buffer: (whole ? data.buffer : data.slice().buffer) as ArrayBuffer };
 }
 
+/** virtio-console's control event that makes a port a console (hvc) in the guest. */
+const VIRTIO_CONSOLE_CONSOLE_PORT = 4;
+
+/**
+ * v86 announces every virtio-console port as a console, so Linux drives each
+ * through the tty layer as /dev/hvcN, which moves at most 16 bytes per call
+ * (about 45 emulated instructions a byte, ~0.5 MB/s). The control channel
+ * carries bulk data (files, layers), so hyperlab's machine leaves out that
+ * announcement for its port: the guest then sees an ordinary virtio-serial
+ * port, /dev/vport0p1, which reads and writes whole buffers.
+ */
+function makeControlPortRaw(emulator: Emulator): void {
+  const device = emulator.v86.cpu.devices.virtio_console;
+  if (!device) return;
+  const send = device.SendEvent.bind(device);
+  device.SendEvent = (port, event, value) => {
+    if (port === CONTROL_PORT && event === VIRTIO_CONSOLE_CONSOLE_PORT) return;
+    send(port, event, value);
+  };
+}
+
 type ConsoleListener = (chunk: string) => void;
 
 /** The parts of v86's API this file uses (its bundled typings miss some events and options). */
@@ -133,10 +154,21 @@ interface Emulator {
   /** internals, for the virtio console's receive queue (v86 drops input when the guest has no buffer posted) */
   v86: {
     cpu: {
-      devices: { virtio_console?: { virtio: { queues: Array<{ has_request(): boolean }> } } };
+      devices: {
+        virtio_console?: {
+          virtio: { queues: Array<{ has_request(): boolean }> };
+          /** sends a control event (VIRTIO_CONSOLE_*) about a port to the guest */
+          SendEvent(port: number, event: number, value: number): void;
+        };
+      };
       wasm_memory: WebAssembly.Memory;
       mem8: Uint8Array;
+      memory_size: Uint32Array;
+      set_state(state: unknown[]): void;
+      zero_memory(addr: number, length: number): void;
     };
+    save_state(): ArrayBuffer;
+    restore_state(state: ArrayBuffer): void;
   };
   add_listener(event: "serial0-output-byte", listener: (byte: number) => void): void;
   add_listener(event: `virtio-console${number}-output-bytes`, listener: (bytes: Uint8Array) => void): void;
@@ -433,6 +465,7 @@ export class Machine {
       );
       emulator.add_listener("emulator-loaded", () => {
         clearTimeout(timer);
+        makeControlPortRaw(emulator);
         resolve();
       });
     });

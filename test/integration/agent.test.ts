@@ -54,6 +54,21 @@ describe("the guest agent", () => {
     expect(out.join("").trim()).toBe("8");
   });
 
+  it("streams stdin larger than one frame, and files larger than one request", async () => {
+    const big = Buffer.from(new Uint8Array(2 * 1024 * 1024 + 7).map((_, i) => (i * 7919) & 0xff));
+    const proc = agent.spawn(["/bin/sh", "-c", "cat > /tmp/stdin.bin; wc -c < /tmp/stdin.bin"], { stdin: true });
+    proc.write(big);
+    proc.closeStdin();
+    const out: string[] = [];
+    proc.onOutput((_s, d) => out.push(new TextDecoder().decode(d)));
+    expect(await proc.exited).toEqual({ exitCode: 0, signal: 0 });
+    expect(out.join("").trim()).toBe(String(big.length));
+    // (compared as buffers: a deep equality over millions of elements is slow)
+    expect(big.equals(await agent.readFile("/tmp/stdin.bin"))).toBe(true);
+    await agent.writeFile("/tmp/file.bin", big);
+    expect(big.equals(await agent.readFile("/tmp/file.bin"))).toBe(true);
+  });
+
   it("runs a process on a pseudo-terminal of the requested size, and resizes it", async () => {
     const proc = agent.spawn(["/bin/sh", "-c", "tty; stty size; read x; stty size"], { pty: { rows: 30, cols: 100 }, stdin: true });
     let out = "";
