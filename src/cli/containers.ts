@@ -3,7 +3,9 @@
 // handler.
 import { HyperlabError } from "../errors.ts";
 import type { ContainerStats } from "../containers/engine.ts";
-import { type ContainerJson, type DaemonClient, defaultSocketPath, findDaemon } from "./daemon-api.ts";
+import { API_VERSION, type ContainerJson, type DaemonClient, defaultSocketPath, findDaemon } from "./daemon-api.ts";
+import { openStream } from "./daemon-attach.ts";
+import { attachTerminal, terminalSize } from "./terminal.ts";
 import { ago, humanSize, table } from "./format.ts";
 
 async function daemon(verb: string): Promise<DaemonClient> {
@@ -62,16 +64,36 @@ export const containerVerbs: Record<string, { help: string; run: (args: string[]
     },
   },
   exec: {
-    help: "run a command in a running container",
+    help: "run a command in a running container (-i: keep stdin open, -t: allocate a terminal, -e KEY=VALUE)",
     run: async (args) => {
-      const flags = args.filter((a, i) => a.startsWith("-") && !args.slice(0, i).some((b) => !b.startsWith("-")));
-      if (flags.some((f) => f === "-i" || f === "-t" || f === "-it" || f === "-ti")) {
-        throw new HyperlabError("INVALID_ARGUMENT", "exec -i/-t through the daemon is not supported yet; run the command without them");
+      const o: { interactive?: boolean; tty?: boolean; env: string[] } = { env: [] };
+      let i = 0;
+      for (; i < args.length && args[i]!.startsWith("-"); i++) {
+        const arg = args[i]!;
+        const letters = /^-[a-zA-Z]+$/.test(arg) ? [...arg.slice(1)] : [];
+        if (letters.length && letters.every((c) => c === "i" || c === "t")) {
+          if (letters.includes("i")) o.interactive = true;
+          if (letters.includes("t")) o.tty = true;
+        } else if (arg === "--interactive") o.interactive = true;
+        else if (arg === "--tty") o.tty = true;
+        else if (arg === "-e" || arg === "--env") {
+          const v = args[++i];
+          if (v === undefined) throw new HyperlabError("INVALID_ARGUMENT", `flag ${arg} needs a value`);
+          o.env.push(v);
+        } else if (arg.startsWith("--env=")) o.env.push(arg.slice("--env=".length));
+        else throw new HyperlabError("INVALID_ARGUMENT", `unknown flag: ${arg}. Usage: hyperlab exec [-i] [-t] [-e KEY=VALUE] CONTAINER COMMAND [ARG...]`);
       }
-      const rest = args.slice(flags.length);
-      need(rest, 2, "exec CONTAINER COMMAND [ARG...]");
+      const rest = args.slice(i);
+      need(rest, 2, "exec [-i] [-t] [-e KEY=VALUE] CONTAINER COMMAND [ARG...]");
       const [ref, ...argv] = rest;
-      return (await daemon("exec")).stream("POST", `/containers/${enc(ref!)}/exec`, { argv }, (s, d) => (s === 2 ? process.stderr : process.stdout).write(d));
+      const client = await daemon("exec");
+      const out = (s: 1 | 2, d: Uint8Array) => (s === 2 ? process.stderr : process.stdout).write(d);
+      if (!o.interactive && !o.tty) {
+        return client.stream("POST", `/containers/${enc(ref!)}/exec`, { argv, env: o.env }, out);
+      }
+      const options = { argv, env: o.env, interactive: o.interactive, tty: o.tty ? terminalSize() : undefined };
+      const stream = await openStream(client.socketPath, `/${API_VERSION}/containers/${enc(ref!)}/exec?options=${encodeURIComponent(JSON.stringify(options))}`, out);
+      return attachTerminal(stream, o);
     },
   },
   logs: {

@@ -4,7 +4,9 @@ import { existsSync, unlinkSync } from "node:fs";
 import { type IncomingMessage, type ServerResponse, createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Duplex } from "node:stream";
 import type { Container, ContainerEngine, CreateOptions } from "../containers/engine.ts";
+import { handleStreamUpgrade } from "./daemon-attach.ts";
 import { HyperlabError } from "../errors.ts";
 
 /** API version, the first path segment. */
@@ -144,6 +146,8 @@ export async function serveApi(engine: ContainerEngine, socketPath: string): Pro
       else send(res, STATUS[e.code] ?? 500, { code: e.code, message: e.message });
     });
   });
+  // Interactive streams (run -i/-t, exec -i/-t) upgrade the connection.
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex) => void handleStreamUpgrade(engine, req, socket, API_VERSION));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(socketPath, () => resolve());

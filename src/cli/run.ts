@@ -5,7 +5,9 @@ import { parseCpus, parseMemory, parsePidsLimit } from "../containers/limits.ts"
 import { nodeImageStore } from "../containers/node-store.ts";
 import { HyperlabError } from "../errors.ts";
 import { startGuest } from "../guest/node-guest.ts";
-import { type ContainerJson, findDaemon } from "./daemon-api.ts";
+import { openStream } from "./daemon-attach.ts";
+import { attachTerminal, terminalSize } from "./terminal.ts";
+import { API_VERSION, type ContainerJson, findDaemon } from "./daemon-api.ts";
 
 const HELP = `Usage: hyperlab run [OPTIONS] IMAGE [COMMAND] [ARG...]
 
@@ -62,9 +64,6 @@ const FLAGS: Record<string, Flag> = {
 };
 const SHORT: Record<string, string> = { "-i": "--interactive", "-t": "--tty", "-d": "--detach", "-e": "--env", "-m": "--memory", "-h": "--hostname" };
 
-function terminalSize() {
-  return { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 };
-}
 
 /** Splits `run`'s arguments into flags, image and command (flags end at the image, as in Docker). */
 export function parseRunArgs(args: string[]): { flags: RunFlags; image: string; command: string[] } | "help" {
@@ -105,8 +104,8 @@ export async function runCommand(args: string[]): Promise<number> {
   const store = nodeImageStore();
   await store.get(image); // an unknown image fails before any VM boots
 
-  // With a daemon running, the container lives in its guest (stdin needs the direct path for now).
-  const daemon = !flags.interactive && !flags.tty ? await findDaemon() : undefined;
+  // With a daemon running, the container lives in its guest.
+  const daemon = await findDaemon();
   if (daemon) {
     const { detach, ...create } = flags;
     const c = await daemon.call<ContainerJson>("POST", "/containers", { ...create, image, command });
@@ -115,7 +114,11 @@ export async function runCommand(args: string[]): Promise<number> {
       process.stdout.write(`${c.id}\n`);
       return 0;
     }
-    return daemon.stream("POST", `/containers/${c.id}/start?attach=1`, {}, (s, d) => (s === 2 ? process.stderr : process.stdout).write(d));
+    if (!flags.interactive && !flags.tty) {
+      return daemon.stream("POST", `/containers/${c.id}/start?attach=1`, {}, (s, d) => (s === 2 ? process.stderr : process.stdout).write(d));
+    }
+    const stream = await openStream(daemon.socketPath, `/${API_VERSION}/containers/${c.id}/start`, writeOutput);
+    return attachTerminal(stream, flags);
   }
 
   const guest = await startGuest();
@@ -128,22 +131,17 @@ export async function runCommand(args: string[]): Promise<number> {
       process.stderr.write("hyperlab: no daemon is running, so the guest (and this container) stops when this command exits\n");
       return 0;
     }
-    attachment.onOutput((stream, data) => (stream === 2 ? process.stderr : process.stdout).write(data));
-    const stdin = process.stdin;
-    if (flags.tty && stdin.isTTY) stdin.setRawMode(true);
-    // The container's terminal follows this one's size.
-    const onResize = () => void attachment.resize(terminalSize().rows, terminalSize().cols).catch(() => {});
-    if (flags.tty) process.stdout.on("resize", onResize);
-    if (flags.interactive) {
-      stdin.on("data", (d: Buffer) => attachment.write(new Uint8Array(d)));
-      stdin.on("end", () => attachment.closeStdin());
-    }
-    const code = await attachment.exited;
-    process.stdout.off("resize", onResize);
-    if (flags.tty && stdin.isTTY) stdin.setRawMode(false);
-    stdin.pause();
-    return code;
+    attachment.onOutput(writeOutput);
+    return await attachTerminal(
+      { ...attachment, resize: (rows, cols) => void attachment.resize(rows, cols).catch(() => {}) },
+      flags,
+    );
   } finally {
     await guest.stop();
   }
+}
+
+/** Container output to this process's stdout or stderr. */
+function writeOutput(stream: 1 | 2, data: Uint8Array): void {
+  (stream === 2 ? process.stderr : process.stdout).write(data);
 }

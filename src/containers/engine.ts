@@ -5,7 +5,7 @@ import { HyperlabError } from "../errors.ts";
 import type { AgentClient, GuestProcess } from "../guest/agent.ts";
 import type { ImageInfo, ImageStore } from "./image-store.ts";
 import { type Limits } from "./limits.ts";
-import { NETWORK_HOOK_PATH, NETWORK_HOOK_SCRIPT, BRIDGE_GATEWAY, BRIDGE_PREFIX } from "./network.ts";
+import { BRIDGE_GATEWAY, BRIDGE_PREFIX, NETWORK_HOOK_PATH, networkHookArgs } from "./network.ts";
 import { bundleConfig } from "./oci-spec.ts";
 
 /** The OCI runtimes the guest has. */
@@ -212,7 +212,7 @@ export class ContainerEngine {
       limits: c.limits,
       terminal: !!c.tty,
       // Both runtimes bring up the loopback of a new network namespace: only a bridge needs the hook.
-      networkHook: c.ipAddress ? { path: NETWORK_HOOK_PATH, args: [NETWORK_HOOK_PATH, network, `${c.ipAddress}/16`, `hl${id.slice(0, 8)}`] } : undefined,
+      networkHook: c.ipAddress ? { path: NETWORK_HOOK_PATH, args: networkHookArgs(c.ipAddress, 16, `hl${id.slice(0, 8)}`) } : undefined,
       startedMarker: start.attached ? undefined : `${dir}/started`,
       annotations: { "io.hyperlab.name": name, "io.hyperlab.image": image.reference },
     });
@@ -327,7 +327,11 @@ export class ContainerEngine {
     if (argv.length === 0) throw new HyperlabError("INVALID_ARGUMENT", "exec needs a command");
     const args = [c.runtime, "exec"];
     if (opts.tty) args.push("--tty");
-    for (const e of opts.env ?? []) args.push("--env", e);
+    // The runtime's --env replaces the whole environment: give the container's
+    // own, then TERM=xterm for a terminal (as docker exec -t), then the caller's.
+    if (opts.env?.length || opts.tty) {
+      for (const e of mergeEnv(c.env, opts.tty ? ["TERM=xterm"] : [], opts.env ?? [])) args.push("--env", e);
+    }
     args.push(c.id, ...argv);
     return this.agent.spawn(args, { pty: opts.tty, stdin: opts.interactive ? true : undefined, timeoutMs: Infinity });
   }
@@ -478,13 +482,10 @@ export class ContainerEngine {
     }
   }
 
-  /** Once per guest: the network hook and the cgroup parent for containers. */
+  /** Once per guest: the folders and the cgroup parent for containers. */
   private prepare(): Promise<void> {
     this.prepared ??= (async () => {
-      await Promise.all([
-        this.agent.writeFile(NETWORK_HOOK_PATH, NETWORK_HOOK_SCRIPT, { mode: 0o755 }),
-        ...[CGROUP_ROOT, STATE_DIR, LAYER_DIR].map((d) => this.agent.mkdir(d)),
-      ]);
+      await Promise.all([CGROUP_ROOT, STATE_DIR, LAYER_DIR].map((d) => this.agent.mkdir(d)));
       await this.agent.writeFile(`${CGROUP_ROOT}/cgroup.subtree_control`, CONTROLLERS);
     })();
     this.prepared.catch(() => (this.prepared = undefined));

@@ -141,6 +141,12 @@ describe.each(["crun", "runc"] as Runtime[])("containers with %s", (runtime) => 
     expect(out.split("\n")[0]).toBe(container.hostname);
     expect(out).toMatch(/^\s*1 cat$/m);
     expect(engine.ps().map((c) => c.name)).toContain(`exec-${runtime}`);
+    // -e adds to the container's environment (PATH still finds programs); -t gives a terminal with TERM.
+    const withEnv = await engine.exec(container.id, ["sh", "-c", "echo $GREETING $TERM; tty"], { env: ["GREETING=hi"], tty: { rows: 24, cols: 80 } });
+    let envOut = "";
+    withEnv.onOutput((_s, d) => (envOut += new TextDecoder().decode(d)));
+    expect((await withEnv.exited).exitCode).toBe(0);
+    expect(envOut).toMatch(/^hi xterm\r\n\/dev\/pts\/\d+\r\n$/);
     attachment.write("echo through stdin\n");
     await new Promise((r) => setTimeout(r, 300));
     const logged = engine.logs(container.id).map((l) => new TextDecoder().decode(l.data)).join("");

@@ -22,6 +22,22 @@ describe("hyperlab daemon and the container verbs that use it", () => {
       });
     });
 
+  /** Runs the CLI with `input` on its stdin (then end of input). */
+  const hlInput = (args: string[], input: string) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, HYPERLAB_SOCKET: socket } });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? 1, stdout, stderr });
+      });
+      child.stdin.end(input);
+    });
+
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "hyperlab-daemon-"));
     socket = join(dir, "hyperlab.sock");
@@ -92,6 +108,19 @@ describe("hyperlab daemon and the container verbs that use it", () => {
   it("runs an attached container through the daemon with its exit status", async () => {
     const r = await hl(["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 4"]);
     expect(r).toMatchObject({ code: 4, stdout: "out\n", stderr: "err\n" });
+  });
+
+  it("streams stdin through the daemon: run -i, exec -i, and exec -t on a terminal", async () => {
+    const run = await hlInput(["run", "-i", "--rm", "busybox", "sh", "-c", "read a; echo got $a; wc -c"], "hello\n12345");
+    expect(run).toMatchObject({ code: 0, stdout: "got hello\n5\n" });
+
+    expect((await hl(["run", "-d", "--name", "box", "busybox", "sleep", "600"])).code).toBe(0);
+    const exec = await hlInput(["exec", "-i", "box", "sh", "-c", "cat > /tmp/in; wc -c < /tmp/in; exit 2"], "abc");
+    expect(exec).toMatchObject({ code: 2, stdout: "3\n" });
+    const tty = await hlInput(["exec", "-it", "box", "sh", "-c", "tty; echo $TERM"], "");
+    expect(tty).toMatchObject({ code: 0, stderr: "" });
+    expect(tty.stdout).toMatch(/\/dev\/pts\/\d+\r\nxterm\r\n/);
+    expect((await hl(["rm", "-f", "box"])).code).toBe(0);
   });
 
   it("names the missing daemon when a verb needs one", async () => {
