@@ -1,22 +1,28 @@
-// `hyperlab boot`: boot the default guest; attach the terminal, or run one command.
+// `hyperlab boot`: start the default guest (restored from the boot snapshot,
+// or booted cold); attach the terminal, or run one command.
 import { parseArgs } from "node:util";
 import { HyperlabError } from "../errors.ts";
+import { startGuest, startsFromSnapshot } from "../guest/node-guest.ts";
 import { SerialShell } from "../guest/serial-shell.ts";
 import { type Firmware, Machine } from "../hardware/machine.ts";
 import { loadNodeImage, v86Wasm } from "../hardware/node.ts";
 
 const HELP = `Usage: hyperlab boot [OPTIONS]
 
-Boots the default guest (Linux on the v86 PC) and attaches this terminal to
-its serial console. Press Ctrl-] to detach: that powers the machine off.
-Typing 'poweroff' in the guest does the same.
+Starts the default guest (Linux on the v86 PC) and attaches this terminal to
+its serial console. The guest is restored from the boot snapshot (a guest
+saved just after it booted; built and cached on first use), unless --cold.
+Press Ctrl-] to detach: that powers the machine off. Typing 'poweroff' in the
+guest does the same.
 
 Options:
   --exec CMD          run CMD in the guest's shell, print its output and exit
                       with its exit status (the console is not attached)
   --memory MIB        guest RAM in MiB (default 128)
   --firmware NAME     direct (default: hyperlab's loader, no BIOS) or seabios
-  --cmdline ARGS      extra kernel arguments (e.g. "init=/bin/sh")
+  --cmdline ARGS      extra kernel arguments (e.g. "init=/bin/sh"); boots cold
+  --cold              boot the kernel instead of restoring the boot snapshot
+                      (implied by --cmdline and --firmware seabios)
   --timeout SECONDS   give up if the guest is not ready in time (default 30)
   --image DIR         guest image folder (default: this checkout's guest-images/dist)
   -h, --help          show this help
@@ -47,6 +53,7 @@ export async function bootCommand(args: string[]): Promise<number> {
         cmdline: { type: "string" },
         timeout: { type: "string" },
         image: { type: "string" },
+        cold: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -67,6 +74,27 @@ export async function bootCommand(args: string[]): Promise<number> {
   const timeoutMs = positiveNumber("timeout", opts.timeout, 30) * 1000;
   const memoryMiB = opts.memory === undefined ? undefined : positiveNumber("memory", opts.memory, 128);
 
+  if (startsFromSnapshot({ cold: opts.cold, firmware, cmdline: opts.cmdline })) {
+    const guest = await startGuest({ memoryMiB, timeoutMs, imageDir: opts.image });
+    const { machine } = guest;
+    guest.agent.close();
+    if (opts.exec !== undefined) {
+      try {
+        const result = await new SerialShell(machine).exec(opts.exec, { timeoutMs: 10 * 60_000 });
+        process.stdout.write(result.output);
+        return result.exitCode;
+      } finally {
+        await machine.stop();
+      }
+    }
+    const release = (await loadNodeImage(opts.image)).release;
+    return attach(machine, `Linux ${release} restored from the boot snapshot`, async () => {
+      // The restored shell printed its prompt before the snapshot: ask for a fresh one.
+      machine.write("\r");
+      return `guest ready in ${(guest.started.wallMs / 1000).toFixed(2)} s (restored from the boot snapshot)`;
+    });
+  }
+
   const wasm = v86Wasm();
   const image = await loadNodeImage(opts.image);
   const machine = new Machine({ image, wasm, firmware, memoryMiB, cmdline: opts.cmdline });
@@ -81,14 +109,20 @@ export async function bootCommand(args: string[]): Promise<number> {
       await machine.stop();
     }
   }
-  return attach(machine, image.release, timeoutMs);
+  return attach(machine, `booting Linux ${image.release}`, async () => {
+    const report = await machine.boot({ timeoutMs });
+    return `guest ready in ${(report.wallMs / 1000).toFixed(2)} s`;
+  });
 }
 
-/** Connects this terminal to the machine's console until detach or power-off. */
-async function attach(machine: Machine, release: string, timeoutMs: number): Promise<number> {
+/**
+ * Connects this terminal to the machine's console until detach or power-off.
+ * `start` brings the guest up (boots it, or readies a restored one) and says how long that took.
+ */
+async function attach(machine: Machine, starting: string, start: () => Promise<string>): Promise<number> {
   const stdin = process.stdin;
   const tty = stdin.isTTY === true;
-  process.stderr.write(`hyperlab: booting Linux ${release} (${machine.memoryMiB} MiB); press Ctrl-] to detach and power off\r\n`);
+  process.stderr.write(`hyperlab: ${starting} (${machine.memoryMiB} MiB); press Ctrl-] to detach and power off\r\n`);
   machine.onConsole((chunk) => process.stdout.write(chunk));
 
   const stopped = new Promise<number>((resolve) => {
@@ -110,8 +144,8 @@ async function attach(machine: Machine, release: string, timeoutMs: number): Pro
   stdin.on("data", onInput);
   stdin.on("end", () => void machine.stop());
   try {
-    const report = await machine.boot({ timeoutMs });
-    process.stderr.write(`hyperlab: guest ready in ${(report.wallMs / 1000).toFixed(2)} s\r\n`);
+    const ready = await start();
+    process.stderr.write(`hyperlab: ${ready}\r\n`);
     return await stopped;
   } finally {
     stdin.off("data", onInput);

@@ -28,11 +28,15 @@ Options:
       --network MODE       bridge (default: own address on 10.88.0.0/16) or none
   -h, --hostname NAME      container host name
       --runtime NAME       crun (default) or runc
+      --cold               boot the guest's kernel instead of restoring the boot
+                           snapshot (without a daemon only)
 `;
 
 type Flag = { takes: boolean; apply: (o: RunFlags, v: string) => void };
 interface RunFlags extends Omit<CreateOptions, "image"> {
   detach?: boolean;
+  /** boot the guest cold instead of restoring the boot snapshot */
+  cold?: boolean;
 }
 
 /** Docker's run flags: name → whether it takes a value, and what it sets. */
@@ -41,6 +45,7 @@ const FLAGS: Record<string, Flag> = {
   "--interactive": { takes: false, apply: (o) => (o.interactive = true) },
   "--tty": { takes: false, apply: (o) => (o.tty = terminalSize()) },
   "--detach": { takes: false, apply: (o) => (o.detach = true) },
+  "--cold": { takes: false, apply: (o) => (o.cold = true) },
   "--name": { takes: true, apply: (o, v) => (o.name = v) },
   "--env": { takes: true, apply: (o, v) => (o.env = [...(o.env ?? []), v.includes("=") ? v : `${v}=${process.env[v] ?? ""}`]) },
   "--memory": { takes: true, apply: (o, v) => (o.limits = { ...o.limits, memoryBytes: parseMemory(v) }) },
@@ -100,7 +105,8 @@ export async function runCommand(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const { flags, image, command } = parsed;
+  const { flags: allFlags, image, command } = parsed;
+  const { cold, ...flags } = allFlags;
   const store = nodeImageStore();
   await store.get(image); // an unknown image fails before any VM boots
 
@@ -121,7 +127,7 @@ export async function runCommand(args: string[]): Promise<number> {
     return attachTerminal(stream, flags);
   }
 
-  const guest = await startGuest();
+  const guest = await startGuest({ cold });
   try {
     const engine = new ContainerEngine(guest.agent, store);
     const { container, attachment } = await engine.run({ ...flags, image, command }, { attached: !flags.detach });

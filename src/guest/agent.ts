@@ -84,7 +84,8 @@ function agentError(frame: Frame, what: string): HyperlabError {
 
 /**
  * A connection to the agent of one guest. Create with `AgentClient.connect`,
- * which waits for the agent's hello. Methods are legal until the machine stops;
+ * which waits for the agent's hello, or, for a guest restored from a
+ * snapshot (whose agent said hello long ago), with `AgentClient.attach`. Methods are legal until the machine stops;
  * after that every call fails with AGENT_GONE.
  */
 export class AgentClient {
@@ -112,6 +113,53 @@ export class AgentClient {
     const client = new AgentClient(channel);
     await client.waitForHello(opts.timeoutMs ?? REQUEST_TIMEOUT_MS);
     return client;
+  }
+
+  /**
+   * Connects to an agent that said hello before this host was listening, as
+   * in a guest restored from a snapshot: confirms it with a PING within
+   * `timeoutMs`. `agent` is what the agent said of itself when the snapshot
+   * was taken (kept in the snapshot's header); a later hello replaces it.
+   */
+  static async attach(
+    channel: AgentChannel,
+    opts: { timeoutMs?: number; agent?: { version: number; name: string; pid?: number } | null } = {},
+  ): Promise<AgentClient> {
+    if (opts.agent && opts.agent.version !== PROTOCOL_VERSION) {
+      throw new HyperlabError(
+        "AGENT_ERROR",
+        `the restored guest's agent speaks protocol version ${opts.agent.version}; this hyperlab speaks ${PROTOCOL_VERSION}. Take the snapshot again.`,
+      );
+    }
+    const client = new AgentClient(channel);
+    if (opts.agent && client.hellos === 0) client.agent = { pid: 0, ...opts.agent };
+    const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
+    try {
+      await client.ping({ timeoutMs });
+    } catch (err) {
+      client.close();
+      if (err instanceof HyperlabError && err.code === "AGENT_TIMEOUT") {
+        throw new HyperlabError(
+          "AGENT_TIMEOUT",
+          `the guest agent did not answer a ping within ${timeoutMs} ms after the guest was restored; the snapshot may have been taken before its agent was ready`,
+          { waitedFor: "the agent's answer to a ping" },
+        );
+      }
+      throw err;
+    }
+    return client;
+  }
+
+  /**
+   * Sets the guest's clock to `time` (default: now), to the second. A
+   * restored guest's clock resumes from the moment its snapshot was taken.
+   */
+  async setClock(time: Date = new Date()): Promise<void> {
+    const seconds = Math.round(time.getTime() / 1000);
+    const r = await this.exec(["date", "-s", `@${seconds}`], { timeoutMs: REQUEST_TIMEOUT_MS });
+    if (r.exitCode !== 0) {
+      throw new HyperlabError("AGENT_ERROR", `setting the guest's clock failed: date exited with ${r.exitCode}: ${r.stderr.trim()}`);
+    }
   }
 
   /** Stops listening to the channel; calls in flight fail with AGENT_GONE. */

@@ -40,6 +40,17 @@ export interface BootReport {
   };
 }
 
+/** Wall time of a restore: creating the emulator, then loading the saved state into it. */
+export interface RestoreReport {
+  wallMs: number;
+  phases: {
+    /** building v86's devices and guest RAM (as for a boot, without firmware or kernel) */
+    emulator: { wallMs: number };
+    /** parsing the saved state and copying its memory pages into guest RAM */
+    state: { wallMs: number };
+  };
+}
+
 /** Machine states; each method says in which it is legal. */
 export type MachineState = "created" | "booting" | "running" | "paused" | "stopped";
 
@@ -71,10 +82,17 @@ const CONTROL_CHUNK = 4096;
 /** Control bytes kept for a listener that subscribes late (the agent's hello comes early). */
 const CONTROL_BACKLOG_LIMIT = 1 << 20;
 
-const PANIC = /Kernel panic - not syncing: [^\r\n]*/;
-const LOADER_ERROR = /hyperlab-loader: error: [^\r\n]*/;
+// Whole lines only: on a busy host the console arrives in small chunks, and a
+// match on a partial line would report a truncated reason.
+const PANIC = /Kernel panic - not syncing: [^\r\n]*(?=\r?\n)/;
+const LOADER_ERROR = /hyperlab-loader: error: [^\r\n]*(?=\r?\n)/;
 /** What Linux prints when the guest powers off or halts (there is no ACPI to switch it off). */
 const POWER_OFF = /reboot: (System halted|Power down|Restarting system)/;
+
+/** The RAM (MiB) a machine gets when its options name none: 128, or more when the image needs it. */
+export function defaultMemoryMiB(image: GuestImage, firmware: Firmware = "direct"): number {
+  return Math.max(128, minimumMemoryMiB(image, firmware));
+}
 
 /** Smallest RAM (MiB) that holds this image for the given firmware, plus room to run. */
 export function minimumMemoryMiB(image: GuestImage, firmware: Firmware = "direct"): number {
@@ -181,8 +199,9 @@ interface Emulator {
 }
 
 /**
- * One emulated PC running the guest image. Create it, `boot()` it, talk to
- * its serial console, `stop()` it. The machine never runs after a panic.
+ * One emulated PC running the guest image. Create it, `boot()` it (or
+ * `restore()` a saved state into it), talk to its serial console, `stop()`
+ * it. The machine never runs after a panic.
  */
 export class Machine {
   private emulator: Emulator | undefined;
@@ -211,7 +230,7 @@ export class Machine {
   constructor(private readonly options: MachineOptions) {
     this.firmware = options.firmware ?? "direct";
     const min = minimumMemoryMiB(options.image, this.firmware);
-    this.memoryMiB = options.memoryMiB ?? Math.max(128, min);
+    this.memoryMiB = options.memoryMiB ?? defaultMemoryMiB(options.image, this.firmware);
     if (!Number.isInteger(this.memoryMiB) || this.memoryMiB < min || this.memoryMiB > 2047) {
       throw new HyperlabError(
         "INVALID_ARGUMENT",
@@ -228,6 +247,11 @@ export class Machine {
   /** The kernel command line this machine boots with. */
   get cmdline(): string {
     return [DEFAULT_CMDLINE, this.options.cmdline].filter(Boolean).join(" ");
+  }
+
+  /** The kernel arguments this machine adds to hyperlab's defaults (its `cmdline` option). */
+  get extraCmdline(): string {
+    return this.options.cmdline ?? "";
   }
 
   /**
@@ -427,14 +451,67 @@ export class Machine {
     await this.halt(new HyperlabError("GUEST_STOPPED", "the machine was stopped by the host"));
   }
 
-  private async start(wasmModule: WebAssembly.Module, timeoutMs: number): Promise<void> {
+  /**
+   * v86's saved state of the whole machine (CPU, devices, RAM without its
+   * all-zero pages), as one buffer of its own. Legal while running or paused;
+   * the machine stays as it was. Bytes the host has queued for the guest but
+   * not yet delivered are not part of the state.
+   */
+  async saveState(): Promise<Uint8Array> {
+    if (!this.emulator || (this._state !== "running" && this._state !== "paused")) {
+      throw new HyperlabError("VM_INVALID_STATE", `cannot save the machine's state: machine is ${this._state} (legal while running or paused)`);
+    }
+    // JavaScript runs between v86's slices of emulation, so the CPU is between instructions here.
+    return new Uint8Array(this.emulator.v86.save_state());
+  }
+
+  /**
+   * Starts the machine from a state saved by `saveState()` instead of booting.
+   * Legal once, in state `created`; resolves in `running` (or `paused` with
+   * `paused: true`). The machine must be built with the options the state was
+   * saved with (memory size, firmware). `state` must span its whole
+   * ArrayBuffer (as `saveState()` returns it) and is only read, so one decoded
+   * state can start many machines. Rejects with SNAPSHOT_CORRUPT or
+   * SNAPSHOT_MISMATCH (the machine is then stopped), or BOOT_TIMEOUT.
+   */
+  async restore(state: Uint8Array, opts: { timeoutMs?: number; paused?: boolean } = {}): Promise<RestoreReport> {
+    if (this._state !== "created") {
+      throw new HyperlabError("VM_INVALID_STATE", `cannot restore: machine is ${this._state} (restore is legal once, in state created)`);
+    }
+    this._state = "booting";
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const wasmModule = await this.options.wasm;
+    const t0 = performance.now();
+    try {
+      await this.start(wasmModule, timeoutMs, { restoring: true });
+      const t1 = performance.now();
+      loadState(this.emulator!, state, this.memoryMiB);
+      const t2 = performance.now();
+      this.instrHigh = 0;
+      this.instrLast = 0;
+      this.instructions();
+      if (opts.paused) {
+        this._state = "paused";
+      } else {
+        this._state = "running";
+        await this.emulator!.run();
+      }
+      return { wallMs: t2 - t0, phases: { emulator: { wallMs: t1 - t0 }, state: { wallMs: t2 - t1 } } };
+    } catch (err) {
+      const reason = err instanceof HyperlabError ? err : new HyperlabError("GUEST_BOOT_FAILED", `the machine could not be restored: ${String(err)}`);
+      await this.halt(reason);
+      throw reason;
+    }
+  }
+
+  private async start(wasmModule: WebAssembly.Module, timeoutMs: number, how: { restoring?: boolean } = {}): Promise<void> {
     const { image } = this.options;
     const v86opts: Record<string, unknown> = {
       wasm_fn: async (env: WebAssembly.Imports) => (await WebAssembly.instantiate(wasmModule, env)).exports,
       memory_size: this.memoryMiB << 20,
       vga_memory_size: 2 << 20,
       cmdline: this.cmdline,
-      autostart: true,
+      autostart: !how.restoring,
       disable_keyboard: true,
       disable_mouse: true,
       disable_speaker: true,
@@ -442,12 +519,16 @@ export class Machine {
       fastboot: true,
       virtio_console: true,
     };
-    if (this.firmware === "direct") {
-      v86opts.multiboot = buffer(image.loader);
-      v86opts.initrd = buffer(directModule(image));
-    } else {
+    if (this.firmware === "seabios") {
+      // The BIOS also maps itself at the top of the address space; a restored machine keeps that mapping.
       v86opts.bios = buffer(image.bios);
       v86opts.vga_bios = buffer(image.vgaBios);
+    }
+    // A restored machine gets its kernel and initramfs with the saved RAM.
+    if (!how.restoring && this.firmware === "direct") {
+      v86opts.multiboot = buffer(image.loader);
+      v86opts.initrd = buffer(directModule(image));
+    } else if (!how.restoring) {
       v86opts.bzimage = buffer(image.kernel);
       v86opts.initrd = buffer(concatBytes(image.layers));
     }
@@ -543,3 +624,130 @@ export class Machine {
 }
 
 const OVERLAP_FOR_PANIC = 512;
+
+/** The first words of every state v86 0.5 saves: its magic and its state format version. */
+const V86_STATE_MAGIC = -2039052682;
+const V86_STATE_VERSION = 6;
+/** Indexes in v86's CPU state: memory size, then the non-zero pages packed and their bitmap. */
+const STATE_MEMORY_SIZE = 0;
+const STATE_PACKED_MEMORY = 77;
+const STATE_PAGE_BITMAP = 78;
+/** v86 writes a few bytes of low memory while it builds the machine; RAM above this is still untouched then. */
+const LOW_MEMORY_WRITTEN_AT_INIT = 1 << 20;
+const PAGE = 4096;
+
+const STATE_TYPES: Record<string, new (buffer: ArrayBuffer) => unknown> = {
+  Uint8Array,
+  Int8Array,
+  Uint16Array,
+  Int16Array,
+  Uint32Array,
+  Int32Array,
+  Float32Array,
+  Float64Array,
+};
+
+function corrupt(what: string): HyperlabError {
+  return new HyperlabError("SNAPSHOT_CORRUPT", `the saved machine state is damaged: ${what}. Take the snapshot again (or delete the cached file so it is rebuilt).`);
+}
+
+/**
+ * Loads a state saved by v86 into a freshly built emulator: what v86's
+ * restore_state does, minus two costs that dominate a restore. v86 zeroes all
+ * of guest RAM first and copies the packed pages out of the state before
+ * placing them; here RAM is fresh from WebAssembly's memory.grow (zero, and
+ * zeroing it again faults in every page), so only the low memory v86 touched
+ * while building the machine is cleared, and the pages are copied straight
+ * from `state` into RAM in runs. Everything else goes through v86's own
+ * set_state, so devices restore exactly as v86 restores them.
+ */
+function loadState(emulator: Emulator, state: Uint8Array, memoryMiB: number): void {
+  if (state.byteOffset !== 0 || state.byteLength !== state.buffer.byteLength) {
+    throw new HyperlabError("INVALID_ARGUMENT", "a machine state must span its whole ArrayBuffer (pass what saveState or decodeSnapshot returned)");
+  }
+  if (state.byteLength < 16) throw corrupt(`it is ${state.byteLength} bytes long, shorter than v86's header`);
+  const head = new Int32Array(state.buffer, 0, 4);
+  if (head[0] !== V86_STATE_MAGIC) throw corrupt("it does not start with v86's state magic");
+  if (head[1] !== V86_STATE_VERSION) {
+    throw new HyperlabError(
+      "SNAPSHOT_MISMATCH",
+      `the saved machine state has v86 state format ${head[1]}; this v86 reads format ${V86_STATE_VERSION}. Take the snapshot again with this hyperlab.`,
+      { stateFormat: head[1], expected: V86_STATE_VERSION },
+    );
+  }
+  if (head[2] !== state.byteLength) throw corrupt(`it is ${state.byteLength} bytes long, its header says ${head[2]}`);
+  const infoLength = head[3]!;
+  if (infoLength < 0 || 16 + infoLength > state.byteLength) throw corrupt(`its description block length ${infoLength} is out of range`);
+  let info: { buffer_infos: Array<{ offset: number; length: number }>; state: unknown[] };
+  try {
+    info = JSON.parse(new TextDecoder().decode(state.subarray(16, 16 + infoLength))) as typeof info;
+  } catch (err) {
+    throw corrupt(`its description block is not valid JSON (${(err as Error).message})`);
+  }
+  const saved = info.state;
+  const savedBytes = saved[STATE_MEMORY_SIZE];
+  if (savedBytes !== memoryMiB << 20) {
+    throw new HyperlabError(
+      "SNAPSHOT_MISMATCH",
+      `the saved machine has ${Number(savedBytes) / (1 << 20)} MiB of memory; this machine has ${memoryMiB} MiB. Restore it into a machine with ${Number(savedBytes) / (1 << 20)} MiB.`,
+      { savedMiB: Number(savedBytes) / (1 << 20), memoryMiB },
+    );
+  }
+  const blockStart = (16 + infoLength + 3) & ~3;
+  const ref = (i: number) => (saved[i] as { buffer_id?: number } | undefined)?.buffer_id;
+  const packedId = ref(STATE_PACKED_MEMORY);
+  const bitmapId = ref(STATE_PAGE_BITMAP);
+  const range = (id: number) => {
+    const b = info.buffer_infos[id];
+    if (!b || blockStart + b.offset + b.length > state.byteLength) throw corrupt(`buffer ${id} lies outside the state`);
+    return { start: blockStart + b.offset, length: b.length };
+  };
+  const pages = packedId === undefined || bitmapId === undefined ? undefined : { packed: range(packedId), bitmap: range(bitmapId) };
+
+  const buffers = info.buffer_infos.map((_, id) => {
+    // v86 gets an empty page list and an all-zero bitmap; the pages are placed below.
+    if (pages && id === packedId) return new ArrayBuffer(0);
+    if (pages && id === bitmapId) return new ArrayBuffer(pages.bitmap.length);
+    const { start, length } = range(id);
+    return state.buffer.slice(start, start + length) as ArrayBuffer;
+  });
+  const revive = (value: unknown): unknown => {
+    if (typeof value !== "object" || value === null) return value;
+    if (Array.isArray(value)) return value.map(revive);
+    const v = value as { __state_type__?: string; buffer_id?: number; args?: unknown };
+    if (v.__state_type__ === "Map") return new Map(v.args as Array<[unknown, unknown]>);
+    const type = v.__state_type__ === undefined ? undefined : STATE_TYPES[v.__state_type__];
+    if (!type || v.buffer_id === undefined || !buffers[v.buffer_id]) throw corrupt(`it holds a value of unknown type ${String(v.__state_type__)}`);
+    return new type(buffers[v.buffer_id]!);
+  };
+
+  const cpu = emulator.v86.cpu;
+  const zeroMemory = cpu.zero_memory;
+  cpu.zero_memory = (addr, length) => zeroMemory.call(cpu, addr, Math.min(length, LOW_MEMORY_WRITTEN_AT_INIT));
+  try {
+    cpu.set_state(revive(saved) as unknown[]);
+  } finally {
+    cpu.zero_memory = zeroMemory;
+  }
+  if (!pages) throw corrupt("it holds no guest memory");
+
+  const ram = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.mem8.length);
+  const bitmap = state.subarray(pages.bitmap.start, pages.bitmap.start + pages.bitmap.length);
+  const packed = state.subarray(pages.packed.start, pages.packed.start + pages.packed.length);
+  const pageCount = ram.length / PAGE;
+  let from = 0;
+  for (let page = 0; page < pageCount; ) {
+    if (!((bitmap[page >> 3]! >> (page & 7)) & 1)) {
+      page++;
+      continue;
+    }
+    let end = page + 1;
+    while (end < pageCount && (bitmap[end >> 3]! >> (end & 7)) & 1) end++;
+    const bytes = (end - page) * PAGE;
+    if (from + bytes > packed.length) throw corrupt("its page bitmap lists more pages than it holds");
+    ram.set(packed.subarray(from, from + bytes), page * PAGE);
+    from += bytes;
+    page = end;
+  }
+  if (from !== packed.length) throw corrupt("it holds more pages than its page bitmap lists");
+}

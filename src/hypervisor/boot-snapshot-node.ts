@@ -1,0 +1,102 @@
+// Node's side of instant start: boot snapshots cached as files, and a codec
+// on node:zlib and node:crypto (several times faster than the web streams).
+import { createHash } from "node:crypto";
+import { mkdir, readFile, readdir, rename, unlink, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import zlib from "node:zlib";
+import type { GuestImage } from "../hardware/guest-image.ts";
+import { v86Wasm } from "../hardware/node.ts";
+import { type SnapshotStore, bootSnapshot } from "./boot-snapshot.ts";
+import type { Compression, Snapshot, SnapshotCodec } from "./snapshot.ts";
+
+const deflateRaw = promisify(zlib.deflateRaw);
+const inflateRaw = promisify(zlib.inflateRaw);
+
+/** The folder for cached boot snapshots: $HYPERLAB_CACHE, or node_modules/.cache/hyperlab in this checkout. */
+export function snapshotCacheDir(): string {
+  return process.env.HYPERLAB_CACHE || fileURLToPath(new URL("../../node_modules/.cache/hyperlab/", import.meta.url));
+}
+
+/** Copies `bytes` only when they do not span their whole ArrayBuffer (v86 needs a buffer of its own). */
+function own(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+}
+
+/** zlib (in libuv's thread pool, off the event loop) and OpenSSL's SHA-256. */
+export const nodeCodec: SnapshotCodec = {
+  async compress(data) {
+    return own(await deflateRaw(data, { level: 6 }));
+  },
+  async decompress(data, _compression, size) {
+    const out = await inflateRaw(data, { maxOutputLength: size });
+    if (out.length !== size) throw new Error(`it inflates to ${out.length} bytes, the header states ${size}`);
+    return own(out);
+  },
+  async sha256(data) {
+    return own(createHash("sha256").update(data).digest());
+  },
+};
+
+/**
+ * Snapshots as files `<key>.hlsnap` in `dir`. A write goes to a temporary
+ * name and is renamed into place, so a process reading concurrently (vitest
+ * runs test files in parallel) sees the old file, no file, or the whole new
+ * one. Writing a boot snapshot removes the one of the same memory size that
+ * an older image, recipe or v86 left behind.
+ */
+export function fileSnapshotStore(dir: string = snapshotCacheDir(), compression: Compression = "none"): SnapshotStore {
+  const file = (key: string) => join(dir, `${key}.hlsnap`);
+  return {
+    compression,
+    where: dir,
+    async read(key) {
+      try {
+        const bytes = await readFile(file(key));
+        return own(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw err;
+      }
+    },
+    async write(key, bytes) {
+      await mkdir(dir, { recursive: true });
+      const temp = `${file(key)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+      await writeFile(temp, bytes);
+      await rename(temp, file(key));
+      // Keys are boot-<image id>-<memory>m-<hash>: one per memory size is kept, the newest.
+      const memory = /^boot-[^-]+-(\d+m)-[^-]+$/.exec(key)?.[1];
+      if (!memory) return;
+      for (const name of await readdir(dir)) {
+        const other = /^boot-[^-]+-(\d+m)-[^-]+\.hlsnap$/.exec(name);
+        if (other?.[1] === memory && name !== `${key}.hlsnap`) await unlink(join(dir, name)).catch(() => {});
+      }
+    },
+  };
+}
+
+let v86Version: string | undefined;
+
+/** v86's package version: states saved by one v86 are only restored by the same one here. */
+function installedV86(): string {
+  v86Version ??= (createRequire(import.meta.url)("v86/package.json") as { version: string }).version;
+  return v86Version;
+}
+
+/**
+ * The boot snapshot of `image` in Node: from this process's memory, else from
+ * the cache folder, else built by a cold boot (a few seconds, once) and cached.
+ */
+export function nodeBootSnapshot(image: GuestImage, opts: { memoryMiB?: number; timeoutMs?: number; store?: SnapshotStore } = {}): Promise<Snapshot> {
+  return bootSnapshot({
+    image,
+    wasm: v86Wasm(),
+    memoryMiB: opts.memoryMiB,
+    timeoutMs: opts.timeoutMs,
+    store: opts.store ?? fileSnapshotStore(),
+    codec: nodeCodec,
+    keyExtra: `v86 ${installedV86()}`,
+  });
+}

@@ -1,0 +1,146 @@
+// Instant start: the default guest saved right after it booted, so a new
+// machine restores it instead of booting. It is built on first use (a cold
+// boot, then a save), kept decoded in memory for every later restore in the
+// process, and handed to a store (a folder in Node) so later processes skip
+// the build too. Its key covers everything the saved RAM depends on, so a
+// changed image or option builds a new one.
+import { HyperlabError } from "../errors.ts";
+import { AgentClient } from "../guest/agent.ts";
+import type { GuestImage } from "../hardware/guest-image.ts";
+import { DEFAULT_CMDLINE, Machine, defaultMemoryMiB } from "../hardware/machine.ts";
+import {
+  type Compression,
+  SNAPSHOT_FORMAT,
+  type Snapshot,
+  type SnapshotCodec,
+  captureSnapshot,
+  decodeSnapshot,
+  encodeSnapshot,
+  imageDigest,
+  webCodec,
+} from "./snapshot.ts";
+
+/**
+ * Kernel arguments of the guest a boot snapshot is taken of: the kernel
+ * zeroes memory as it frees it, so pages the boot used and released (the
+ * unpacked initramfs archive above all) are all-zero and not saved.
+ */
+export const BOOT_SNAPSHOT_CMDLINE = "init_on_free=1";
+
+/** Changes whenever the way a boot snapshot is prepared changes, so cached ones are rebuilt. */
+export const BOOT_SNAPSHOT_RECIPE = 1;
+
+/** Where encoded boot snapshots persist between processes. */
+export interface SnapshotStore {
+  /** the bytes stored under `key`, or undefined when there are none */
+  read(key: string): Promise<Uint8Array | undefined>;
+  /** stores `bytes` under `key` so that a concurrent reader sees either nothing or all of it */
+  write(key: string, bytes: Uint8Array): Promise<void>;
+  /** how it stores the payload: "none" restores fastest, "deflate-raw" takes a third of the space */
+  readonly compression: Compression;
+  /** where it keeps snapshots, for messages */
+  readonly where: string;
+}
+
+/** What a boot snapshot is made from. */
+export interface BootSnapshotOptions {
+  image: GuestImage;
+  wasm: WebAssembly.Module | Promise<WebAssembly.Module>;
+  /** guest RAM in MiB (default: what a Machine gets by default) */
+  memoryMiB?: number;
+  /** persists snapshots between processes; without one, each process builds its own */
+  store?: SnapshotStore;
+  codec?: SnapshotCodec;
+  /** anything else the saved state depends on (e.g. the v86 version), folded into the key */
+  keyExtra?: string;
+  /** limit for the cold boot and each step of preparing it (default 60 s) */
+  timeoutMs?: number;
+}
+
+/**
+ * The console shell's prompt (PS1 '\u@\h:\w\$ ' in the guest's /etc/profile),
+ * then the cursor position query busybox's line editor sends after it.
+ */
+const PROMPT = /[#$] (?:\x1b\[6n)?$/;
+
+const decoded = new Map<string, Promise<Snapshot>>();
+
+/** The key a boot snapshot is stored under: the image, the options and the recipe it was made with. */
+export async function bootSnapshotKey(opts: Pick<BootSnapshotOptions, "image" | "memoryMiB" | "keyExtra">): Promise<string> {
+  const memoryMiB = opts.memoryMiB ?? defaultMemoryMiB(opts.image);
+  const recipe = [
+    `recipe ${BOOT_SNAPSHOT_RECIPE}`,
+    `format ${SNAPSHOT_FORMAT}`,
+    `image ${await imageDigest(opts.image)}`,
+    `memory ${memoryMiB}`,
+    `cmdline ${DEFAULT_CMDLINE} ${BOOT_SNAPSHOT_CMDLINE}`,
+    opts.keyExtra ?? "",
+  ].join("\n");
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(recipe)));
+  const short = Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `boot-${opts.image.id}-${memoryMiB}m-${short}`;
+}
+
+/**
+ * The boot snapshot for these options, decoded and ready to restore (many
+ * times: restores only read it). The first call in a process reads it from
+ * the store or, when the store has none (or a damaged or outdated one),
+ * builds it with a cold boot and stores it.
+ */
+export async function bootSnapshot(opts: BootSnapshotOptions): Promise<Snapshot> {
+  const key = await bootSnapshotKey(opts);
+  let snapshot = decoded.get(key);
+  if (!snapshot) {
+    snapshot = loadOrBuild(key, opts);
+    decoded.set(key, snapshot);
+    snapshot.catch(() => decoded.delete(key));
+  }
+  return snapshot;
+}
+
+/** Forgets the decoded boot snapshots this process holds (the store keeps its copies). */
+export function dropBootSnapshots(): void {
+  decoded.clear();
+}
+
+async function loadOrBuild(key: string, opts: BootSnapshotOptions): Promise<Snapshot> {
+  const codec = opts.codec ?? webCodec;
+  const memoryMiB = opts.memoryMiB ?? defaultMemoryMiB(opts.image);
+  const stored = await opts.store?.read(key);
+  if (stored) {
+    try {
+      return await decodeSnapshot(stored, { image: { id: opts.image.id, sha256: await imageDigest(opts.image) }, memoryMiB, firmware: "direct" }, { codec });
+    } catch (err) {
+      // A damaged or outdated cache entry is rebuilt, not reported: it is only a cache.
+      if (!(err instanceof HyperlabError) || (err.code !== "SNAPSHOT_CORRUPT" && err.code !== "SNAPSHOT_MISMATCH")) throw err;
+    }
+  }
+  const snapshot = await buildBootSnapshot({ ...opts, memoryMiB });
+  if (opts.store) await opts.store.write(key, await encodeSnapshot(snapshot, { compression: opts.store.compression, codec }));
+  return snapshot;
+}
+
+/**
+ * Boots the default guest cold with BOOT_SNAPSHOT_CMDLINE, waits until its
+ * agent answers and its console shows a prompt, drops the guest's page cache
+ * (clean pages the restored guest can read again), and saves it paused.
+ */
+export async function buildBootSnapshot(opts: BootSnapshotOptions): Promise<Snapshot> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const machine = new Machine({ image: opts.image, wasm: opts.wasm, memoryMiB: opts.memoryMiB, cmdline: BOOT_SNAPSHOT_CMDLINE });
+  try {
+    await machine.boot({ timeoutMs });
+    const agent = await AgentClient.connect(machine, { timeoutMs });
+    await machine.console.waitFor(PROMPT, { timeoutMs, what: "the console shell's prompt", from: 0 });
+    const drop = await agent.exec(["/bin/sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], { timeoutMs });
+    if (drop.exitCode !== 0) {
+      throw new HyperlabError("GUEST_BOOT_FAILED", `preparing the boot snapshot failed: dropping the guest's caches exited with ${drop.exitCode}: ${drop.stderr.trim()}`);
+    }
+    const info = agent.agent;
+    agent.close();
+    await machine.pause();
+    return await captureSnapshot(machine, { image: opts.image, agent: info });
+  } finally {
+    await machine.stop();
+  }
+}
