@@ -6,8 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import type { Container, ContainerEngine, CreateOptions } from "../containers/engine.ts";
-import { handleStreamUpgrade } from "./daemon-attach.ts";
 import { HyperlabError } from "../errors.ts";
+import type { CreateVmOptions, Hypervisor } from "../hypervisor/hypervisor.ts";
+import type { VmExecOptions } from "../hypervisor/vm-worker.ts";
+import { handleStreamUpgrade } from "./daemon-attach.ts";
 
 /** API version, the first path segment. */
 export const API_VERSION = "v1";
@@ -24,7 +26,15 @@ const STATUS: Partial<Record<string, number>> = {
   CONTAINER_NOT_FOUND: 404,
   CONTAINER_EXISTS: 409,
   CONTAINER_INVALID_STATE: 409,
+  VM_NOT_FOUND: 404,
+  VM_INVALID_STATE: 409,
+  RESOURCE_EXHAUSTED: 507,
+  SNAPSHOT_CORRUPT: 400,
+  SNAPSHOT_MISMATCH: 400,
 };
+
+/** Largest request body the API reads (a snapshot to restore is the biggest). */
+const MAX_BODY = 2 ** 31 - 1;
 
 /** A container as the API returns it (dates as ISO strings, no log bytes). */
 export function containerJson(c: Container) {
@@ -44,10 +54,19 @@ export function containerJson(c: Container) {
 }
 export type ContainerJson = ReturnType<typeof containerJson>;
 
-async function body(req: IncomingMessage): Promise<unknown> {
+async function rawBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  const text = Buffer.concat(chunks).toString("utf8");
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new HyperlabError("INVALID_ARGUMENT", `request body is larger than ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function body(req: IncomingMessage): Promise<unknown> {
+  const text = (await rawBody(req)).toString("utf8");
   if (!text) return {};
   try {
     return JSON.parse(text);
@@ -75,15 +94,90 @@ function streamOutput(
   );
 }
 
-/** Serves `engine` on a Unix socket. A socket left by a dead daemon is replaced; a live one is an error. */
-export async function serveApi(engine: ContainerEngine, socketPath: string): Promise<{ close(): Promise<void> }> {
+type Route = [string, RegExp, (m: RegExpMatchArray, req: IncomingMessage, res: ServerResponse, q: URLSearchParams) => Promise<void>];
+
+/** The VM routes (docs/api.md): the hypervisor's API over HTTP. */
+function vmRoutes(hv: Hypervisor): Route[] {
+  const vm = (m: RegExpMatchArray) => hv.get(decodeURIComponent(m[1]!));
+  const info = (ref: RegExpMatchArray) => vm(ref).info();
+  return [
+    ["GET", /^\/vms$/, async (_m, _r, res) => send(res, 200, hv.list().map((v) => v.info()))],
+    [
+      "POST",
+      /^\/vms$/,
+      async (_m, req, res) => {
+        const o = (await body(req)) as CreateVmOptions;
+        const created = await hv.createVm({ name: o.name, memoryMiB: o.memoryMiB, cpuShare: o.cpuShare, cold: o.cold, start: o.start, cmdline: o.cmdline });
+        send(res, 201, created.info());
+      },
+    ],
+    [
+      "POST",
+      /^\/vms\/restore$/,
+      async (_m, req, res, q) => {
+        const share = q.get("cpuShare");
+        const restored = await hv.restore(new Uint8Array(await rawBody(req)), { name: q.get("name") ?? undefined, cpuShare: share === null ? undefined : Number(share) });
+        send(res, 201, restored.info());
+      },
+    ],
+    ["GET", /^\/vms\/([^/]+)$/, async (m, _r, res) => send(res, 200, info(m))],
+    ["GET", /^\/vms\/([^/]+)\/stats$/, async (m, _r, res) => send(res, 200, await vm(m).metrics())],
+    ["POST", /^\/vms\/([^/]+)\/start$/, async (m, _r, res) => send(res, 204, await vm(m).start())],
+    ["POST", /^\/vms\/([^/]+)\/pause$/, async (m, _r, res) => send(res, 204, await vm(m).pause())],
+    ["POST", /^\/vms\/([^/]+)\/resume$/, async (m, _r, res) => send(res, 204, await vm(m).resume())],
+    ["POST", /^\/vms\/([^/]+)\/stop$/, async (m, _r, res) => send(res, 204, await vm(m).stop())],
+    [
+      "PATCH",
+      /^\/vms\/([^/]+)$/,
+      async (m, req, res) => {
+        const { cpuShare } = (await body(req)) as { cpuShare?: number };
+        const v = vm(m);
+        if (cpuShare !== undefined) v.setCpuShare(cpuShare);
+        send(res, 200, v.info());
+      },
+    ],
+    [
+      "POST",
+      /^\/vms\/([^/]+)\/exec$/,
+      async (m, req, res) => {
+        const { argv, ...opts } = (await body(req)) as { argv: string[] } & VmExecOptions;
+        send(res, 200, await vm(m).exec(argv ?? [], opts));
+      },
+    ],
+    [
+      "POST",
+      /^\/vms\/([^/]+)\/snapshot$/,
+      async (m, _r, res) => {
+        const bytes = await vm(m).snapshot();
+        res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes.length });
+        res.end(bytes);
+      },
+    ],
+    [
+      "POST",
+      /^\/vms\/([^/]+)\/fork$/,
+      async (m, req, res) => {
+        const { count } = (await body(req)) as { count?: number };
+        send(res, 201, (await vm(m).fork(count ?? 1)).map((v) => v.info()));
+      },
+    ],
+    ["DELETE", /^\/vms\/([^/]+)$/, async (m, _r, res) => send(res, 204, await vm(m).destroy())],
+    ["GET", /^\/stats$/, async (_m, _r, res) => send(res, 200, await hv.stats())],
+  ];
+}
+
+/**
+ * Serves `engine` (and, when given, `hypervisor`'s VMs) on a Unix socket. A
+ * socket left by a dead daemon is replaced; a live one is an error.
+ */
+export async function serveApi(engine: ContainerEngine, socketPath: string, opts: { hypervisor?: Hypervisor } = {}): Promise<{ close(): Promise<void> }> {
   if (existsSync(socketPath)) {
     if (await isAlive(socketPath)) {
       throw new HyperlabError("INVALID_ARGUMENT", `a hyperlab daemon is already listening on ${socketPath}`);
     }
     unlinkSync(socketPath); // left by a daemon that died: not trusted, replaced
   }
-  const routes: Array<[string, RegExp, (m: RegExpMatchArray, req: IncomingMessage, res: ServerResponse, q: URLSearchParams) => Promise<void>]> = [
+  const routes: Route[] = [
     ["GET", /^\/version$/, async (_m, _q, res) => send(res, 200, { api: API_VERSION, name: "hyperlab" })],
     ["GET", /^\/images$/, async (_m, _q, res) => send(res, 200, await engine.images())],
     ["GET", /^\/containers$/, async (_m, _r, res, q) => send(res, 200, engine.ps({ all: q.get("all") === "1" }).map(containerJson))],
@@ -130,6 +224,7 @@ export async function serveApi(engine: ContainerEngine, socketPath: string): Pro
           engine.logs(m[1]!).map((l) => ({ stream: l.stream, data: Buffer.from(l.data).toString("base64") })),
         ),
     ],
+    ...(opts.hypervisor ? vmRoutes(opts.hypervisor) : []),
   ];
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://hyperlab");
@@ -198,6 +293,29 @@ export class DaemonClient {
       });
       req.on("error", (err) => reject(new HyperlabError("AGENT_GONE", `cannot reach the hyperlab daemon at ${this.socketPath}: ${err.message}`)));
       req.end(payload === undefined ? undefined : JSON.stringify(payload));
+    });
+  }
+
+  /** A request with a binary body and/or answer (snapshots): resolves with the answer's bytes, or its JSON when it is JSON. */
+  bytes(method: string, path: string, payload?: Uint8Array): Promise<{ contentType: string; data: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        { socketPath: this.socketPath, path: `/${API_VERSION}${path}`, method, headers: { "content-type": "application/octet-stream" } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const data = Buffer.concat(chunks);
+            const contentType = String(res.headers["content-type"] ?? "");
+            if ((res.statusCode ?? 500) >= 400) {
+              const e = (contentType.includes("json") ? JSON.parse(data.toString("utf8") || "{}") : {}) as { code?: string; message?: string };
+              reject(new HyperlabError((e.code ?? "RUNTIME_ERROR") as "RUNTIME_ERROR", e.message ?? `daemon answered ${res.statusCode}`));
+            } else resolve({ contentType, data });
+          });
+        },
+      );
+      req.on("error", (err) => reject(new HyperlabError("AGENT_GONE", `cannot reach the hyperlab daemon at ${this.socketPath}: ${err.message}`)));
+      req.end(payload);
     });
   }
 

@@ -5,6 +5,7 @@ import { containerVerbs } from "./containers.ts";
 import { daemonCommand } from "./daemon.ts";
 import { imagesCommand } from "./images.ts";
 import { runCommand } from "./run.ts";
+import { statsCommand, vmCommand } from "./vm.ts";
 
 /** Exit status for errors of hyperlab itself (as Docker uses 125 for its own). */
 export const EXIT_HYPERLAB_ERROR = 125;
@@ -14,7 +15,9 @@ const verbs: Record<string, { run: (args: string[]) => Promise<number>; help: st
   run: { run: runCommand, help: "run a command in a new container" },
   images: { run: imagesCommand, help: "list the container images" },
   ...containerVerbs,
-  daemon: { run: daemonCommand, help: "keep a guest running and serve the container API on a Unix socket" },
+  stats: { run: statsCommand, help: "the VMs' memory budget, allocation and use (with containers: their usage)" },
+  vm: { run: vmCommand, help: "manage VMs: create, ls, exec, pause, resume, snapshot, restore, fork, update, rm" },
+  daemon: { run: daemonCommand, help: "keep a guest and a hypervisor running and serve their API on a Unix socket" },
 };
 
 function usage(): string {

@@ -1,0 +1,236 @@
+// The host's side of a VM worker: spawns the worker (worker_threads in Node,
+// a module Web Worker in a browser), wraps its API with Comlink, and turns an
+// unexpected exit into WORKER_DIED for every call in flight and every later
+// one. Our error class crosses the boundary with its code and detail.
+import * as Comlink from "comlink";
+import type { NodeEndpoint } from "comlink/dist/esm/node-adapter.mjs";
+import { HyperlabError } from "../errors.ts";
+import type { VmWorkerApi, WorkerEvent } from "./vm-worker.ts";
+
+/** Serialized form of a thrown HyperlabError (what crosses the worker boundary). */
+interface WireError {
+  hyperlab: true;
+  code: HyperlabError["code"];
+  message: string;
+  detail?: Record<string, unknown>;
+  stack?: string;
+}
+
+let installed = false;
+
+/**
+ * Makes thrown HyperlabErrors keep their `code` and `detail` across Comlink
+ * (its own handler keeps only name, message and stack). Both sides call it;
+ * other errors still take Comlink's path.
+ */
+export function installErrorTransfer(): void {
+  if (installed) return;
+  installed = true;
+  const original = Comlink.transferHandlers.get("throw") as Comlink.TransferHandler<{ value: unknown }, unknown>;
+  const handler: Comlink.TransferHandler<{ value: unknown }, unknown> = {
+    canHandle: (v): v is { value: unknown } => original.canHandle(v),
+    serialize: (thrown) => {
+      const e = thrown.value;
+      if (e instanceof HyperlabError) {
+        const wire: WireError = { hyperlab: true, code: e.code, message: e.message, detail: e.detail, stack: e.stack };
+        return [wire, []];
+      }
+      return original.serialize(thrown);
+    },
+    deserialize: (s) => {
+      const w = s as Partial<WireError>;
+      if (w.hyperlab) {
+        const err = new HyperlabError(w.code!, w.message!, w.detail);
+        if (w.stack) err.stack = w.stack;
+        throw err;
+      }
+      return original.deserialize(s);
+    },
+  };
+  Comlink.transferHandlers.set("throw", handler as Comlink.TransferHandler<unknown, unknown>);
+}
+
+/** Promise-returning view of the worker's API (every method async across the boundary). */
+export type VmWorkerRemote = { [K in keyof VmWorkerApi]: VmWorkerApi[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<Awaited<R>> : never };
+
+/** One spawned VM worker. */
+export interface VmWorker {
+  /** the worker's API; once the worker has died every call rejects with WORKER_DIED */
+  readonly api: VmWorkerRemote;
+  /** subscribes to the worker's batched events (console, samples, stops) */
+  onEvent(listener: (event: WorkerEvent) => void): void;
+  /** resolves (never rejects) with WORKER_DIED when the worker exits without being asked to */
+  readonly died: Promise<HyperlabError>;
+  /** ends the worker at once (its VM is gone); legal any time, twice is a no-op */
+  terminate(): Promise<void>;
+}
+
+/** What a platform provides to start a worker: a Comlink endpoint plus exit notification. */
+interface RawWorker {
+  endpoint: Comlink.Endpoint;
+  /** calls back once with a description when the worker exits or fails */
+  onExit(listener: (why: string) => void): void;
+  terminate(): Promise<void>;
+}
+
+const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string";
+
+let nodeEntry: Promise<URL> | undefined;
+
+/**
+ * The script a Node VM worker runs. Our sources are TypeScript: a worker
+ * thread could register tsx and load them (vm-worker-entry.mjs), but that
+ * costs about 0.4 s per worker. Instead vm-worker.ts and its imports are
+ * bundled into one ES module with esbuild (tsx's own compiler) once per
+ * process, about 50 ms, and every worker starts from that file in about
+ * 50 ms. The file is named by its content's hash, so it is never stale.
+ * Without esbuild, workers take the tsx path.
+ */
+function nodeWorkerEntry(): Promise<URL> {
+  nodeEntry ??= (async () => {
+    const tsxEntry = new URL("./vm-worker-entry.mjs", import.meta.url);
+    try {
+      const [esbuild, { createHash }, fs, os, path, { createRequire }, { pathToFileURL, fileURLToPath }] = await Promise.all([
+        import("esbuild"),
+        import("node:crypto"),
+        import("node:fs/promises"),
+        import("node:os"),
+        import("node:path"),
+        import("node:module"),
+        import("node:url"),
+      ]);
+      // v86 stays outside the bundle, imported from where it is installed.
+      const v86 = pathToFileURL(createRequire(import.meta.url).resolve("v86")).href;
+      const built = await esbuild.build({
+        entryPoints: [fileURLToPath(new URL("./vm-worker.ts", import.meta.url))],
+        bundle: true,
+        format: "esm",
+        platform: "node",
+        target: "node20",
+        write: false,
+        logLevel: "silent",
+        plugins: [{ name: "v86", setup: (b) => b.onResolve({ filter: /^v86$/ }, () => ({ path: v86, external: true })) }],
+      });
+      const code = built.outputFiles[0]!.contents;
+      const hash = createHash("sha256").update(code).digest("hex").slice(0, 16);
+      const dir = path.join(os.tmpdir(), `hyperlab-${process.getuid?.() ?? 0}`);
+      const file = path.join(dir, `vm-worker-${hash}.mjs`);
+      await fs.mkdir(dir, { recursive: true });
+      const exists = await fs.stat(file).then(() => true, () => false);
+      if (!exists) {
+        // Written under another name and renamed: a concurrent process sees no file or the whole one.
+        const temp = `${file}.${process.pid}.tmp`;
+        await fs.writeFile(temp, code);
+        await fs.rename(temp, file);
+        // Bundles of older sources, a day unused: gone (a process still running one has it loaded).
+        for (const name of await fs.readdir(dir)) {
+          const other = path.join(dir, name);
+          const age = Date.now() - ((await fs.stat(other).catch(() => undefined))?.mtimeMs ?? Date.now());
+          if (/^vm-worker-[0-9a-f]+\.mjs$/.test(name) && other !== file && age > 86_400_000) await fs.unlink(other).catch(() => {});
+        }
+      }
+      return pathToFileURL(file);
+    } catch {
+      return tsxEntry;
+    }
+  })();
+  return nodeEntry;
+}
+
+async function spawnNodeWorker(): Promise<RawWorker> {
+  const [{ Worker }, { default: nodeEndpoint }, entry] = await Promise.all([
+    import("node:worker_threads"),
+    import("comlink/dist/esm/node-adapter.mjs"),
+    nodeWorkerEntry(),
+  ]);
+  // No execArgv: the parent's loader flags (tsx, vitest) would load a second
+  // copy of those hooks into every worker.
+  const worker = new Worker(entry, { execArgv: [] });
+  let lastError = "";
+  worker.on("error", (err: Error) => (lastError = err.message));
+  return {
+    endpoint: nodeEndpoint(worker as unknown as NodeEndpoint),
+    onExit: (listener) =>
+      worker.once("exit", (code: number) => listener(`exit code ${code}${lastError ? `, after an uncaught error: ${lastError}` : ""}`)),
+    terminate: async () => void (await worker.terminate()),
+  };
+}
+
+function spawnWebWorker(): RawWorker {
+  const worker = new Worker(new URL("./vm-worker.ts", import.meta.url), { type: "module", name: "hyperlab-vm" });
+  const exitListeners: Array<(why: string) => void> = [];
+  worker.addEventListener("error", (e) => {
+    e.preventDefault();
+    for (const l of exitListeners.splice(0)) l(`an uncaught error: ${e.message}`);
+  });
+  return {
+    endpoint: worker,
+    onExit: (l) => void exitListeners.push(l),
+    terminate: async () => worker.terminate(),
+  };
+}
+
+/** Spawns a VM worker and connects to it; resolves once the worker answers. */
+export async function spawnVmWorker(): Promise<VmWorker> {
+  installErrorTransfer();
+  const raw = isNode ? await spawnNodeWorker() : spawnWebWorker();
+  let terminating = false;
+  let resolveDied!: (err: HyperlabError) => void;
+  const died = new Promise<HyperlabError>((r) => (resolveDied = r));
+  let deathError: HyperlabError | undefined;
+  raw.onExit((why) => {
+    deathError = new HyperlabError(
+      "WORKER_DIED",
+      terminating ? "the VM's worker was ended by the host" : `the VM's worker died unexpectedly (${why}); the VM is stopped`,
+      { why, byHost: terminating },
+    );
+    if (!terminating) resolveDied(deathError);
+    rejectAll(deathError);
+  });
+
+  const remote = Comlink.wrap<VmWorkerApi>(raw.endpoint);
+  // Calls in flight when the worker dies would wait forever: race each with the exit.
+  const inFlight = new Set<(err: HyperlabError) => void>();
+  const rejectAll = (err: HyperlabError) => {
+    for (const reject of inFlight) reject(err);
+    inFlight.clear();
+  };
+  const call = (method: string, args: unknown[]): Promise<unknown> => {
+    if (deathError) return Promise.reject(deathError);
+    return new Promise((resolve, reject) => {
+      inFlight.add(reject);
+      const pending = (remote as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method]!(...args);
+      pending.then(resolve, reject).finally(() => inFlight.delete(reject));
+    });
+  };
+  const api = new Proxy({} as VmWorkerRemote, {
+    // Not a thenable: `await` on the API object must not call the worker.
+    get: (_t, method: string) => (method === "then" ? undefined : (...args: unknown[]) => call(method, args)),
+  });
+
+  const { port1, port2 } = new MessageChannel();
+  const listeners: Array<(e: WorkerEvent) => void> = [];
+  port1.addEventListener("message", (e: MessageEvent<WorkerEvent>) => {
+    for (const l of listeners) l(e.data);
+  });
+  port1.start();
+  (port1 as { unref?: () => void }).unref?.();
+  await api.connect(Comlink.transfer(port2, [port2]));
+
+  return {
+    api,
+    onEvent: (l) => void listeners.push(l),
+    died,
+    terminate: async () => {
+      if (terminating || deathError) return;
+      terminating = true;
+      port1.close();
+      await raw.terminate();
+    },
+  };
+}
+
+/** Marks a buffer to move (not copy) to the other side of a Comlink call. */
+export function moved<T extends Uint8Array>(data: T): T {
+  return Comlink.transfer(data, [data.buffer as ArrayBuffer]);
+}

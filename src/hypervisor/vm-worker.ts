@@ -1,0 +1,370 @@
+// The worker side of one VM: owns its Machine (the emulator) and the
+// connection to its guest agent, and serves them to the host through Comlink.
+// Console output and counters go to the host as batched events on their own
+// port: one message per sample period or per few KiB, never per byte.
+import * as Comlink from "comlink";
+import { HyperlabError } from "../errors.ts";
+import { type AgentChannel, AgentClient, type ExecOptions, type ExecResult } from "../guest/agent.ts";
+import type { GuestImage } from "../hardware/guest-image.ts";
+import { Machine } from "../hardware/machine.ts";
+import { type Snapshot, captureSnapshot, restoreSnapshot } from "./snapshot.ts";
+import type { NodeEndpoint } from "comlink/dist/esm/node-adapter.mjs";
+import { installErrorTransfer, moved } from "./rpc.ts";
+
+/** How often the worker reports its counters (the scheduler's clock), ms. */
+export const SAMPLE_MS = 20;
+/** Console text is sent once this much is pending, or at the next sample. */
+const CONSOLE_BATCH = 4096;
+const encoder = new TextEncoder();
+
+/** What a worker needs to build its machine. */
+export interface WorkerConfig {
+  name: string;
+  image: GuestImage;
+  /** v86's compiled WebAssembly, shared with the host (compiled once per process) */
+  wasm: WebAssembly.Module;
+  memoryMiB: number;
+  cmdline?: string;
+}
+
+/** How long a start took, in the worker. */
+export interface StartReport {
+  /** until the machine ran (booted, or its state loaded) */
+  machineMs: number;
+  /** until the guest agent answered (and, after a restore, the guest clock was set) */
+  wallMs: number;
+  /** a restore's steps: building the emulator, loading the state, reaching the agent, setting the clock */
+  phases?: { emulatorMs: number; stateMs: number; agentMs?: number; clockMs?: number };
+}
+
+/** Byte counters of the VM's devices. */
+export interface DeviceCounters {
+  /** serial console bytes from the guest / to the guest */
+  consoleOut: number;
+  consoleIn: number;
+  /** control channel (virtio console) bytes from the guest / to the guest */
+  controlOut: number;
+  controlIn: number;
+}
+
+/** Cumulative counters of one VM, sent every SAMPLE_MS. */
+export interface WorkerSample extends DeviceCounters {
+  instructions: number;
+  /** wall ms the emulator was allowed to run (neither paused nor held) */
+  runMs: number;
+  /** of that, ms the worker's event loop was busy (low when the guest halts) */
+  activeMs: number;
+}
+
+/** Messages from a worker to the host, on the events port. */
+export type WorkerEvent =
+  | { type: "console"; data: string }
+  | ({ type: "sample" } & WorkerSample)
+  | { type: "stopped"; code: HyperlabError["code"]; message: string; detail?: Record<string, unknown> };
+
+/** Exec options that can cross the worker boundary (stdin given whole, not streamed). */
+export type VmExecOptions = Omit<ExecOptions, "stdin"> & { stdin?: string | Uint8Array };
+
+/** Guest memory as the guest's /proc/meminfo tells it, in KiB. */
+export interface GuestMemory {
+  totalKiB: number;
+  availableKiB: number;
+  usedKiB: number;
+}
+
+const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string";
+
+function needMachine(machine: Machine | undefined, action: string): Machine {
+  if (!machine) throw new HyperlabError("VM_INVALID_STATE", `cannot ${action}: the VM has no machine yet (it was not started)`);
+  return machine;
+}
+
+function needAgent(agent: AgentClient | undefined, action: string): AgentClient {
+  if (!agent) throw new HyperlabError("VM_INVALID_STATE", `cannot ${action}: the guest agent is not connected (the VM is not running)`);
+  return agent;
+}
+
+/** Parses the KiB figures of /proc/meminfo. */
+export function parseMeminfo(text: string): GuestMemory {
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN);
+  const totalKiB = kib("MemTotal");
+  const availableKiB = kib("MemAvailable");
+  return { totalKiB, availableKiB, usedKiB: totalKiB - availableKiB };
+}
+
+/** One VM's worker: the object exposed to the host. */
+class VmWorkerImpl {
+  private port: MessagePort | undefined;
+  private config: WorkerConfig | undefined;
+  private machine: Machine | undefined;
+  private agent: AgentClient | undefined;
+  /** what the agent said of itself when the snapshot this VM was restored from was taken */
+  private snapshotAgent: Snapshot["header"]["agent"] = null;
+  private userPaused = false;
+  private held = false;
+  /** snapshots being taken: the CPU stays stopped meanwhile */
+  private saving = 0;
+  private runChange: Promise<void> = Promise.resolve();
+  private sampler: ReturnType<typeof setInterval> | undefined;
+  private consolePending = "";
+  private readonly counters: DeviceCounters = { consoleOut: 0, consoleIn: 0, controlOut: 0, controlIn: 0 };
+  private runMs = 0;
+  private activeMs = 0;
+  private lastT = 0;
+  private lastActive = 0;
+
+  /** Takes the port the worker's events go out on. Called once by the host right after spawning. */
+  connect(port: MessagePort): void {
+    this.port = port;
+  }
+
+  /** Builds the machine for a cold boot (machine state created). Legal once, instead of restore(). */
+  init(config: WorkerConfig): void {
+    if (this.machine) throw new HyperlabError("VM_INVALID_STATE", `cannot init: this worker already has VM ${this.config?.name}`);
+    this.config = config;
+    this.adoptMachine(new Machine({ image: config.image, wasm: config.wasm, memoryMiB: config.memoryMiB, cmdline: config.cmdline }));
+  }
+
+  /** Powers on, waits for the guest and its agent. Legal once, after init. */
+  async boot(opts: { timeoutMs?: number } = {}): Promise<StartReport> {
+    const machine = needMachine(this.machine, "boot");
+    this.startSampling();
+    const t0 = performance.now();
+    await machine.boot({ timeoutMs: opts.timeoutMs });
+    const machineMs = performance.now() - t0;
+    this.agent = await AgentClient.connect(this.countingChannel(machine), { timeoutMs: opts.timeoutMs });
+    await this.applyRun();
+    return { machineMs, wallMs: performance.now() - t0 };
+  }
+
+  /**
+   * Builds the machine from a snapshot instead of booting. With `paused` the
+   * machine stays paused and the agent unconnected until `activate()` (a warm
+   * VM); otherwise it is activated at once. Legal once, instead of init().
+   */
+  async restore(config: WorkerConfig, snapshot: Snapshot, opts: { timeoutMs?: number; paused?: boolean } = {}): Promise<StartReport> {
+    if (this.machine || this.config) throw new HyperlabError("VM_INVALID_STATE", `cannot restore: this worker already has VM ${this.config?.name}`);
+    this.config = config;
+    this.snapshotAgent = snapshot.header.agent;
+    const t0 = performance.now();
+    const { machine, report } = await restoreSnapshot(snapshot, { image: config.image, wasm: config.wasm, timeoutMs: opts.timeoutMs, paused: true });
+    this.adoptMachine(machine);
+    this.userPaused = true;
+    const machineMs = performance.now() - t0;
+    const phases = { emulatorMs: report.phases.emulator.wallMs, stateMs: report.phases.state.wallMs };
+    if (opts.paused) return { machineMs, wallMs: machineMs, phases };
+    const active = await this.activate(opts);
+    return { machineMs, wallMs: performance.now() - t0, phases: { ...phases, agentMs: active.phases?.agentMs, clockMs: active.phases?.clockMs } };
+  }
+
+  /**
+   * Lets a restored machine run, connects to its agent and sets the guest's
+   * clock (it stood still since the snapshot). Legal once, after restore().
+   */
+  async activate(opts: { timeoutMs?: number } = {}): Promise<StartReport> {
+    const machine = needMachine(this.machine, "activate");
+    if (this.agent) throw new HyperlabError("VM_INVALID_STATE", `cannot activate: VM ${this.config?.name} is active already`);
+    const t0 = performance.now();
+    this.startSampling();
+    this.userPaused = false;
+    await this.applyRun();
+    const machineMs = performance.now() - t0;
+    const agent = await AgentClient.attach(this.countingChannel(machine), { timeoutMs: opts.timeoutMs, agent: this.snapshotAgent });
+    this.agent = agent;
+    const t1 = performance.now();
+    await agent.setClock();
+    const t2 = performance.now();
+    return { machineMs, wallMs: t2 - t0, phases: { emulatorMs: 0, stateMs: 0, agentMs: t1 - t0, clockMs: t2 - t1 } };
+  }
+
+  /**
+   * The whole machine's state with our header. The CPU is stopped for the
+   * copy (a consistent picture) and then runs as before. The state moves to
+   * the host. Legal while running or paused.
+   */
+  async snapshot(): Promise<Snapshot> {
+    const machine = needMachine(this.machine, "snapshot");
+    const config = this.config!;
+    this.saving++;
+    try {
+      await this.applyRun();
+      const snap = await captureSnapshot(machine, { image: config.image, agent: this.agent?.agent ?? this.snapshotAgent });
+      return Comlink.transfer(snap, [snap.state.buffer as ArrayBuffer]);
+    } finally {
+      this.saving--;
+      await this.applyRun();
+    }
+  }
+
+  private adoptMachine(machine: Machine): void {
+    this.machine = machine;
+    machine.onConsole((text) => {
+      this.counters.consoleOut += encoder.encode(text).length;
+      this.consolePending += text;
+      if (this.consolePending.length >= CONSOLE_BATCH) this.flushConsole();
+    });
+    machine.onStopped((reason) => {
+      this.flushConsole();
+      this.sample();
+      clearInterval(this.sampler);
+      this.post({ type: "stopped", code: reason.code, message: reason.message, detail: reason.detail });
+    });
+  }
+
+  /** Pauses the emulator for the VM's user. Legal while running. */
+  async pause(): Promise<void> {
+    this.userPaused = true;
+    await this.applyRun();
+  }
+
+  /** Undoes pause(). Legal while paused. */
+  async resume(): Promise<void> {
+    this.userPaused = false;
+    await this.applyRun();
+  }
+
+  /** Holds (or releases) the emulator for the CPU scheduler; independent of the user's pause. */
+  async hold(held: boolean): Promise<void> {
+    if (held === this.held) return;
+    this.held = held;
+    await this.applyRun();
+  }
+
+  /**
+   * Makes the emulator run or not as the user's pause, the scheduler's hold
+   * and snapshots say. One change at a time: a resume while a pause waits for
+   * v86's loop to stop would cancel that stop, and the pause would never end.
+   */
+  private applyRun(): Promise<void> {
+    const machine = needMachine(this.machine, "pause or resume");
+    const change = this.runChange.then(async () => {
+      this.account();
+      const shouldRun = !this.userPaused && !this.held && this.saving === 0;
+      if (machine.state === "paused" && shouldRun) await machine.resume();
+      else if (machine.state === "running" && !shouldRun) await machine.pause();
+    });
+    this.runChange = change.catch(() => {});
+    return change;
+  }
+
+  /** Runs a process in the guest and returns its exit status and output. Legal while running. */
+  async exec(argv: string[], opts: VmExecOptions = {}): Promise<ExecResult> {
+    return needAgent(this.agent, "exec").exec(argv, opts);
+  }
+
+  /** Writes a file in the guest. Legal while running. */
+  async writeFile(path: string, data: string | Uint8Array, opts: { mode?: number; append?: boolean } = {}): Promise<void> {
+    await needAgent(this.agent, "write a file").writeFile(path, data, opts);
+  }
+
+  /** Reads a file from the guest (moved to the host, not copied). Legal while running. */
+  async readFile(path: string): Promise<Uint8Array> {
+    return moved(await needAgent(this.agent, "read a file").readFile(path));
+  }
+
+  /** The guest's own view of its memory. Legal while running. */
+  async guestMemory(): Promise<GuestMemory> {
+    const bytes = await needAgent(this.agent, "read guest memory use").readFile("/proc/meminfo");
+    return parseMeminfo(new TextDecoder().decode(bytes));
+  }
+
+  /** Types into the serial console (the human's terminal). Legal while booting, running or paused. */
+  writeConsole(data: string | Uint8Array): void {
+    const machine = needMachine(this.machine, "write to the console");
+    machine.write(data);
+    this.counters.consoleIn += typeof data === "string" ? encoder.encode(data).length : data.length;
+  }
+
+  /** The counters now (also sent every SAMPLE_MS). */
+  counterSample(): WorkerSample {
+    this.account();
+    return { instructions: this.machine?.instructions() ?? 0, runMs: this.runMs, activeMs: this.activeMs, ...this.counters };
+  }
+
+  /** Powers the machine off. Legal in any state. */
+  async stop(): Promise<void> {
+    this.agent?.close();
+    await this.machine?.stop();
+    clearInterval(this.sampler);
+  }
+
+  /** Ends the worker abruptly, as a crash would (for tests of the host's handling). */
+  crash(exitCode: number): void {
+    if (isNode) (globalThis as unknown as { process: { exit(code: number): never } }).process.exit(exitCode);
+    else (globalThis as unknown as { close(): void }).close();
+  }
+
+  private countingChannel(machine: Machine): AgentChannel {
+    return {
+      onControl: (l) =>
+        machine.onControl((bytes) => {
+          this.counters.controlOut += bytes.length;
+          l(bytes);
+        }),
+      writeControl: (bytes) => {
+        this.counters.controlIn += bytes.length;
+        machine.writeControl(bytes);
+      },
+      onStopped: (l) => machine.onStopped(l),
+    };
+  }
+
+  private startSampling(): void {
+    if (this.sampler) return;
+    this.lastT = performance.now();
+    this.lastActive = elu()?.active ?? 0;
+    this.sampler = setInterval(() => {
+      this.flushConsole();
+      this.sample();
+    }, SAMPLE_MS);
+  }
+
+  /** Adds the time since the last call to runMs/activeMs if the emulator was running meanwhile. */
+  private account(): void {
+    const now = performance.now();
+    const active = elu()?.active;
+    // What the emulator did, not what was asked: a hold that arrives while the
+    // machine boots takes effect only once it runs.
+    const state = this.machine?.state;
+    if ((state === "running" || state === "booting") && this.lastT) {
+      this.runMs += now - this.lastT;
+      // Without a measure of the event loop (browsers), count the VM as busy.
+      this.activeMs += active === undefined ? now - this.lastT : active - this.lastActive;
+    }
+    this.lastT = now;
+    this.lastActive = active ?? 0;
+  }
+
+  private sample(): void {
+    this.post({ type: "sample", ...this.counterSample() });
+  }
+
+  private flushConsole(): void {
+    if (!this.consolePending) return;
+    const data = this.consolePending;
+    this.consolePending = "";
+    this.post({ type: "console", data });
+  }
+
+  private post(event: WorkerEvent): void {
+    this.port?.postMessage(event);
+  }
+}
+
+/** Node's measure of this thread's event loop (undefined in browsers). */
+function elu(): { active: number } | undefined {
+  const perf = performance as Performance & { eventLoopUtilization?: () => { active: number } };
+  return perf.eventLoopUtilization?.();
+}
+
+/** The API a VM worker serves; the host calls it through Comlink (see rpc.ts). */
+export type VmWorkerApi = VmWorkerImpl;
+
+installErrorTransfer();
+async function hostEndpoint(): Promise<Comlink.Endpoint> {
+  if (!isNode) return globalThis as unknown as Comlink.Endpoint;
+  const [{ default: nodeEndpoint }, { parentPort }] = await Promise.all([import("comlink/dist/esm/node-adapter.mjs"), import("node:worker_threads")]);
+  return nodeEndpoint(parentPort as unknown as NodeEndpoint);
+}
+const endpoint = await hostEndpoint();
+Comlink.expose(new VmWorkerImpl(), endpoint);

@@ -1,0 +1,418 @@
+// The host's handle on one VM: its state, its worker, its share of the host.
+// Every method checks the VM's state first (vm-state.ts) and names the state
+// when the call is illegal; the work happens in the VM's worker.
+import { HyperlabError } from "../errors.ts";
+import type { ExecResult } from "../guest/agent.ts";
+import type { Reservation } from "./budget.ts";
+import type { VmWorker } from "./rpc.ts";
+import { MAX_SHARE, MIN_SHARE, validShare } from "./scheduler.ts";
+import { type VmState, assertState, assertTransition } from "./vm-state.ts";
+import type { DeviceCounters, GuestMemory, VmExecOptions, WorkerEvent, WorkerSample } from "./vm-worker.ts";
+
+/** How a VM came to be. */
+export type VmOrigin = "boot" | "snapshot" | "restore" | "fork" | "pool";
+
+/** A VM as lists and the API show it. */
+export interface VmInfo {
+  id: string;
+  name: string;
+  state: VmState;
+  memoryMiB: number;
+  cpuShare: number;
+  image: string;
+  origin: VmOrigin;
+  createdAt: string;
+  /** why it stopped, once it has */
+  stopReason?: { code: string; message: string };
+}
+
+/** Per-VM figures: CPU by emulated instructions, memory allocated vs used by the guest, device bytes. */
+export interface VmMetrics {
+  name: string;
+  state: VmState;
+  cpu: {
+    share: number;
+    instructions: number;
+    /** over the last second the VM could run */
+    instructionsPerSecond: number;
+    /** the scheduler holds the VM right now (it ran ahead of its share) */
+    held: boolean;
+  };
+  memory: {
+    allocatedMiB: number;
+    /** from the guest's /proc/meminfo, when it could be read */
+    guest?: GuestMemory;
+  };
+  devices: DeviceCounters;
+}
+
+/** What a VM tells those who listen. */
+export type VmEvent =
+  | { type: "state"; vm: string; state: VmState; previous: VmState; reason?: { code: string; message: string } }
+  | { type: "console"; vm: string; data: string }
+  | { type: "metrics"; vm: string; metrics: VmMetrics };
+
+/** What a VM needs from the hypervisor that owns it. */
+export interface VmHost {
+  /** a worker with this VM's machine built (state created), spawned on demand */
+  readonly ready: Promise<VmWorker>;
+  /** starts the machine: a cold boot, or a restore of the boot snapshot */
+  start(vm: Vm, worker: VmWorker): Promise<void>;
+  /** takes a snapshot of the VM (through its worker) */
+  snapshot(vm: Vm, worker: VmWorker): Promise<Uint8Array>;
+  /** makes `n` running copies of the VM */
+  fork(vm: Vm, worker: VmWorker, n: number): Promise<Vm[]>;
+  /** the CPU share changed */
+  shareChanged(vm: Vm): void;
+  /** the VM is gone: forget it and return its memory */
+  destroyed(vm: Vm): void;
+}
+
+/** Options a VM handle is built with (by the hypervisor). */
+export interface VmConfig {
+  id: string;
+  name: string;
+  memoryMiB: number;
+  cpuShare: number;
+  image: string;
+  origin: VmOrigin;
+  reservation: Reservation;
+}
+
+/** Wall ms between two metrics events of a running VM. */
+export const METRICS_MS = 1000;
+/** Metrics events between two readings of the guest's own memory use. */
+const GUEST_MEMORY_TICKS = 5;
+
+/**
+ * One VM. Created by `Hypervisor.createVm` (or restore, fork); destroyed by
+ * `destroy()`. States: `created → booting → running ⇄ paused → stopped`, and
+ * `destroyed` from any.
+ */
+export class Vm {
+  readonly id: string;
+  readonly name: string;
+  readonly memoryMiB: number;
+  readonly image: string;
+  readonly origin: VmOrigin;
+  readonly createdAt = new Date();
+  private _state: VmState = "created";
+  private _cpuShare: number;
+  private _stopReason: HyperlabError | undefined;
+  private readonly reservation: Reservation;
+  private worker: VmWorker | undefined;
+  private readonly listeners = new Set<(e: VmEvent) => void>();
+  private latest: WorkerSample | undefined;
+  private previous: WorkerSample | undefined;
+  private ips = 0;
+  private guestMemory: GuestMemory | undefined;
+  private _held = false;
+  private ticks = 0;
+  private holdChange: Promise<void> = Promise.resolve();
+
+  constructor(
+    config: VmConfig,
+    private readonly host: VmHost,
+  ) {
+    this.id = config.id;
+    this.name = config.name;
+    this.memoryMiB = config.memoryMiB;
+    this._cpuShare = config.cpuShare;
+    this.image = config.image;
+    this.origin = config.origin;
+    this.reservation = config.reservation;
+    host.ready.then(
+      (worker) => this.adopt(worker),
+      () => {}, // reported by start()
+    );
+  }
+
+  /** The VM's state now. Legal in any state. */
+  get state(): VmState {
+    return this._state;
+  }
+
+  /** Its relative CPU weight. Legal in any state. */
+  get cpuShare(): number {
+    return this._cpuShare;
+  }
+
+  /** Why the VM stopped (guest power-off or panic, `stop()`, or WORKER_DIED), once it has. Legal in any state. */
+  get stopReason(): HyperlabError | undefined {
+    return this._stopReason;
+  }
+
+  /** True while the CPU scheduler holds the VM (it ran ahead of its share). Legal in any state. */
+  get held(): boolean {
+    return this._held;
+  }
+
+  /** The latest counters from the worker (every few ms while it runs). Legal in any state. */
+  get sample(): WorkerSample | undefined {
+    return this.latest;
+  }
+
+  /** A plain description for lists and the API. Legal in any state. */
+  info(): VmInfo {
+    return {
+      id: this.id,
+      name: this.name,
+      state: this._state,
+      memoryMiB: this.memoryMiB,
+      cpuShare: this._cpuShare,
+      image: this.image,
+      origin: this.origin,
+      createdAt: this.createdAt.toISOString(),
+      stopReason: this._stopReason && { code: this._stopReason.code, message: this._stopReason.message },
+    };
+  }
+
+  /** Subscribes to this VM's events (state, batched console, metrics). Returns an unsubscribe function. Legal in any state. */
+  onEvent(listener: (e: VmEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Starts the machine and waits for its guest agent. Legal in `created`; resolves in `running`. */
+  async start(): Promise<void> {
+    this.move("booting", "start");
+    try {
+      const worker = await this.host.ready;
+      if (this.isGone()) throw this.goneError("start");
+      await this.host.start(this, worker);
+      if (this.isGone()) throw this.goneError("start");
+      this.onSample(await worker.api.counterSample());
+      this.move("running", "start");
+    } catch (err) {
+      const reason = err instanceof HyperlabError ? err : new HyperlabError("GUEST_BOOT_FAILED", String((err as Error)?.message ?? err));
+      this.markStopped(reason);
+      throw this._stopReason ?? reason;
+    }
+  }
+
+  /** Stops the VM's CPU; memory and devices stay. Legal while running; resolves in `paused`. */
+  async pause(): Promise<void> {
+    this.move("paused", "pause");
+    await this.call(async (w) => {
+      await w.api.pause();
+      // Counters as the CPU stopped, not from a sample taken before.
+      this.onSample(await w.api.counterSample());
+    });
+  }
+
+  /** Lets a paused VM run again. Legal while paused; resolves in `running`. */
+  async resume(): Promise<void> {
+    this.move("running", "resume");
+    await this.call((w) => w.api.resume());
+  }
+
+  /** Powers the VM off (its worker ends; its memory stays reserved until destroy). Legal in created, booting, running or paused. */
+  async stop(): Promise<void> {
+    assertTransition(this._state, "stopped", { action: "stop", vm: this.name });
+    this.markStopped(new HyperlabError("GUEST_STOPPED", `VM ${this.name} was stopped by the host`));
+    const worker = this.worker ?? (await this.host.ready.catch(() => undefined));
+    await worker?.api.stop().catch(() => {});
+    await worker?.terminate();
+  }
+
+  /** Ends the VM in any state, returns its memory to the budget. Legal in any state; twice is a no-op. */
+  async destroy(): Promise<void> {
+    if (this._state === "destroyed") return;
+    const previous = this._state;
+    this._state = "destroyed";
+    this.emit({ type: "state", vm: this.name, state: "destroyed", previous });
+    this.reservation.release();
+    this.host.destroyed(this);
+    const worker = this.worker ?? (await this.host.ready.catch(() => undefined));
+    await worker?.terminate();
+    this.listeners.clear();
+  }
+
+  /** Runs a process in the guest and returns its exit status and output. Legal while running. */
+  async exec(argv: string[], opts: VmExecOptions = {}): Promise<ExecResult> {
+    assertState(this._state, ["running"], { action: "exec", vm: this.name });
+    return this.call((w) => w.api.exec(argv, opts));
+  }
+
+  /** Writes a file in the guest (parents created). Legal while running. */
+  async writeFile(path: string, data: string | Uint8Array, opts: { mode?: number; append?: boolean } = {}): Promise<void> {
+    assertState(this._state, ["running"], { action: "write a file", vm: this.name });
+    await this.call((w) => w.api.writeFile(path, data, opts));
+  }
+
+  /** Reads a whole file from the guest. Legal while running. */
+  async readFile(path: string): Promise<Uint8Array> {
+    assertState(this._state, ["running"], { action: "read a file", vm: this.name });
+    return this.call((w) => w.api.readFile(path));
+  }
+
+  /** Types into the VM's serial console (the human's terminal). Legal while booting, running or paused. */
+  async writeConsole(data: string | Uint8Array): Promise<void> {
+    assertState(this._state, ["booting", "running", "paused"], { action: "write to the console", vm: this.name });
+    await this.call((w) => w.api.writeConsole(data));
+  }
+
+  /**
+   * A snapshot of the whole VM (encoded with our header, see snapshot.ts).
+   * Legal while running or paused; a running VM is paused for the copy and
+   * then runs on.
+   */
+  async snapshot(): Promise<Uint8Array> {
+    assertState(this._state, ["running", "paused"], { action: "snapshot", vm: this.name });
+    return this.call((w) => this.host.snapshot(this, w));
+  }
+
+  /**
+   * `n` new running VMs, each a copy of this one at this moment (names
+   * `<name>-fork-<k>`), each with its own memory reservation. Legal while
+   * running or paused.
+   */
+  async fork(n: number): Promise<Vm[]> {
+    assertState(this._state, ["running", "paused"], { action: "fork", vm: this.name });
+    if (!Number.isInteger(n) || n < 1) throw new HyperlabError("INVALID_ARGUMENT", `fork needs a whole number of copies, at least 1 (not ${n})`);
+    return this.call((w) => this.host.fork(this, w, n));
+  }
+
+  /** Changes the VM's CPU weight; takes effect at the scheduler's next period. Legal in any state but stopped and destroyed. */
+  setCpuShare(share: number): void {
+    assertState(this._state, ["created", "booting", "running", "paused"], { action: "set the CPU share", vm: this.name });
+    if (!validShare(share)) {
+      throw new HyperlabError("INVALID_ARGUMENT", `a CPU share must be a number from ${MIN_SHARE} to ${MAX_SHARE}, not ${share}`);
+    }
+    this._cpuShare = share;
+    this.host.shareChanged(this);
+  }
+
+  /**
+   * CPU, memory and device figures. The guest's own memory use is read from
+   * its /proc/meminfo while it runs; otherwise the last reading is given.
+   * Legal in any state but destroyed.
+   */
+  async metrics(): Promise<VmMetrics> {
+    assertState(this._state, ["created", "booting", "running", "paused", "stopped"], { action: "read metrics", vm: this.name });
+    if (this._state === "running" && this.worker) {
+      this.guestMemory = await this.worker.api.guestMemory().catch(() => this.guestMemory);
+    }
+    return this.currentMetrics();
+  }
+
+  /** Holds or releases the VM for the CPU scheduler (not a state change). Called by the hypervisor. */
+  setHeld(held: boolean): void {
+    if (held === this._held || !this.worker) return;
+    this._held = held;
+    const worker = this.worker;
+    this.holdChange = this.holdChange.then(() => worker.api.hold(held)).catch(() => {});
+  }
+
+  /**
+   * Emits a metrics event from the latest counters; called by the hypervisor
+   * every METRICS_MS. Every GUEST_MEMORY_TICKS-th time it first reads the
+   * guest's memory use (one small file read through the agent).
+   */
+  tickMetrics(): void {
+    if (this._state !== "running" && this._state !== "paused") return;
+    if (this._state === "running" && !this._held && this.worker && this.ticks++ % GUEST_MEMORY_TICKS === 0) {
+      const worker = this.worker;
+      void worker.api.guestMemory().then(
+        (m) => (this.guestMemory = m),
+        () => {},
+      );
+    }
+    this.emit({ type: "metrics", vm: this.name, metrics: this.currentMetrics() });
+  }
+
+  private currentMetrics(): VmMetrics {
+    const s = this.latest;
+    return {
+      name: this.name,
+      state: this._state,
+      cpu: { share: this._cpuShare, instructions: s?.instructions ?? 0, instructionsPerSecond: Math.round(this.ips), held: this._held },
+      memory: { allocatedMiB: this.memoryMiB, guest: this.guestMemory },
+      devices: {
+        consoleOut: s?.consoleOut ?? 0,
+        consoleIn: s?.consoleIn ?? 0,
+        controlOut: s?.controlOut ?? 0,
+        controlIn: s?.controlIn ?? 0,
+      },
+    };
+  }
+
+  /** Listens to the worker: counters, console, the guest stopping, the worker dying. */
+  private adopt(worker: VmWorker): void {
+    this.worker = worker;
+    worker.onEvent((e) => this.onWorkerEvent(e));
+    void worker.died.then((reason) => this.markStopped(reason));
+  }
+
+  private onWorkerEvent(e: WorkerEvent): void {
+    if (this._state === "destroyed") return;
+    switch (e.type) {
+      case "sample": {
+        const { type: _type, ...sample } = e;
+        this.onSample(sample);
+        return;
+      }
+      case "console":
+        this.emit({ type: "console", vm: this.name, data: e.data });
+        return;
+      case "stopped": {
+        this.markStopped(new HyperlabError(e.code, e.message, e.detail));
+        // The machine is gone; its worker has nothing left to do.
+        void this.worker?.terminate();
+        return;
+      }
+    }
+  }
+
+  private onSample(sample: WorkerSample): void {
+    // Samples come on their own port and answers to calls on another: keep the newest.
+    if (this.latest && sample.runMs < this.latest.runMs) return;
+    this.latest = sample;
+    // Instructions per second of running time, over about a second.
+    if (!this.previous) this.previous = sample;
+    else if (sample.runMs - this.previous.runMs >= METRICS_MS) {
+      this.ips = ((sample.instructions - this.previous.instructions) / (sample.runMs - this.previous.runMs)) * 1000;
+      this.previous = sample;
+    }
+  }
+
+  private markStopped(reason: HyperlabError): void {
+    if (this._state === "stopped" || this._state === "destroyed") return;
+    const previous = this._state;
+    this._state = "stopped";
+    this._stopReason = reason;
+    this._held = false;
+    this.emit({ type: "state", vm: this.name, state: "stopped", previous, reason: { code: reason.code, message: reason.message } });
+  }
+
+  private move(to: VmState, action: string): void {
+    assertTransition(this._state, to, { action, vm: this.name });
+    const previous = this._state;
+    this._state = to;
+    this.emit({ type: "state", vm: this.name, state: to, previous });
+  }
+
+  private isGone(): boolean {
+    return this._state === "stopped" || this._state === "destroyed";
+  }
+
+  private goneError(action: string): HyperlabError {
+    return this._stopReason ?? new HyperlabError("VM_INVALID_STATE", `cannot ${action}: VM ${this.name} is ${this._state}`, { state: this._state });
+  }
+
+  /** A call to the worker; a worker that died meanwhile gives WORKER_DIED (and the VM is stopped). */
+  private async call<T>(fn: (w: VmWorker) => Promise<T>): Promise<T> {
+    const worker = this.worker ?? (await this.host.ready);
+    return fn(worker);
+  }
+
+  private emit(e: VmEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch {
+        // A listener's failure is its own; the VM goes on.
+      }
+    }
+  }
+}
