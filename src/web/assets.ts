@@ -1,0 +1,30 @@
+// Where the page finds the guest's files and v86's WebAssembly. Vite copies
+// each into the built site under a name with its content hash (so a static
+// host may cache them for ever) and gives us its URL; in development the dev
+// server serves them from the checkout.
+import v86WasmUrl from "v86/build/v86.wasm?url";
+
+/**
+ * The guest artifacts the image loader reads (guest-images/dist/manifest.json
+ * names them), by file name. Only what a boot needs: the build recipes'
+ * extras (kernel.config, licenses, OCI images) are not part of the page.
+ */
+const found = import.meta.glob(["../../guest-images/dist/*.{json,bin,cpio,elf}", "../../guest-images/dist/bzImage"], {
+  query: "?url",
+  import: "default",
+  eager: true,
+}) as Record<string, string>;
+
+/** URL of each guest artifact, by the name the manifest uses. */
+export const guestAssetUrls: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(found).map(([path, url]) => [path.slice(path.lastIndexOf("/") + 1), url]),
+);
+
+/** URL of v86's WebAssembly module. */
+export const v86Url: string = v86WasmUrl;
+
+/** Absolute URL of a guest artifact (relative URLs resolve against this module, which is where the site's assets are). */
+export function guestAssetUrl(name: string): string | undefined {
+  const url = guestAssetUrls[name];
+  return url === undefined ? undefined : new URL(url, import.meta.url).href;
+}

@@ -1,0 +1,255 @@
+// <hyperlab-vm>: a whole Linux machine as one HTML element. Each element runs
+// its own VM in its own worker; its terminal, progress bar, errors and (with
+// show-stack) the live stack view live in its shadow root, so a course page's
+// styles and the element's never mix.
+import type { HyperlabError } from "../errors.ts";
+import { type PageVmEvent, PageVm } from "./page-vm.ts";
+import { pageHost } from "./page-host.ts";
+import { PHASE_LABEL, type StartPhase } from "./progress.ts";
+import { StackView } from "./stack-view.ts";
+import { TERMINAL_CSS, VmTerminal } from "./terminal.ts";
+
+/** What a visitor can do about each error, by code (the message says what happened). */
+const WHAT_TO_DO: Readonly<Partial<Record<HyperlabError["code"], string>>> = {
+  GUEST_PANIC: "The guest's kernel stopped itself (a kernel panic); the VM is off. Restart it; if it panics again, check the element's cmdline attribute.",
+  WORKER_DIED: "The browser ended the VM's worker, most often for lack of memory. Close other tabs or lower the element's memory attribute, then restart.",
+  RESOURCE_EXHAUSTED: "The VMs on this page would use more memory than the page's budget. Remove a <hyperlab-vm> or lower their memory attributes, then restart.",
+  BOOT_TIMEOUT: "The machine did not come up in time (a busy computer or a throttled background tab). Restart it.",
+  IMAGE_NOT_FOUND: "Fix the element's image attribute (or leave it out for the default guest).",
+  INVALID_ARGUMENT: "Fix the element's attributes, then restart.",
+  GUEST_STOPPED: "The guest powered off. Restart it for a new machine.",
+};
+const DEFAULT_WHAT_TO_DO = "Restart the VM; if it fails again, reload the page.";
+
+const STYLE = `
+:host { display: block; font: 14px/1.4 system-ui, sans-serif; color: #1d2330; }
+:host([hidden]) { display: none; }
+.frame { display: flex; flex-direction: column; height: 100%; min-height: 240px; border: 1px solid #c9d1dc; border-radius: 8px; overflow: hidden; background: #10141a; }
+header { display: flex; flex-wrap: wrap; gap: 2px 12px; align-items: baseline; padding: 6px 10px; white-space: nowrap; background: #f3f5f8; border-bottom: 1px solid #c9d1dc; }
+header .title { font-weight: 600; }
+header .status { color: #4a5568; }
+header .ttp { margin-left: auto; color: #2f6f3e; font-variant-numeric: tabular-nums; }
+.progress { position: relative; height: 22px; background: #e6eaf0; border-bottom: 1px solid #c9d1dc; }
+.progress .bar { position: absolute; inset: 0 auto 0 0; width: 0; background: #7aa7e0; transition: width 120ms linear; }
+.progress .label { position: relative; padding: 0 10px; font-size: 12px; line-height: 22px; font-variant-numeric: tabular-nums; }
+.progress[hidden] { display: none; }
+.main { flex: 1; display: flex; min-height: 0; }
+.term { flex: 1; min-width: 0; padding: 4px; }
+.stack { width: 38%; min-width: 260px; max-width: 460px; overflow: auto; background: #f8f9fb; border-left: 1px solid #c9d1dc; }
+.stack[hidden] { display: none; }
+.error { padding: 12px 14px; background: #fff4f2; color: #7a1c12; border-bottom: 1px solid #e7b4aa; }
+.error[hidden] { display: none; }
+.error .code { font: 12px ui-monospace, monospace; color: #a0453a; }
+.error p { margin: 6px 0; white-space: pre-wrap; }
+.error button { font: inherit; padding: 3px 12px; }
+:host([terminal-only]) header, :host([terminal-only]) .progress { display: none; }
+:host([terminal-only]) .frame { border-radius: 0; }
+`;
+
+function formatMB(bytes: number): string {
+  return (bytes / 1e6).toFixed(1);
+}
+
+/**
+ * The `<hyperlab-vm>` element. Attributes: `image` (guest image; the site
+ * has "default"), `memory` (MiB), `show-stack` (the live stack view beside
+ * the terminal), `terminal-only` (no header or progress bar), `cmdline`
+ * (extra kernel arguments: a cold boot, for demonstrations). The VM starts
+ * when the element is added to the page and is destroyed when it is removed.
+ */
+export class HyperlabVmElement extends HTMLElement {
+  static readonly observedAttributes = ["show-stack"];
+  private vm: PageVm | undefined;
+  private terminal: VmTerminal | undefined;
+  private stack: StackView | undefined;
+  private readonly root: ShadowRoot;
+  private readonly parts: {
+    status: HTMLElement;
+    ttp: HTMLElement;
+    progress: HTMLElement;
+    bar: HTMLElement;
+    label: HTMLElement;
+    error: HTMLElement;
+    term: HTMLElement;
+    stack: HTMLElement;
+  };
+  private offProgress: (() => void) | undefined;
+  private _promptMs: number | undefined;
+
+  constructor() {
+    super();
+    this.root = this.attachShadow({ mode: "open" });
+    this.root.innerHTML = `
+      <style>${TERMINAL_CSS}${STYLE}</style>
+      <div class="frame" part="frame">
+        <header part="header"><span class="title">Linux VM</span><span class="status"></span><span class="ttp"></span></header>
+        <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"><div class="bar"></div><span class="label"></span></div>
+        <div class="error" role="alert" hidden></div>
+        <div class="main"><div class="term"></div><aside class="stack" hidden></aside></div>
+      </div>`;
+    const $ = (s: string) => this.root.querySelector(s) as HTMLElement;
+    this.parts = {
+      status: $(".status"),
+      ttp: $(".ttp"),
+      progress: $(".progress"),
+      bar: $(".bar"),
+      label: $(".label"),
+      error: $(".error"),
+      term: $(".term"),
+      stack: $(".stack"),
+    };
+  }
+
+  /** The page VM behind this element (undefined until connected). */
+  get pageVm(): PageVm | undefined {
+    return this.vm;
+  }
+
+  /** Ms from the page's navigation until this element's prompt appeared (undefined before). */
+  get timeToPromptMs(): number | undefined {
+    return this._promptMs;
+  }
+
+  /** The terminal's rows and columns (0 before it is open). */
+  terminalSize(): { rows: number; cols: number } {
+    return this.terminal?.size() ?? { rows: 0, cols: 0 };
+  }
+
+  /** The terminal's text (for tests and copying). */
+  terminalText(): string {
+    return this.terminal?.text() ?? "";
+  }
+
+  connectedCallback(): void {
+    if (!this.vm) this.startVm();
+  }
+
+  disconnectedCallback(): void {
+    // Moved within the page: keep going. Removed: the VM goes.
+    queueMicrotask(() => {
+      if (!this.isConnected) this.stopVm();
+    });
+  }
+
+  attributeChangedCallback(): void {
+    this.syncStack();
+  }
+
+  private startVm(): void {
+    const memory = this.getAttribute("memory");
+    const vm = new PageVm({
+      image: this.getAttribute("image") ?? undefined,
+      memoryMiB: memory === null ? undefined : Number(memory),
+      cmdline: this.getAttribute("cmdline") ?? undefined,
+    });
+    this.vm = vm;
+    this._promptMs = undefined;
+    this.dataset.state = "starting";
+    this.parts.error.hidden = true;
+    this.parts.progress.hidden = false;
+    this.parts.ttp.textContent = "";
+    this.terminal = new VmTerminal(this.parts.term, vm);
+    vm.on((e) => this.onVmEvent(e));
+    const tracker = pageHost().tracker;
+    const draw = () => this.drawProgress(vm.phase);
+    this.offProgress = tracker.onChange(draw);
+    draw();
+    this.syncStack();
+    vm.start().catch(() => {}); // shown by the error event
+  }
+
+  private stopVm(): void {
+    this.offProgress?.();
+    this.stack?.dispose();
+    this.stack = undefined;
+    this.terminal?.dispose();
+    this.terminal = undefined;
+    void this.vm?.destroy();
+    this.vm = undefined;
+  }
+
+  private onVmEvent(e: PageVmEvent): void {
+    switch (e.type) {
+      case "phase":
+        this.drawProgress(e.phase);
+        if (e.phase === "ready") {
+          this.offProgress?.();
+          this.parts.progress.hidden = true;
+          this.dataset.state = "ready";
+          this.terminal?.focus();
+        }
+        return;
+      case "state":
+        this.parts.status.textContent = e.state;
+        return;
+      case "prompt":
+        this._promptMs = e.sinceNavigationMs;
+        this.dataset.promptMs = String(Math.round(e.sinceNavigationMs));
+        this.parts.ttp.textContent = `prompt ${(e.sinceNavigationMs / 1000).toFixed(2)} s after opening the page`;
+        this.parts.ttp.title = `Measured in this browser, from the start of the page's navigation until the shell prompt appeared on the console (${(e.sinceStartMs / 1000).toFixed(2)} s from the moment this element asked for its VM).`;
+        this.dispatchEvent(new CustomEvent("prompt", { detail: e }));
+        return;
+      case "error":
+        this.showError(e.error);
+        return;
+      case "console":
+        return;
+    }
+  }
+
+  private drawProgress(phase: StartPhase): void {
+    const { loadedBytes, totalBytes } = pageHost().tracker.totals();
+    const fraction = totalBytes > 0 ? Math.min(1, loadedBytes / totalBytes) : 0;
+    // Downloading is most of the wait on a cold cache; the boot's share of the bar is drawn as the rest.
+    const shown = phase === "download" ? fraction * 0.8 : phase === "boot" ? 0.85 : phase === "prompt" ? 0.95 : 1;
+    this.parts.bar.style.width = `${(shown * 100).toFixed(1)}%`;
+    this.parts.progress.setAttribute("aria-valuenow", String(Math.round(shown * 100)));
+    this.parts.progress.dataset.phase = phase;
+    const bytes = totalBytes > 0 ? ` · ${formatMB(loadedBytes)} / ${formatMB(totalBytes)} MB` : loadedBytes > 0 ? ` · ${formatMB(loadedBytes)} MB` : "";
+    this.parts.label.textContent = `${PHASE_LABEL[phase]}${bytes}`;
+    this.dispatchEvent(new CustomEvent("hyperlab-progress", { bubbles: true, composed: true, detail: { phase, loadedBytes, totalBytes, label: this.parts.label.textContent } }));
+  }
+
+  private showError(error: HyperlabError): void {
+    this.offProgress?.();
+    this.parts.progress.hidden = true;
+    this.dataset.state = "error";
+    this.dataset.errorCode = error.code;
+    const box = this.parts.error;
+    box.replaceChildren();
+    const title = document.createElement("strong");
+    title.textContent = "This VM could not go on.";
+    const code = document.createElement("span");
+    code.className = "code";
+    code.textContent = ` ${error.code}`;
+    const message = document.createElement("p");
+    message.className = "message";
+    message.textContent = error.message;
+    const todo = document.createElement("p");
+    todo.className = "todo";
+    todo.textContent = WHAT_TO_DO[error.code] ?? (error.code.startsWith("IMAGE_") ? "" : DEFAULT_WHAT_TO_DO);
+    const restart = document.createElement("button");
+    restart.textContent = "Restart the VM";
+    restart.addEventListener("click", () => {
+      this.stopVm();
+      this.startVm();
+    });
+    box.append(title, code, message, ...(todo.textContent ? [todo] : []), restart);
+    box.hidden = false;
+  }
+
+  private syncStack(): void {
+    const show = this.hasAttribute("show-stack");
+    this.parts.stack.hidden = !show;
+    if (show && this.vm && !this.stack) this.stack = new StackView(this.parts.stack, this.vm);
+    if (!show && this.stack) {
+      this.stack.dispose();
+      this.stack = undefined;
+    }
+  }
+}
+
+/** Registers `<hyperlab-vm>` (once per page). */
+export function defineHyperlabVm(name = "hyperlab-vm"): void {
+  if (!customElements.get(name)) customElements.define(name, HyperlabVmElement);
+}

@@ -1,0 +1,225 @@
+// One VM as a page element sees it: start it, follow its console and state,
+// type into it, resize its terminal, and know when its shell prompt appears.
+// A thin layer over the hypervisor's Vm, so the element never talks to
+// workers itself.
+import { HyperlabError } from "../errors.ts";
+import { ConsoleWindow } from "../hardware/console-window.ts";
+import type { ExecResult } from "../guest/agent.ts";
+import type { Hypervisor } from "../hypervisor/hypervisor.ts";
+import type { Vm, VmEvent, VmMetrics } from "../hypervisor/vm.ts";
+import type { VmState } from "../hypervisor/vm-state.ts";
+import { pageHost } from "./page-host.ts";
+import type { StartPhase } from "./progress.ts";
+
+/**
+ * The console shell's prompt (PS1 '\u@\h:\w\$ ' in the guest's /etc/profile),
+ * possibly followed by the cursor position query busybox's line editor sends.
+ */
+export const PROMPT = /\w+@[\w.-]+:[^\r\n]*[#$] (?:\x1b\[6n)?/;
+
+/** What a page VM is made with (the element's attributes). */
+export interface PageVmOptions {
+  /** guest image (the site has "default") */
+  image?: string;
+  /** guest RAM in MiB (default: the image's default) */
+  memoryMiB?: number;
+  /** extra kernel arguments (a cold boot; for demonstrations and tests) */
+  cmdline?: string;
+  /** how long the guest may take to come up (default 60 s) */
+  timeoutMs?: number;
+}
+
+/** What a page VM tells its element. */
+export type PageVmEvent =
+  | { type: "phase"; phase: StartPhase }
+  | { type: "console"; data: string }
+  | { type: "state"; state: VmState }
+  /** the VM cannot go on (boot failed, guest panic, worker died, budget refused): say so in place */
+  | { type: "error"; error: HyperlabError }
+  /** the prompt appeared: ms since the page's navigation started, and since this VM was asked for */
+  | { type: "prompt"; sinceNavigationMs: number; sinceStartMs: number };
+
+let counter = 0;
+
+/** One VM of the page, started by `start()`. */
+export class PageVm {
+  readonly name = `page-vm-${++counter}`;
+  private vm: Vm | undefined;
+  private hv: Hypervisor | undefined;
+  private readonly listeners = new Set<(e: PageVmEvent) => void>();
+  private readonly console = new ConsoleWindow();
+  private _phase: StartPhase = "download";
+  private promptSeen = false;
+  private running = false;
+  private size: { rows: number; cols: number } | undefined;
+  private sizeApplied = "";
+  private sizing: Promise<void> = Promise.resolve();
+  private resizeTimer: ReturnType<typeof setTimeout> | undefined;
+  private failed = false;
+
+  constructor(private readonly options: PageVmOptions = {}) {}
+
+  /** The phase it is in now. */
+  get phase(): StartPhase {
+    return this._phase;
+  }
+
+  /** The VM's state in the hypervisor (undefined before it is created). */
+  get state(): VmState | undefined {
+    return this.vm?.state;
+  }
+
+  /** Subscribes to this VM's events. Returns an unsubscribe function. */
+  on(listener: (e: PageVmEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Downloads what is missing, creates the VM (a cold boot until the site
+   * ships a boot snapshot) and starts it. Resolves once the shell prompt is
+   * on the console; failures are also sent as `error` events. Legal once.
+   */
+  async start(): Promise<void> {
+    const t0 = performance.now();
+    this.setPhase("download");
+    const host = pageHost();
+    try {
+      const hv = (this.hv = await host.hypervisor);
+      // Console text arrives while the VM boots, before createVm could hand us the Vm: listen by name.
+      const off = hv.onEvent((e) => e.vm === this.name && this.onVmEvent(e));
+      const vm = (this.vm = await hv.createVm({
+        name: this.name,
+        image: this.options.image === "default" ? undefined : this.options.image,
+        memoryMiB: this.options.memoryMiB,
+        cmdline: this.options.cmdline,
+        timeoutMs: this.options.timeoutMs,
+        start: false,
+      }));
+      this.setPhase("boot");
+      const prompt = this.console.waitFor(PROMPT, {
+        timeoutMs: this.options.timeoutMs ?? 60_000,
+        what: "the shell prompt on the serial console",
+        from: 0,
+      });
+      prompt.catch(() => {});
+      try {
+        await vm.start();
+      } catch (err) {
+        off();
+        await vm.destroy();
+        throw err;
+      }
+      this.running = true;
+      this.applySize();
+      this.setPhase("prompt");
+      await prompt;
+      const now = performance.now();
+      this.promptSeen = true;
+      this.setPhase("ready");
+      this.emit({ type: "prompt", sinceNavigationMs: now, sinceStartMs: now - t0 });
+    } catch (err) {
+      this.fail(err);
+      throw err;
+    }
+  }
+
+  /** Types into the serial console. Legal while the VM boots or runs (ignored otherwise). */
+  write(data: string): void {
+    const vm = this.vm;
+    if (!vm || (vm.state !== "running" && vm.state !== "booting")) return;
+    vm.writeConsole(data).catch(() => {});
+  }
+
+  /**
+   * Tells the guest the terminal's size (rows and columns of ttyS0, through
+   * the agent's `stty`), so full-screen programs and line editing fit. Calls
+   * are coalesced; the last size wins. Legal any time: applied once running.
+   */
+  resize(rows: number, cols: number): void {
+    this.size = { rows, cols };
+    clearTimeout(this.resizeTimer);
+    this.resizeTimer = setTimeout(() => this.applySize(), 100);
+  }
+
+  /** Runs a process in the guest through its agent. Legal while running. */
+  exec(argv: string[], opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
+    if (!this.vm) return Promise.reject(new HyperlabError("VM_INVALID_STATE", `cannot exec: VM ${this.name} was not created yet`));
+    return this.vm.exec(argv, opts);
+  }
+
+  /** The VM's CPU, memory and device figures. Legal once created. */
+  metrics(): Promise<VmMetrics> {
+    if (!this.vm) return Promise.reject(new HyperlabError("VM_INVALID_STATE", `cannot read metrics: VM ${this.name} was not created yet`));
+    return this.vm.metrics();
+  }
+
+  /** The hypervisor this VM runs in (for the stack view's budget and VM list). */
+  hypervisor(): Hypervisor | undefined {
+    return this.hv;
+  }
+
+  /** Ends the VM and returns its memory. Legal any time; twice is a no-op. */
+  async destroy(): Promise<void> {
+    clearTimeout(this.resizeTimer);
+    this.running = false;
+    this.console.close(new HyperlabError("GUEST_STOPPED", `VM ${this.name} was destroyed`));
+    await this.vm?.destroy();
+    this.listeners.clear();
+  }
+
+  /**
+   * Sets the guest tty's size to the latest one asked for. One `stty` at a
+   * time: two in flight could finish out of order and leave the older size.
+   */
+  private applySize(): void {
+    this.sizing = this.sizing.then(async () => {
+      const size = this.size;
+      const vm = this.vm;
+      if (!size || !vm || !this.running || vm.state !== "running") return;
+      const key = `${size.rows}x${size.cols}`;
+      if (key === this.sizeApplied) return;
+      const r = await vm
+        .exec(["stty", "-F", "/dev/ttyS0", "rows", String(size.rows), "cols", String(size.cols)], { timeoutMs: 10_000 })
+        .catch(() => undefined);
+      if (r?.exitCode === 0) this.sizeApplied = key;
+    });
+  }
+
+  private onVmEvent(e: VmEvent): void {
+    switch (e.type) {
+      case "console":
+        if (!this.promptSeen) this.console.push(e.data);
+        this.emit({ type: "console", data: e.data });
+        return;
+      case "state":
+        this.emit({ type: "state", state: e.state });
+        if (e.state === "stopped" && e.reason) {
+          this.running = false;
+          this.fail(new HyperlabError(e.reason.code as HyperlabError["code"], e.reason.message));
+        }
+        return;
+      case "metrics":
+        return;
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    const error = err instanceof HyperlabError ? err : new HyperlabError("GUEST_BOOT_FAILED", String((err as Error)?.message ?? err));
+    this.console.close(error);
+    this.emit({ type: "error", error });
+  }
+
+  private setPhase(phase: StartPhase): void {
+    this._phase = phase;
+    // A performance mark per phase (ms since navigation), for the browser benchmark and the devtools timeline.
+    performance.mark(`hyperlab ${this.name} ${phase}`);
+    this.emit({ type: "phase", phase });
+  }
+
+  private emit(e: PageVmEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+}
