@@ -9,6 +9,8 @@ import { summarize, writeResult } from "./stats.ts";
 const RUNS = Number(process.env.CONTAINER_RUNS ?? 10);
 const EXEC_RUNS = Number(process.env.EXEC_RUNS ?? 50);
 
+type Sample = { wall: number; instructions: number };
+
 /** Runs the containers benchmark and writes bench/results/containers.json. */
 export async function run(): Promise<void> {
   const guest = await startGuest();
@@ -20,40 +22,44 @@ export async function run(): Promise<void> {
       await fn();
       return { wall: performance.now() - t0, instructions: guest.machine.instructions() - i0 };
     };
-    const runOnce = (runtime: Runtime) =>
+    // As `hyperlab run --rm busybox true` does it: attached, removed at exit,
+    // on the default bridge network (Docker's default), and with --network none.
+    const runOnce = (runtime: Runtime, network: "bridge" | "none") =>
       measure(async () => {
-        // As `hyperlab run --rm --network none busybox true` does it: attached, removed at exit.
-        const { attachment } = await engine.run({ runtime, image: "busybox", command: ["true"], autoRemove: true, network: "none" }, { attached: true });
+        const { attachment } = await engine.run({ runtime, image: "busybox", command: ["true"], autoRemove: true, network }, { attached: true });
         const code = await attachment.exited;
-        if (code !== 0) throw new Error(`${runtime} run exited ${code}`);
+        if (code !== 0) throw new Error(`${runtime} run (${network}) exited ${code}`);
       });
     // Warm-up: the first run unpacks the image's layer and warms the JIT.
-    await runOnce("crun");
-    await runOnce("runc");
-    const samples: Record<Runtime, Array<{ wall: number; instructions: number }>> = { crun: [], runc: [] };
+    await runOnce("crun", "bridge");
+    await runOnce("runc", "bridge");
+    await runOnce("crun", "none");
+    const samples = { crun: [] as Sample[], runc: [] as Sample[], crunNone: [] as Sample[] };
     for (let i = 0; i < RUNS; i++) {
-      samples.crun.push(await runOnce("crun"));
-      samples.runc.push(await runOnce("runc"));
+      samples.crun.push(await runOnce("crun", "bridge"));
+      samples.runc.push(await runOnce("runc", "bridge"));
+      samples.crunNone.push(await runOnce("crun", "none"));
       process.stderr.write(".");
     }
     await guest.agent.exec(["/bin/true"]);
-    const execs: Array<{ wall: number; instructions: number }> = [];
+    const execs: Sample[] = [];
     for (let i = 0; i < EXEC_RUNS; i++) execs.push(await measure(() => guest.agent.exec(["/bin/true"])));
     process.stderr.write("\n");
 
-    const describe = (s: Array<{ wall: number; instructions: number }>) => ({
+    const describe = (s: Sample[]) => ({
       runs: s.length,
       wall_ms: summarize(s.map((x) => x.wall)),
       instructions: summarize(s.map((x) => x.instructions)),
     });
     const crun = describe(samples.crun);
     const runc = describe(samples.runc);
+    const crunNone = describe(samples.crunNone);
     const exec = describe(execs);
     const path = writeResult("containers", {
-      description: "run --rm busybox true (network none), create to exit, in one booted guest",
+      description: "run --rm busybox true (default bridge network), create to exit, in one booted guest",
       ...crun,
-      phases: {},
       runtimes: { crun, runc },
+      crun_network_none: crunNone,
       ratio_runc_to_crun: {
         wall_ms: Math.round((runc.wall_ms.median / crun.wall_ms.median) * 100) / 100,
         instructions: Math.round((runc.instructions.median / crun.instructions.median) * 100) / 100,
@@ -62,7 +68,8 @@ export async function run(): Promise<void> {
       targets: { crun_wall_ms_median: 250, crun_instructions_median: 20e6, agent_exec_wall_ms_median: 20 },
     });
     console.log(
-      `containers: crun ${crun.wall_ms.median} ms / ${(crun.instructions.median / 1e6).toFixed(1)} M, ` +
+      `containers: crun ${crun.wall_ms.median} ms / ${(crun.instructions.median / 1e6).toFixed(1)} M ` +
+        `(network none ${crunNone.wall_ms.median} ms / ${(crunNone.instructions.median / 1e6).toFixed(1)} M), ` +
         `runc ${runc.wall_ms.median} ms / ${(runc.instructions.median / 1e6).toFixed(1)} M, ` +
         `agent exec ${exec.wall_ms.median} ms / ${(exec.instructions.median / 1e6).toFixed(2)} M → ${path}`,
     );

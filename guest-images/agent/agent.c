@@ -38,6 +38,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define AGENT_NAME "hyperlab-agent 1"
@@ -68,6 +69,7 @@ enum type {
 	T_WRITE_FILE = 0x0020, T_READ_FILE = 0x0021, T_DATA = 0x0022,
 	T_STAT = 0x0023, T_STAT_RESULT = 0x0024,
 	T_MKDIR = 0x0025, T_REMOVE = 0x0026, T_MOUNT = 0x0027, T_UMOUNT = 0x0028,
+	T_SET_TIME = 0x0030,
 };
 
 enum tag {
@@ -76,6 +78,7 @@ enum tag {
 	F_STDIN = 20, F_ROWS = 21, F_COLS = 22, F_STREAM = 23, F_DATA = 24, F_EOF = 25, F_SIGNAL = 26,
 	F_PATH = 30, F_MODE = 31, F_APPEND = 32, F_OFFSET = 33, F_LENGTH = 34, F_SIZE = 35, F_MTIME = 36,
 	F_RECURSIVE = 37, F_SOURCE = 38, F_FSTYPE = 39, F_FLAGS = 40, F_OPTIONS = 41,
+	F_TIME_NS = 42,
 	TAG_LIMIT = 64, /* tags at or above this are nobody's yet: ignored */
 };
 
@@ -229,6 +232,7 @@ static const struct {
 	[F_MODE] = { "MODE", U32 }, [F_APPEND] = { "APPEND", U32 }, [F_OFFSET] = { "OFFSET", U64 },
 	[F_LENGTH] = { "LENGTH", U32 }, [F_RECURSIVE] = { "RECURSIVE", U32 }, [F_SOURCE] = { "SOURCE", STR },
 	[F_FSTYPE] = { "FSTYPE", STR }, [F_FLAGS] = { "FLAGS", U32 }, [F_OPTIONS] = { "OPTIONS", STR },
+	[F_TIME_NS] = { "TIME_NS", U64 },
 };
 
 /* A request's payload, checked, with the last value of every tag below TAG_LIMIT. */
@@ -1024,6 +1028,22 @@ static void handle_umount(uint32_t id, const struct fields *f)
 	free(target);
 }
 
+/* The wall clock, from the host: a restored guest's clock resumes from the
+ * moment its snapshot was taken. TIME_NS is nanoseconds since 1970 (UTC). */
+static void handle_set_time(uint32_t id, const struct fields *f)
+{
+	if (!has(f, F_TIME_NS)) {
+		reply_error(id, EINVAL, "SET_TIME needs a TIME_NS");
+		return;
+	}
+	uint64_t ns = get_u64(f, F_TIME_NS, 0);
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u) };
+	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+		reply_error(id, errno, "clock_settime: %s", strerror(errno));
+	else
+		reply_ok(id);
+}
+
 static void handle_ping(uint32_t id, const struct fields *f)
 {
 	(void)f;
@@ -1048,6 +1068,7 @@ static const struct {
 	{ T_REMOVE, handle_remove },
 	{ T_MOUNT, handle_mount },
 	{ T_UMOUNT, handle_umount },
+	{ T_SET_TIME, handle_set_time },
 };
 
 static void dispatch(uint16_t type, uint32_t id, const uint8_t *payload, uint32_t length)

@@ -218,14 +218,14 @@ export class ContainerEngine {
     });
     // The bundle: overlayfs over the image layers with a private writable
     // layer, and the container's parent cgroup. The agent does each step
-    // itself (no process started); independent steps travel together.
+    // itself (no process started), and it carries out file requests in the
+    // order they arrive (docs/agent-protocol.md), so all are sent at once and
+    // the mount still comes after the directories it needs.
     try {
       await Promise.all([
         ...["rootfs", "upper", "work"].map((d) => this.agent.mkdir(`${dir}/${d}`)),
         this.agent.mkdir(`${CGROUP_ROOT}/${id}`),
         this.agent.writeFile(`${dir}/config.json`, JSON.stringify(config, null, 1)),
-      ]);
-      await Promise.all([
         this.agent.mount({
           target: `${dir}/rootfs`,
           source: "overlay",
@@ -471,12 +471,17 @@ export class ContainerEngine {
     const step = (p: Promise<unknown>) => p.catch((err) => void (isAbsent(err) || failures.push(err)));
     // `run` deletes the container when it exits; only a kill can leave runtime state behind.
     if (await exists(`/run/${c.runtime}/${c.id}`)) await step(this.program(c.runtime, ["delete", "--force", c.id], "delete the runtime's state"));
-    await step(this.agent.umount(`${dir}/rootfs`).catch((err) => (errnoOf(err) === "EINVAL" ? undefined : Promise.reject(err)))); // EINVAL: not mounted
-    await Promise.all([step(this.agent.remove(dir, { recursive: true })), step(this.agent.remove(`${CGROUP_ROOT}/${c.id}/payload`))]);
-    await step(this.agent.remove(`${CGROUP_ROOT}/${c.id}`));
-    // The host end of a veth goes with the container's network namespace; this catches a half-wired one.
+    // In arrival order (see create): unmount, then remove the tree and the cgroups, child first.
     const veth = `hl${c.id.slice(0, 8)}`;
-    if (c.network === "bridge" && (await exists(`/sys/class/net/${veth}`))) await step(this.program("ip", ["link", "delete", veth], `delete ${veth}`));
+    const [, , , , vethLeft] = await Promise.all([
+      step(this.agent.umount(`${dir}/rootfs`).catch((err) => (errnoOf(err) === "EINVAL" ? undefined : Promise.reject(err)))), // EINVAL: not mounted
+      step(this.agent.remove(dir, { recursive: true })),
+      step(this.agent.remove(`${CGROUP_ROOT}/${c.id}/payload`)),
+      step(this.agent.remove(`${CGROUP_ROOT}/${c.id}`)),
+      c.network === "bridge" ? exists(`/sys/class/net/${veth}`) : false,
+    ]);
+    // The host end of a veth goes with the container's network namespace; this catches a half-wired one.
+    if (vethLeft) await step(this.program("ip", ["link", "delete", veth], `delete ${veth}`));
     if (failures.length) {
       throw new HyperlabError("RUNTIME_ERROR", `could not remove everything of container ${c.name}: ${(failures[0] as Error).message}`);
     }

@@ -151,15 +151,12 @@ export class AgentClient {
   }
 
   /**
-   * Sets the guest's clock to `time` (default: now), to the second. A
+   * Sets the guest's clock to `time` (default: now), to the millisecond. A
    * restored guest's clock resumes from the moment its snapshot was taken.
    */
   async setClock(time: Date = new Date()): Promise<void> {
-    const seconds = Math.round(time.getTime() / 1000);
-    const r = await this.exec(["date", "-s", `@${seconds}`], { timeoutMs: REQUEST_TIMEOUT_MS });
-    if (r.exitCode !== 0) {
-      throw new HyperlabError("AGENT_ERROR", `setting the guest's clock failed: date exited with ${r.exitCode}: ${r.stderr.trim()}`);
-    }
+    const ns = BigInt(time.getTime()) * 1_000_000n;
+    await this.request("set the guest's clock", MessageType.SET_TIME, [[Tag.TIME_NS, { u64: ns }]], undefined, (f) => f.type === MessageType.OK);
   }
 
   /** Stops listening to the channel; calls in flight fail with AGENT_GONE. */

@@ -23,6 +23,7 @@ export const MessageType = {
   REMOVE: 0x0026,
   MOUNT: 0x0027,
   UMOUNT: 0x0028,
+  SET_TIME: 0x0030,
 } as const;
 
 /** Field tags, by name. */
@@ -58,6 +59,7 @@ export const Tag = {
   FSTYPE: 39,
   FLAGS: 40,
   OPTIONS: 41,
+  TIME_NS: 42,
 } as const;
 
 /** The protocol version this host speaks. */
@@ -69,7 +71,7 @@ const MAGIC1 = 0x6c; // "l"
 const HEADER = 12;
 
 /** A field value: text, a 32-bit integer, a 64-bit integer, or bytes. */
-export type FieldValue = string | number | { u64: number } | Uint8Array;
+export type FieldValue = string | number | { u64: number | bigint } | Uint8Array;
 
 /** One decoded frame. */
 export interface Frame {
