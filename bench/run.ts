@@ -3,6 +3,8 @@
 const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   boot: () => import("./boot.ts"),
   containers: () => import("./containers.ts"),
+  hypervisor: () => import("./hypervisor-report.ts"),
+  web: () => import("./web.ts"),
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith("-"));

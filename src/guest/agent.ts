@@ -133,6 +133,9 @@ export class AgentClient {
     }
     const client = new AgentClient(channel);
     if (opts.agent && client.hellos === 0) client.agent = { pid: 0, ...opts.agent };
+    // The agent answering here said its hello before the snapshot: a hello
+    // from now on is a new agent (the old one died), as after connect().
+    if (client.hellos === 0) client.hellos = 1;
     const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
     try {
       await client.ping({ timeoutMs });

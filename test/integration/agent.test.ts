@@ -3,7 +3,7 @@ import { AgentClient } from "../../src/guest/agent.ts";
 import { FrameReader, MessageType, Tag, encodeFrame, field } from "../../src/guest/protocol.ts";
 import type { SerialShell } from "../../src/guest/serial-shell.ts";
 import type { Machine } from "../../src/hardware/machine.ts";
-import { bootGuest, errorOf } from "./guest.ts";
+import { errorOf, restoredGuest } from "./guest.ts";
 
 
 describe("the guest agent", () => {
@@ -12,8 +12,7 @@ describe("the guest agent", () => {
   let agent: AgentClient;
 
   beforeAll(async () => {
-    ({ machine, shell } = await bootGuest());
-    agent = await AgentClient.connect(machine);
+    ({ machine, shell, agent } = await restoredGuest());
   });
 
   it("says hello with protocol version 1 and answers a ping", async () => {

@@ -4,6 +4,8 @@ import { HyperlabError } from "../../src/errors.ts";
 import { SerialShell } from "../../src/guest/serial-shell.ts";
 import { type BootReport, Machine, type MachineOptions } from "../../src/hardware/machine.ts";
 import { loadNodeImage, v86Wasm } from "../../src/hardware/node.ts";
+import type { AgentClient } from "../../src/guest/agent.ts";
+import { startGuest } from "../../src/guest/node-guest.ts";
 
 const running = new Set<Machine>();
 afterAll(async () => {
@@ -22,6 +24,17 @@ export async function bootGuest(opts: Partial<MachineOptions> = {}): Promise<{ m
   const machine = await newMachine(opts);
   const report = await machine.boot({ timeoutMs: 60_000 });
   return { machine, shell: new SerialShell(machine), report };
+}
+
+/**
+ * The default guest as users get it (restored from the boot snapshot, the
+ * agent connected), with a console shell; stopped after the test file.
+ * Tests about booting itself use bootGuest.
+ */
+export async function restoredGuest(): Promise<{ machine: Machine; agent: AgentClient; shell: SerialShell }> {
+  const guest = await startGuest({ timeoutMs: 60_000 });
+  running.add(guest.machine);
+  return { machine: guest.machine, agent: guest.agent, shell: new SerialShell(guest.machine) };
 }
 
 /** The HyperlabError a promise rejects with (fails the test if it resolves or throws something else). */
