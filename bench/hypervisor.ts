@@ -3,6 +3,7 @@
 // 96 MiB in one process all answering exec, and CPU shares 3:1 between two
 // busy VMs by emulated instructions. Every VM is a real guest in its own
 // worker thread; the boot snapshots are built (once, cached) before timing.
+import { loadavg } from "node:os";
 import { loadNodeImage, v86Wasm } from "../src/hardware/node.ts";
 import { nodeBootSnapshot } from "../src/hypervisor/boot-snapshot-node.ts";
 import { Hypervisor } from "../src/hypervisor/hypervisor.ts";
@@ -41,10 +42,19 @@ async function comlinkRoundTrip(calls: number): Promise<Summary> {
   }
 }
 
-/** New VM from the boot snapshot (a spare worker ready) until exec("echo ok") answers, in ms. */
+/** The load average over the last minute, rounded: these figures move with it (the machine is shared). */
+function load(): number {
+  return Math.round(loadavg()[0]! * 100) / 100;
+}
+
+/**
+ * New VM from the boot snapshot until exec("echo ok") answers, in ms. Before
+ * each, the hypervisor is ready: a spare worker is spawned and its emulator
+ * built ahead, with the boot snapshot's RAM pages faulted in.
+ */
 async function restoreToShell(hv: Hypervisor, runs: number) {
   const total: number[] = [];
-  const phases = { emulator: [] as number[], state: [] as number[], agent: [] as number[], clock: [] as number[], first_exec: [] as number[] };
+  const phases = { create: [] as number[], emulator: [] as number[], state: [] as number[], agent: [] as number[], clock: [] as number[], first_exec: [] as number[] };
   for (let i = 0; i < runs; i++) {
     await hv.ready();
     const t0 = performance.now();
@@ -52,6 +62,7 @@ async function restoreToShell(hv: Hypervisor, runs: number) {
     const t1 = performance.now();
     await answers(vm);
     total.push(ms(t0));
+    phases.create.push(t1 - t0);
     phases.first_exec.push(ms(t1));
     const p = hv.startInfo(vm)!.phases!;
     phases.emulator.push(p.emulatorMs);
@@ -61,10 +72,12 @@ async function restoreToShell(hv: Hypervisor, runs: number) {
     await vm.destroy();
   }
   return {
-    description: "createVm from the boot snapshot (decoded in memory, a spare worker spawned) until exec('echo ok') answers",
+    description: "createVm from the boot snapshot (decoded in memory; a spare worker with its emulator built ahead) until exec('echo ok') answers",
     wall_ms: summarize(total),
     phases_ms: {
-      description: "in the worker: building v86, loading the state, the agent's first answer, setting the guest clock (date -s); then the first exec from the host",
+      description:
+        "createVm until it resolved (host), of which in the worker: waiting for the emulator built ahead, loading the state, the agent's first answer, setting the guest clock (SET_TIME); then the first exec from the host",
+      create: summarize(phases.create),
       emulator: summarize(phases.emulator),
       state: summarize(phases.state),
       agent: summarize(phases.agent),
@@ -79,16 +92,29 @@ async function warmPool(runs: number) {
   const hv = await Hypervisor.create({ warmPool: 1, warmPoolMemoryMiB: MIB, spareWorkers: 1 });
   try {
     const times: number[] = [];
+    const handover: number[] = [];
+    const firstExec: number[] = [];
     for (let i = 0; i < runs; i++) {
       await hv.ready();
       const t0 = performance.now();
       const vm = await hv.createVm({ name: `warm-${i}`, memoryMiB: MIB });
+      const t1 = performance.now();
       await answers(vm);
       times.push(ms(t0));
+      handover.push(t1 - t0);
+      firstExec.push(ms(t1));
       if (vm.origin !== "pool") throw new Error(`VM ${vm.name} did not come from the warm pool`);
       await vm.destroy();
     }
-    return { description: "createVm handed a warm VM (restored, warmed, paused) until exec('echo ok') answers", wall_ms: summarize(times) };
+    return {
+      description: "createVm handed a warm VM (restored, warmed, paused) until exec('echo ok') answers",
+      wall_ms: summarize(times),
+      phases_ms: {
+        description: "createVm until it resolved (the VM resumed and running), then the first exec (v86 runs the agent's fork and exec of busybox, ~0.6 M instructions, mostly in its interpreter)",
+        handover: summarize(handover),
+        first_exec: summarize(firstExec),
+      },
+    };
   } finally {
     await hv.close();
   }
@@ -101,16 +127,22 @@ async function fork8(runs: number) {
     const parent = await hv.createVm({ name: "parent", memoryMiB: MIB });
     await parent.writeFile("/root/parent", "yes\n");
     const times: number[] = [];
+    const forked: number[] = [];
     for (let i = 0; i < runs; i++) {
       await hv.ready();
       const t0 = performance.now();
       const forks = await parent.fork(8);
+      forked.push(ms(t0));
       await Promise.all(forks.map(answers));
       times.push(ms(t0));
       for (const f of forks) if ((await f.readFile("/root/parent")).length !== 4) throw new Error(`fork ${f.name} lacks the parent's file`);
       await Promise.all(forks.map((f) => f.destroy()));
     }
-    return { description: "vm.fork(8) (one snapshot, 8 restores in spare workers) until all 8 answer exec('echo ok')", wall_ms: summarize(times) };
+    return {
+      description: "vm.fork(8) (one snapshot, 8 restores in spare workers with their emulators built ahead) until all 8 answer exec('echo ok')",
+      wall_ms: summarize(times),
+      fork_resolved_ms: summarize(forked),
+    };
   } finally {
     await hv.close();
   }
@@ -191,6 +223,7 @@ export async function benchHypervisor(runs = 10) {
   try {
     await (await hv.createVm({ name: "prepare", memoryMiB: MIB })).destroy();
     const say = (what: string) => process.stderr.write(`hypervisor bench: ${what}\n`);
+    const loadBefore = load();
     say("comlink round trip");
     const rtt = await comlinkRoundTrip(500);
     say("restore to shell");
@@ -208,6 +241,7 @@ export async function benchHypervisor(runs = 10) {
     const shares = await cpuShares(10);
     return {
       description: "VMs in worker threads (one v86 each), driven through Comlink; Node, this checkout's default guest",
+      load_average_1min: { description: "the host's load average before and after (2 cores, shared with other jobs: wall times grow with it)", before: loadBefore, after: load() },
       comlink_round_trip_us: { description: "a call with no work to a VM worker whose guest is idle", ...rtt },
       worker_spawn_ms: { description: "spawning a VM worker thread (tsx registered in it, modules loaded) until it answers", ...spawn },
       restore_to_shell: restore,

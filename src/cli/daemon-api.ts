@@ -147,8 +147,8 @@ function vmRoutes(hv: Hypervisor): Route[] {
     [
       "POST",
       /^\/vms\/([^/]+)\/snapshot$/,
-      async (m, _r, res) => {
-        const bytes = await vm(m).snapshot();
+      async (m, _r, res, q) => {
+        const bytes = await vm(m).snapshot({ full: q.get("full") === "1" || q.get("full") === "true" });
         res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes.length });
         res.end(bytes);
       },

@@ -5,7 +5,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { HyperlabError } from "../errors.ts";
 import type { ExecResult } from "../guest/agent.ts";
-import type { HypervisorStats } from "../hypervisor/hypervisor.ts";
+import type { HypervisorStats, PageSharing } from "../hypervisor/hypervisor.ts";
+import { readSnapshotHeader } from "../hypervisor/snapshot.ts";
 import type { VmInfo } from "../hypervisor/vm.ts";
 import { containerVerbs } from "./containers.ts";
 import { type DaemonClient, defaultSocketPath, findDaemon } from "./daemon-api.ts";
@@ -24,15 +25,17 @@ Commands:
   exec VM COMMAND [ARG...]    run a command in a VM, with its exit status
   pause VM...                 stop VMs' CPUs (memory and devices stay)
   resume VM...                let paused VMs run again
-  snapshot VM FILE            save a VM's whole state to FILE
+  snapshot VM FILE [--full]   save a VM's state to FILE (of a VM started from
+                              the boot snapshot, only what differs from it;
+                              --full stores the whole state)
   restore FILE [--name NAME] [--cpu-share N]
                               start a new VM from a snapshot file
   fork VM [-n N]              make N running copies of a VM (default 1)
   update --cpu-share N VM...  change VMs' CPU share (applies at once)
   rm VM...                    destroy VMs (any state) and free their memory
 
-VM is a name or an id prefix. 'hyperlab stats' shows the memory budget and
-each VM's allocation and use.
+VM is a name or an id prefix. 'hyperlab stats' shows the memory budget,
+each VM's allocation and use, and the pages the VMs could share.
 `;
 
 async function daemon(verb: string): Promise<DaemonClient> {
@@ -119,11 +122,13 @@ const subcommands: Record<string, (args: string[]) => Promise<number>> = {
   resume: (args) => each("resume", args, (vm) => `/vms/${enc(vm)}/resume`),
   rm: (args) => each("rm", args, (vm) => `/vms/${enc(vm)}`, "DELETE"),
   snapshot: async (args) => {
-    need(args, 2, "snapshot VM FILE");
-    const [vm, file] = args;
-    const { data } = await (await daemon("vm snapshot")).bytes("POST", `/vms/${enc(vm!)}/snapshot`);
+    const { values, positionals } = parsed(() => parseArgs({ args, options: { full: { type: "boolean" } }, allowPositionals: true, strict: true }));
+    need(positionals, 2, "snapshot VM FILE [--full]");
+    const [vm, file] = positionals;
+    const { data } = await (await daemon("vm snapshot")).bytes("POST", `/vms/${enc(vm!)}/snapshot${values.full ? "?full=1" : ""}`);
     await writeFile(file!, data);
-    write(`${file} (${humanSize(data.length)})\n`);
+    const delta = readSnapshotHeader(data).delta;
+    write(`${file} (${humanSize(data.length)}${delta ? `, ${delta.changedPages} pages changed since the boot snapshot` : ""})\n`);
     return 0;
   },
   restore: async (args) => {
@@ -177,15 +182,26 @@ export async function vmCommand(args: string[]): Promise<number> {
   return run(rest);
 }
 
+/** Page sharing as `hyperlab stats` prints it: counts of pages, and what they come to in MiB. */
+export function sharingLines(p: PageSharing): string {
+  const size = (pages: number) => `${((pages * p.pageSize) / 2 ** 20).toFixed(1)} MiB`;
+  const n = (x: number) => x.toLocaleString("en-US");
+  return (
+    `pages shareable across VMs: ${n(p.crossVmPages)} of ${n(p.totalPages)} (${size(p.crossVmPages)}; ${p.vms} VM${p.vms === 1 ? "" : "s"}: ${p.names.join(", ")})\n` +
+    `identical pages (what KSM would merge): ${n(p.shareablePages)}, ${n(p.zeroPages)} of them zero; merging frees ${n(p.savedPages)} pages (${size(p.savedPages)})\n`
+  );
+}
+
 /**
- * `hyperlab stats`: the memory budget and each VM's allocation and use (CPU
- * by emulated instructions, memory allocated vs used by the guest, device
- * bytes). With container names it shows those containers (as before).
+ * `hyperlab stats`: the memory budget, the pages the running and paused VMs
+ * could share (identical pages, what KSM would merge), and each VM's
+ * allocation and use (CPU by emulated instructions, memory allocated vs used
+ * by the guest, device bytes). With container names it shows those containers.
  */
 export async function statsCommand(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
     write(
-      "Usage: hyperlab stats [CONTAINER...]\n\nWithout arguments: the daemon's memory budget and each VM's allocation and use.\n" +
+      "Usage: hyperlab stats [CONTAINER...]\n\nWithout arguments: the daemon's memory budget, the pages its VMs could share, and each VM's allocation and use.\n" +
         "With containers: their memory, CPU and pids usage.\n",
     );
     return 0;
@@ -193,7 +209,9 @@ export async function statsCommand(args: string[]): Promise<number> {
   if (args.length > 0) return containerVerbs.stats!.run(args);
   const s = await (await daemon("stats")).call<HypervisorStats>("GET", "/stats");
   const b = s.budget;
-  write(`memory budget: ${mib(b.usedMiB)} of ${mib(b.totalMiB)} reserved (${mib(b.freeMiB)} free; warm pool ${mib(b.warmPoolMiB)})\n\n`);
+  write(`memory budget: ${mib(b.usedMiB)} of ${mib(b.totalMiB)} reserved (${mib(b.freeMiB)} free; warm pool ${mib(b.warmPoolMiB)})\n`);
+  if (s.sharing) write(sharingLines(s.sharing));
+  write("\n");
   const rows = s.vms.map((v) => {
     const m = v.metrics;
     const guest = m?.memory.guest;

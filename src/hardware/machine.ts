@@ -178,14 +178,20 @@ interface Emulator {
           /** sends a control event (VIRTIO_CONSOLE_*) about a port to the guest */
           SendEvent(port: number, event: number, value: number): void;
         };
+        /** the VGA's memory, a view into v86's WebAssembly memory (a restore copies the saved one into it) */
+        vga?: { svga_memory: Uint8Array };
       };
       wasm_memory: WebAssembly.Memory;
       mem8: Uint8Array;
       memory_size: Uint32Array;
       set_state(state: unknown[]): void;
       zero_memory(addr: number, length: number): void;
+      /** runs the next tick now if v86 waits for one (what a device interrupt does) */
+      stop_idling(): void;
     };
     save_state(): ArrayBuffer;
+    /** the CPU loop runs (ticks are scheduled) */
+    running: boolean;
     restore_state(state: ArrayBuffer): void;
   };
   add_listener(event: "serial0-output-byte", listener: (byte: number) => void): void;
@@ -224,6 +230,8 @@ export class Machine {
   private wrapTimer: ReturnType<typeof setInterval> | undefined;
   private stopReason: HyperlabError | undefined;
   private stoppedListeners = new Set<(reason: HyperlabError) => void>();
+  /** the emulator built ahead of a restore by prepare() */
+  private prepared: Promise<void> | undefined;
   readonly memoryMiB: number;
   readonly firmware: Firmware;
 
@@ -262,6 +270,9 @@ export class Machine {
   async boot(opts: { timeoutMs?: number } = {}): Promise<BootReport> {
     if (this._state !== "created") {
       throw new HyperlabError("VM_INVALID_STATE", `cannot boot: machine is ${this._state}`);
+    }
+    if (this.prepared) {
+      throw new HyperlabError("VM_INVALID_STATE", "cannot boot: this machine was prepared for a restore (its emulator has no kernel to boot); use a new machine");
     }
     this._state = "booting";
     const timeoutMs = opts.timeoutMs ?? 30_000;
@@ -419,7 +430,9 @@ export class Machine {
       throw new HyperlabError("VM_INVALID_STATE", `cannot pause: machine is ${this._state} (pause is legal while running)`);
     }
     this._state = "paused";
-    await this.emulator.stop();
+    const stopped = this.emulator.stop();
+    stopNow(this.emulator);
+    await stopped;
   }
 
   /** Lets a paused CPU run again. Legal while paused; resuming a running machine is a no-op. */
@@ -480,10 +493,13 @@ export class Machine {
     }
     this._state = "booting";
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    const wasmModule = await this.options.wasm;
+    const prepared = this.prepared;
+    const wasmModule = prepared ? undefined : await this.options.wasm;
     const t0 = performance.now();
     try {
-      await this.start(wasmModule, timeoutMs, { restoring: true });
+      // A prepared machine's emulator is built (or being built): the restore waits for it, if at all.
+      if (prepared) await prepared;
+      else await this.start(wasmModule!, timeoutMs, { restoring: true });
       const t1 = performance.now();
       loadState(this.emulator!, state, this.memoryMiB);
       const t2 = performance.now();
@@ -502,6 +518,40 @@ export class Machine {
       await this.halt(reason);
       throw reason;
     }
+  }
+
+  /**
+   * Builds the emulator of a later `restore()` now, so that the restore only
+   * loads its state: building v86 (its devices, I/O tables and guest RAM) is
+   * most of a restore's cost, and a spare worker can pay it while idle. With
+   * `pagesOf` (a state like the one to be restored, e.g. the boot snapshot's)
+   * the guest RAM pages that state fills are also faulted in now, so the
+   * restore copies into memory the host has already mapped (first writes to
+   * fresh memory cost more than the copy). Legal once, in state `created`,
+   * before `restore()`; the machine stays `created`, and can no longer boot.
+   * Rejects with BOOT_TIMEOUT or the emulator's error (the machine is then stopped).
+   */
+  prepare(opts: { timeoutMs?: number; pagesOf?: Uint8Array } = {}): Promise<void> {
+    if (this._state !== "created" || this.prepared) {
+      const why = this.prepared ? "it is prepared already" : `machine is ${this._state}`;
+      return Promise.reject(new HyperlabError("VM_INVALID_STATE", `cannot prepare: ${why} (prepare is legal once, in state created, before restore)`));
+    }
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    this.prepared = (async () => {
+      try {
+        const wasmModule = await this.options.wasm;
+        // Stopped while v86 was being compiled: nothing to build.
+        if (this._state === "stopped") throw this.stopReason!;
+        await this.start(wasmModule, timeoutMs, { restoring: true });
+        if (opts.pagesOf) touchPages(this.emulator!, opts.pagesOf);
+      } catch (err) {
+        const reason = err instanceof HyperlabError ? err : new HyperlabError("GUEST_BOOT_FAILED", `the machine could not be prepared: ${String(err)}`);
+        await this.halt(reason);
+        throw reason;
+      }
+    })();
+    this.prepared.catch(() => {}); // the caller of prepare() or restore() sees it
+    return this.prepared;
   }
 
   private async start(wasmModule: WebAssembly.Module, timeoutMs: number, how: { restoring?: boolean } = {}): Promise<void> {
@@ -540,12 +590,18 @@ export class Machine {
     this.wrapTimer = setInterval(() => this.instructions(), 1000);
     this.wrapTimer.unref?.();
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new HyperlabError("BOOT_TIMEOUT", `the emulator did not load within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
+      // A machine stopped meanwhile (stop() of a machine being prepared) ends the wait too.
+      const off = this.onStopped((reason) => {
+        clearTimeout(timer);
+        reject(reason);
+      });
+      const timer = setTimeout(() => {
+        off();
+        reject(new HyperlabError("BOOT_TIMEOUT", `the emulator did not load within ${timeoutMs} ms (waiting for v86's emulator-loaded)`));
+      }, timeoutMs);
       emulator.add_listener("emulator-loaded", () => {
         clearTimeout(timer);
+        off();
         makeControlPortRaw(emulator);
         resolve();
       });
@@ -615,7 +671,12 @@ export class Machine {
     this.instructions();
     const emulator = this.emulator;
     this.emulator = undefined;
-    if (emulator) await emulator.destroy();
+    if (emulator) {
+      const destroyed = emulator.destroy();
+      stopNow(emulator);
+      // An emulator still being built (a machine stopped while prepared) may fail to tear down: it is dropped all the same.
+      await destroyed.catch(() => {});
+    }
     this.flush();
     this.console.close(reason);
     this.control.close(reason);
@@ -624,6 +685,17 @@ export class Machine {
 }
 
 const OVERLAP_FOR_PANIC = 512;
+
+/**
+ * Has v86 act on a stop request now. It stops its CPU loop at the next tick,
+ * and an idle guest's next tick is up to a timer period (tens of ms) away;
+ * v86's own wake-up (what a device interrupt calls) runs it at once.
+ */
+function stopNow(emulator: Emulator): void {
+  // v86 is undefined until the emulator's WebAssembly is instantiated.
+  const v86 = emulator.v86 as Emulator["v86"] | undefined;
+  if (v86?.running) v86.cpu.stop_idling();
+}
 
 /** The first words of every state v86 0.5 saves: its magic and its state format version. */
 const V86_STATE_MAGIC = -2039052682;
@@ -651,17 +723,19 @@ function corrupt(what: string): HyperlabError {
   return new HyperlabError("SNAPSHOT_CORRUPT", `the saved machine state is damaged: ${what}. Take the snapshot again (or delete the cached file so it is rebuilt).`);
 }
 
-/**
- * Loads a state saved by v86 into a freshly built emulator: what v86's
- * restore_state does, minus two costs that dominate a restore. v86 zeroes all
- * of guest RAM first and copies the packed pages out of the state before
- * placing them; here RAM is fresh from WebAssembly's memory.grow (zero, and
- * zeroing it again faults in every page), so only the low memory v86 touched
- * while building the machine is cleared, and the pages are copied straight
- * from `state` into RAM in runs. Everything else goes through v86's own
- * set_state, so devices restore exactly as v86 restores them.
- */
-function loadState(emulator: Emulator, state: Uint8Array, memoryMiB: number): void {
+/** Where things are in a state v86 saved: its description and the byte ranges of its buffers. */
+interface StateLayout {
+  info: { buffer_infos: Array<{ offset: number; length: number }>; state: unknown[] };
+  /** the byte range of buffer `id` within the state */
+  range(id: number): { start: number; length: number };
+  /** the ids of the non-zero RAM pages, packed, and of their bitmap */
+  packedId: number | undefined;
+  bitmapId: number | undefined;
+  pages: { packed: { start: number; length: number }; bitmap: { start: number; length: number } } | undefined;
+}
+
+/** Checks v86's header of `state` and finds its parts (SNAPSHOT_CORRUPT or SNAPSHOT_MISMATCH if it cannot be read). */
+function parseState(state: Uint8Array, memoryMiB: number): StateLayout {
   if (state.byteOffset !== 0 || state.byteLength !== state.buffer.byteLength) {
     throw new HyperlabError("INVALID_ARGUMENT", "a machine state must span its whole ArrayBuffer (pass what saveState or decodeSnapshot returned)");
   }
@@ -678,9 +752,9 @@ function loadState(emulator: Emulator, state: Uint8Array, memoryMiB: number): vo
   if (head[2] !== state.byteLength) throw corrupt(`it is ${state.byteLength} bytes long, its header says ${head[2]}`);
   const infoLength = head[3]!;
   if (infoLength < 0 || 16 + infoLength > state.byteLength) throw corrupt(`its description block length ${infoLength} is out of range`);
-  let info: { buffer_infos: Array<{ offset: number; length: number }>; state: unknown[] };
+  let info: StateLayout["info"];
   try {
-    info = JSON.parse(new TextDecoder().decode(state.subarray(16, 16 + infoLength))) as typeof info;
+    info = JSON.parse(new TextDecoder().decode(state.subarray(16, 16 + infoLength))) as StateLayout["info"];
   } catch (err) {
     throw corrupt(`its description block is not valid JSON (${(err as Error).message})`);
   }
@@ -703,7 +777,48 @@ function loadState(emulator: Emulator, state: Uint8Array, memoryMiB: number): vo
     return { start: blockStart + b.offset, length: b.length };
   };
   const pages = packedId === undefined || bitmapId === undefined ? undefined : { packed: range(packedId), bitmap: range(bitmapId) };
+  return { info, range, packedId, bitmapId, pages };
+}
 
+/**
+ * Faults in the guest RAM pages `state` holds (writing a zero to each: RAM
+ * of a machine not yet restored is all zero), and the VGA memory every
+ * restore overwrites, so that loading a state like it later copies into
+ * mapped memory. A state of another size or an unreadable one touches no
+ * RAM: it is only a hint.
+ */
+function touchPages(emulator: Emulator, state: Uint8Array): void {
+  const cpu = emulator.v86.cpu;
+  const vga = cpu.devices.vga?.svga_memory;
+  for (let at = 0; vga && at < vga.length; at += PAGE) vga[at] = 0;
+  let pages: StateLayout["pages"];
+  try {
+    pages = parseState(state, cpu.mem8.length / (1 << 20)).pages;
+  } catch {
+    return;
+  }
+  if (!pages) return;
+  const ram = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.mem8.length);
+  const bitmap = state.subarray(pages.bitmap.start, pages.bitmap.start + pages.bitmap.length);
+  const pageCount = Math.min(ram.length / PAGE, bitmap.length * 8);
+  for (let page = LOW_MEMORY_WRITTEN_AT_INIT / PAGE; page < pageCount; page++) {
+    if ((bitmap[page >> 3]! >> (page & 7)) & 1) ram[page * PAGE] = 0;
+  }
+}
+
+/**
+ * Loads a state saved by v86 into a freshly built emulator: what v86's
+ * restore_state does, minus two costs that dominate a restore. v86 zeroes all
+ * of guest RAM first and copies the packed pages out of the state before
+ * placing them; here RAM is fresh from WebAssembly's memory.grow (zero, and
+ * zeroing it again faults in every page), so only the low memory v86 touched
+ * while building the machine is cleared, and the pages are copied straight
+ * from `state` into RAM in runs. Everything else goes through v86's own
+ * set_state, so devices restore exactly as v86 restores them.
+ */
+function loadState(emulator: Emulator, state: Uint8Array, memoryMiB: number): void {
+  const { info, range, packedId, bitmapId, pages } = parseState(state, memoryMiB);
+  const saved = info.state;
   const buffers = info.buffer_infos.map((_, id) => {
     // v86 gets an empty page list and an all-zero bitmap; the pages are placed below.
     if (pages && id === packedId) return new ArrayBuffer(0);

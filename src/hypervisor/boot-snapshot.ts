@@ -64,6 +64,7 @@ export interface BootSnapshotOptions {
 const PROMPT = /[#$] (?:\x1b\[6n)?$/;
 
 const decoded = new Map<string, Promise<Snapshot>>();
+const keys = new WeakMap<Snapshot, string>();
 
 /** The key a boot snapshot is stored under: the image, the options and the recipe it was made with. */
 export async function bootSnapshotKey(opts: Pick<BootSnapshotOptions, "image" | "memoryMiB" | "keyExtra">): Promise<string> {
@@ -91,11 +92,16 @@ export async function bootSnapshot(opts: BootSnapshotOptions): Promise<Snapshot>
   const key = await bootSnapshotKey(opts);
   let snapshot = decoded.get(key);
   if (!snapshot) {
-    snapshot = loadOrBuild(key, opts);
+    snapshot = loadOrBuild(key, opts).then((s) => (keys.set(s, key), s));
     decoded.set(key, snapshot);
     snapshot.catch(() => decoded.delete(key));
   }
   return snapshot;
+}
+
+/** The key a boot snapshot returned by bootSnapshot() is stored under (delta snapshots name their base by it). */
+export function bootSnapshotKeyOf(snapshot: Snapshot): string | undefined {
+  return keys.get(snapshot);
 }
 
 /** Forgets the decoded boot snapshots this process holds (the store keeps its copies). */

@@ -10,8 +10,11 @@ import { defaultMemoryMiB } from "../hardware/machine.ts";
 import { MemoryBudget, type Reservation, defaultBudgetMiB } from "./budget.ts";
 import { type VmWorker, spawnVmWorker } from "./rpc.ts";
 import { CpuScheduler, MAX_SHARE, MIN_SHARE, type SchedulerOptions, validShare } from "./scheduler.ts";
-import { type Compression, type Snapshot, type SnapshotCodec, decodeSnapshot, encodeSnapshot, imageDigest, webCodec } from "./snapshot.ts";
-import { METRICS_MS, Vm, type VmEvent, type VmHost, type VmInfo, type VmMetrics, type VmOrigin } from "./vm.ts";
+import { BOOT_SNAPSHOT_CMDLINE, bootSnapshotKeyOf } from "./boot-snapshot.ts";
+import type { DeltaBase } from "./delta-snapshot.ts";
+import { PAGE_SIZE, type SharingStats, loadMemoryEngine } from "./memory-engine.ts";
+import { type Snapshot, type SnapshotCodec, decodeSnapshot, encodeSnapshot, imageDigest, stateDigest, webCodec } from "./snapshot.ts";
+import { METRICS_MS, Vm, type VmEvent, type VmHost, type VmInfo, type VmMetrics, type VmOrigin, type VmSnapshotOptions } from "./vm.ts";
 import type { StartReport, WorkerConfig } from "./vm-worker.ts";
 
 /** What differs between hosts: where images, v86 and boot snapshots come from, how workers start. */
@@ -32,7 +35,13 @@ export interface Platform {
 export interface HypervisorOptions {
   /** MiB all VMs together may reserve (default: see budget.ts, a fraction of host memory) */
   memoryBudgetMiB?: number;
-  /** workers kept spawned ahead of need, so that creating a VM does not wait for one (default 1) */
+  /**
+   * Workers kept spawned ahead of need, so that creating a VM does not wait
+   * for one (default 1). Once a VM has been restored from the boot snapshot,
+   * each spare also builds its emulator ahead for that memory size, with the
+   * snapshot's RAM pages faulted in (~30 MB each, not reserved from the
+   * budget), so that a restore only loads the state.
+   */
   spareWorkers?: number;
   /**
    * VMs kept restored from the boot snapshot, their agent connected and
@@ -80,10 +89,26 @@ export interface RestoreOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Identical pages among the running and paused VMs: what Linux KSM would
+ * merge. Counted by the memory engine over page hashes each VM's worker
+ * computed of its own RAM (see SharingStats for each figure).
+ */
+export interface PageSharing extends SharingStats {
+  /** the VMs counted, in the order of `list()` */
+  names: string[];
+  /** bytes per page (4096) */
+  pageSize: number;
+  /** wall ms to hash every VM's RAM and count */
+  ms: number;
+}
+
 /** Allocation and use of the host, for `hyperlab stats`. */
 export interface HypervisorStats {
   budget: { totalMiB: number; usedMiB: number; freeMiB: number; warmPoolMiB: number };
   vms: Array<VmInfo & { metrics?: VmMetrics }>;
+  /** pages shareable across the running and paused VMs (absent when none is) */
+  sharing?: PageSharing;
 }
 
 /** An event of any VM of the hypervisor (the VM's name is in `vm`). */
@@ -96,6 +121,14 @@ export interface StartInfo extends StartReport {
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 const DEFAULT_TIMEOUT_MS = 60_000;
+/**
+ * Quiet time after a VM start before spares and the warm pool are refilled:
+ * spawning a worker and building its emulator take 100–300 ms of CPU, which
+ * on a small host would slow the new VM's first commands.
+ */
+const REFILL_DELAY_MS = 150;
+/** How long a VM's worker may take to hash its RAM for stats() before it is left out. */
+const PAGE_HASH_TIMEOUT_MS = 10_000;
 
 const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string";
 
@@ -176,6 +209,15 @@ interface LoadedImage {
   shared: GuestImage;
 }
 
+/** A worker spawned ahead of need. */
+interface Spare {
+  worker: Promise<VmWorker>;
+  /** the memory size its machine was built ahead for (see VmWorkerApi.prepare), once asked */
+  memoryMiB?: number;
+  /** settles once that machine is built, or failed to be (the worker then builds one when it restores) */
+  prepared?: Promise<void>;
+}
+
 /** A VM restored from the boot snapshot and paused, waiting to be handed over. */
 interface WarmVm {
   /** resolves once the VM is warm (restored, warmed up, paused) */
@@ -215,12 +257,24 @@ export class Hypervisor {
   private readonly listeners = new Set<(e: HypervisorEvent) => void>();
   private readonly scheduler: CpuScheduler;
   private readonly images = new Map<string, Promise<LoadedImage>>();
-  private readonly spares: Array<Promise<VmWorker>> = [];
+  private readonly spares: Spare[] = [];
   private readonly spareTarget: number;
+  /** the memory size spares are prepared for: that of the VM last started from a snapshot */
+  private spareMemoryMiB: number | undefined;
+  /** boot snapshots this hypervisor has restored, by memory size (their pages are faulted in ahead in spares) */
+  private readonly bootStates = new Map<number, Snapshot>();
+  /** what image() and v86() resolved to, once they have (spares are prepared with them, never load them) */
+  private defaultImage: LoadedImage | undefined;
+  private wasmModule: WebAssembly.Module | undefined;
+  private refillTimer: ReturnType<typeof setTimeout> | undefined;
+  private refillDue: Promise<void> | undefined;
+  private refillDone: (() => void) | undefined;
   private readonly warm: WarmVm[] = [];
   private readonly warmTarget: number;
   private warmMemoryMiB = 0;
   private readonly starts = new WeakMap<Vm, StartInfo>();
+  /** VMs forked or restored whose RAM descends from the boot snapshot (those started from it are known by origin) */
+  private readonly fromBootSnapshot = new WeakSet<Vm>();
   private readonly timers: Array<ReturnType<typeof setInterval>>;
   private wasm: Promise<WebAssembly.Module> | undefined;
   private refilling: Promise<void> | undefined;
@@ -308,7 +362,7 @@ export class Hypervisor {
         memoryMiB,
         origin: "snapshot",
         start: async (v, w) => {
-          const snapshot = shareSnapshot(await this.platform.bootSnapshot!(loaded.image, memoryMiB));
+          const snapshot = this.bootState(memoryMiB, await this.platform.bootSnapshot!(loaded.image, memoryMiB), loaded);
           return w.api.restore(await config(v.name), snapshot, { timeoutMs });
         },
       });
@@ -320,17 +374,28 @@ export class Hypervisor {
 
   /**
    * A new running VM from snapshot bytes (as `vm.snapshot()` returns them).
-   * Fails with SNAPSHOT_CORRUPT (damaged bytes) or SNAPSHOT_MISMATCH (another
-   * image, memory size or format), naming the reason, before any VM exists.
+   * A delta snapshot is applied to this host's boot snapshot of its image
+   * and memory size. Fails with SNAPSHOT_CORRUPT (damaged bytes) or
+   * SNAPSHOT_MISMATCH (another image, memory size or format; a delta whose
+   * base is not this host's boot snapshot), naming the reason, before any VM exists.
    */
   async restore(bytes: Uint8Array, opts: RestoreOptions = {}): Promise<Vm> {
     const loaded = await this.image(opts.image);
+    let delta = false;
     const snapshot = await decodeSnapshot(
       bytes,
       { image: { id: loaded.image.id, sha256: await imageDigest(loaded.image) }, memoryMiB: opts.memoryMiB },
-      { codec: this.platform.codec },
+      {
+        codec: this.platform.codec,
+        base: async (_base, header) => {
+          delta = true;
+          if (!this.platform.bootSnapshot || header.vm.firmware !== "direct") return undefined;
+          const snapshot = await this.platform.bootSnapshot(loaded.image, header.vm.memoryMiB);
+          return { snapshot, key: bootSnapshotKeyOf(snapshot) };
+        },
+      },
     );
-    return this.startFromSnapshot(snapshot, loaded, { ...opts, origin: "restore" });
+    return this.startFromSnapshot(snapshot, loaded, { ...opts, origin: "restore", fromBootSnapshot: delta });
   }
 
   /** The VMs, oldest first. */
@@ -359,19 +424,66 @@ export class Hypervisor {
     return this.starts.get(vm);
   }
 
-  /** Allocation and use: the budget and every VM's figures (guest memory read from running guests). */
-  async stats(): Promise<HypervisorStats> {
-    const vms = await Promise.all(
-      this.list().map(async (vm) => ({ ...vm.info(), metrics: vm.state === "destroyed" ? undefined : await vm.metrics().catch(() => undefined) })),
-    );
+  /**
+   * Allocation and use: the budget, every VM's figures (guest memory read
+   * from running guests) and, unless `sharing: false`, the pages the
+   * running and paused VMs could share (see pageSharing).
+   */
+  async stats(opts: { sharing?: boolean } = {}): Promise<HypervisorStats> {
+    const [vms, sharing] = await Promise.all([
+      Promise.all(this.list().map(async (vm) => ({ ...vm.info(), metrics: vm.state === "destroyed" ? undefined : await vm.metrics().catch(() => undefined) }))),
+      // Only a report: the memory engine failing to load leaves the figures out, not the stats.
+      opts.sharing === false ? undefined : this.pageSharing().catch(() => undefined),
+    ]);
     const b = this.budget;
-    return { budget: { totalMiB: b.totalMiB, usedMiB: b.usedMiB, freeMiB: b.freeMiB, warmPoolMiB: this.warm.reduce((n, w) => n + w.memoryMiB, 0) }, vms };
+    return { budget: { totalMiB: b.totalMiB, usedMiB: b.usedMiB, freeMiB: b.freeMiB, warmPoolMiB: this.warm.reduce((n, w) => n + w.memoryMiB, 0) }, vms, sharing };
   }
 
-  /** Resolves once the spare workers are spawned and the warm pool holds its VMs, restored and paused. */
+  /**
+   * How many pages of the running and paused VMs are identical (what KSM
+   * would merge): each VM's worker hashes its own RAM with the memory engine
+   * (all at once, each in its thread), and the engine counts the hashes
+   * here. A VM that does not answer within 10 s (or stops meanwhile) is
+   * left out; `names` says which were counted. Undefined when no VM is
+   * running or paused. Legal until close().
+   */
+  async pageSharing(): Promise<PageSharing | undefined> {
+    const t0 = performance.now();
+    const live = this.list().filter((vm) => vm.state === "running" || vm.state === "paused");
+    const hashed = await Promise.all(
+      live.map((vm) =>
+        within(vm.pageHashes(), PAGE_HASH_TIMEOUT_MS, `VM ${vm.name} to hash its guest pages`).then(
+          (hashes) => ({ name: vm.name, hashes }),
+          () => undefined,
+        ),
+      ),
+    );
+    const counted = hashed.filter((h) => h !== undefined);
+    if (counted.length === 0) return undefined;
+    const engine = await loadMemoryEngine();
+    const stats = engine.sharingStats(counted.map((h) => h.hashes));
+    return { ...stats, names: counted.map((h) => h.name), pageSize: PAGE_SIZE, ms: performance.now() - t0 };
+  }
+
+  /**
+   * Resolves once pending refills are done: the spare workers spawned (with
+   * their machines built ahead, when they can be) and the warm pool holding
+   * its VMs, restored and paused. Legal any time; after close() it resolves at once.
+   */
   async ready(): Promise<void> {
-    await this.refilling;
-    await Promise.all([...this.spares, ...this.warm.map((w) => w.worker)]);
+    // One step of a refill can start another (a warm VM ready prepares the spares): wait until no step is left.
+    const awaited = new Set<Promise<unknown>>();
+    for (;;) {
+      const pending = [
+        this.refillDue as Promise<unknown> | undefined,
+        this.refilling,
+        ...this.spares.map((s) => s.prepared ?? s.worker),
+        ...this.warm.filter((w) => !w.ready).map((w) => w.worker),
+      ].filter((p): p is Promise<unknown> => p !== undefined && !awaited.has(p));
+      if (this.closed || pending.length === 0) return;
+      for (const p of pending) awaited.add(p);
+      await Promise.all(pending.map((p) => p.then(() => {}, () => {})));
+    }
   }
 
   /** Destroys every VM and stops the hypervisor's timers, warm pool and spare workers. */
@@ -380,9 +492,11 @@ export class Hypervisor {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     await Promise.all(this.list().map((vm) => vm.destroy()));
+    clearTimeout(this.refillTimer);
+    this.refillDone?.();
     await this.refilling;
     // Warm VMs still warming up are ended too: their worker, not their warm-up, is awaited.
-    const workers = [...this.spares.splice(0), ...this.warm.splice(0).map((w) => (w.reservation.release(), w.spawned))];
+    const workers = [...this.spares.splice(0).map((s) => s.worker), ...this.warm.splice(0).map((w) => (w.reservation.release(), w.spawned))];
     await Promise.all(workers.map((s) => s.then((w) => w.terminate(), () => {})));
   }
 
@@ -396,7 +510,7 @@ export class Hypervisor {
     }
   }
 
-  private async startFromSnapshot(snapshot: Snapshot, loaded: LoadedImage, opts: RestoreOptions & { origin: VmOrigin }): Promise<Vm> {
+  private async startFromSnapshot(snapshot: Snapshot, loaded: LoadedImage, opts: RestoreOptions & { origin: VmOrigin; fromBootSnapshot?: boolean }): Promise<Vm> {
     const shared = shareSnapshot(snapshot);
     const { memoryMiB, cmdline } = snapshot.header.vm;
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -408,6 +522,7 @@ export class Hypervisor {
       origin: opts.origin,
       start: async (v, w) => w.api.restore({ name: v.name, image: loaded.shared, wasm: await this.v86(), memoryMiB, cmdline }, shared, { timeoutMs }),
     });
+    if (opts.fromBootSnapshot) this.fromBootSnapshot.add(vm);
     await this.startOrDestroy(vm);
     return vm;
   }
@@ -426,7 +541,7 @@ export class Hypervisor {
     const loaded = await this.image(vm.image === "default" ? undefined : vm.image);
     const names = Array.from({ length: n }, () => this.freeName(`${vm.name}-fork-`));
     const forks = await Promise.allSettled(
-      names.map((name) => this.startFromSnapshot(snapshot, loaded, { name, image: loaded.ref || undefined, cpuShare: vm.cpuShare, origin: "fork" })),
+      names.map((name) => this.startFromSnapshot(snapshot, loaded, { name, image: loaded.ref || undefined, cpuShare: vm.cpuShare, origin: "fork", fromBootSnapshot: this.descendsFromBootSnapshot(vm) })),
     );
     const failed = forks.find((f): f is PromiseRejectedResult => f.status === "rejected");
     if (failed) {
@@ -436,9 +551,25 @@ export class Hypervisor {
     return forks.map((f) => (f as PromiseFulfilledResult<Vm>).value);
   }
 
-  private async snapshot(worker: VmWorker, compression?: Compression): Promise<Uint8Array> {
-    const snap = await worker.api.snapshot();
-    return encodeSnapshot(snap, { compression, codec: this.platform.codec });
+  /** `vm`'s snapshot as bytes: a delta against the boot snapshot when it descends from it (unless `full`), else whole. */
+  private async snapshot(vm: Vm, worker: VmWorker, opts: VmSnapshotOptions): Promise<Uint8Array> {
+    const base = opts.full ? undefined : await this.deltaBase(vm);
+    const snap = base ? await worker.api.deltaSnapshot(base) : await worker.api.snapshot();
+    return encodeSnapshot(snap, { compression: opts.compression, codec: this.platform.codec });
+  }
+
+  /** True when `vm`'s RAM started as the boot snapshot's: started from it or the warm pool, or forked or restored from such a VM. */
+  private descendsFromBootSnapshot(vm: Vm): boolean {
+    return vm.origin === "snapshot" || vm.origin === "pool" || this.fromBootSnapshot.has(vm);
+  }
+
+  /** The boot snapshot `vm` descends from, as its worker needs it for a delta snapshot; undefined when there is none. */
+  private async deltaBase(vm: Vm): Promise<DeltaBase | undefined> {
+    if (!this.platform.bootSnapshot || !this.descendsFromBootSnapshot(vm)) return undefined;
+    const loaded = await this.image(vm.image === "default" ? undefined : vm.image);
+    const snapshot = await this.platform.bootSnapshot(loaded.image, vm.memoryMiB);
+    // The sha256 is computed once per boot snapshot; the state itself is shared with the worker, not copied.
+    return { snapshot: shareSnapshot(snapshot), key: bootSnapshotKeyOf(snapshot) ?? "", sha256: await stateDigest(snapshot, this.platform.codec) };
   }
 
   /** Registers a new VM handle (reserving its memory unless given a reservation) that starts with `r.start`. */
@@ -459,7 +590,9 @@ export class Hypervisor {
     r.reservation?.release();
     const reservation = this.budget.reserve(name, memoryMiB);
 
-    const ready = r.worker ?? this.takeWorker();
+    // A VM restored from a snapshot takes a spare prepared for its size, if one is; a boot builds its own machine.
+    if (r.origin !== "boot") this.spareMemoryMiB = memoryMiB;
+    const ready = r.worker ?? this.takeWorker(r.origin === "boot" ? undefined : memoryMiB);
     ready.catch(() => {}); // a failed spawn surfaces in vm.start()
     let started: Promise<void> | undefined;
     const host: VmHost = {
@@ -467,12 +600,9 @@ export class Hypervisor {
       start: (v, worker) =>
         (started ??= r.start(v, worker)
           .then((report) => void this.starts.set(v, { origin: r.origin, ...report }))
-          .finally(() => {
-            // Refills wait until this start is done, so as not to slow it down.
-            this.topUpSpares();
-            this.topUpWarmPool();
-          })),
-      snapshot: (_v, worker) => this.snapshot(worker),
+          // Refills wait until this start is done and its first commands have had the CPU.
+          .finally(() => this.scheduleRefill())),
+      snapshot: (v, worker, opts) => this.snapshot(v, worker, opts),
       fork: (v, worker, n) => this.fork(v, worker, n),
       shareChanged: (v) => this.scheduler.setShare(v.id, v.cpuShare),
       destroyed: (v) => {
@@ -497,9 +627,71 @@ export class Hypervisor {
     return name;
   }
 
-  /** A spare worker if one is ready, else a new one (the spares are topped up once the VM has started). */
-  private takeWorker(): Promise<VmWorker> {
-    return this.spares.shift() ?? this.platform.spawnWorker();
+  /**
+   * A spare worker (one prepared for `memoryMiB` if there is one), else a new
+   * one. The spares are topped up once the VM has started.
+   */
+  private takeWorker(memoryMiB?: number): Promise<VmWorker> {
+    const at = memoryMiB === undefined ? -1 : this.spares.findIndex((s) => s.memoryMiB === memoryMiB);
+    const spare = this.spares.splice(Math.max(0, at), 1)[0];
+    return spare?.worker ?? this.platform.spawnWorker();
+  }
+
+  /**
+   * Refills the warm pool and the spares once no VM has started for
+   * REFILL_DELAY_MS (each start postpones it). ready() waits for it.
+   */
+  private scheduleRefill(): void {
+    if (this.closed) return;
+    clearTimeout(this.refillTimer);
+    this.refillDue ??= new Promise<void>((resolve) => (this.refillDone = resolve)).finally(() => {
+      this.refillDue = undefined;
+      this.refillDone = undefined;
+    });
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      this.refillDone?.();
+      // Warm VMs first: they take the prepared spares, which are then replaced.
+      this.topUpWarmPool();
+      this.topUpSpares();
+      this.prepareSpares();
+    }, REFILL_DELAY_MS);
+  }
+
+  /** True once spares can be prepared: the default image and v86 are loaded, and VMs start from snapshots here. */
+  private canPrepare(): boolean {
+    return !!this.platform.bootSnapshot && !!this.defaultImage && !!this.wasmModule && !this.closed;
+  }
+
+  /**
+   * Builds a machine ahead in every spare not yet asked to: for the memory
+   * size of the VM last started from a snapshot (default: the warm pool's,
+   * else the image's default), with the RAM pages of that size's boot
+   * snapshot faulted in when this hypervisor has restored it. Loads nothing:
+   * until the image and v86 are loaded for a VM, spares stay unprepared.
+   */
+  private prepareSpares(): void {
+    if (!this.canPrepare()) return;
+    const loaded = this.defaultImage!;
+    const wasm = this.wasmModule!;
+    const memoryMiB = this.spareMemoryMiB ?? (this.warmMemoryMiB || defaultMemoryMiB(loaded.image));
+    const boot = this.bootStates.get(memoryMiB);
+    // Without shared memory the state would be copied to each spare: the pages are then left to the restore.
+    const pagesOf = boot && typeof SharedArrayBuffer === "function" && boot.state.buffer instanceof SharedArrayBuffer ? boot.state : undefined;
+    const cmdline = boot?.header.vm.cmdline ?? BOOT_SNAPSHOT_CMDLINE;
+    for (const spare of this.spares) {
+      if (spare.prepared) continue;
+      spare.memoryMiB = memoryMiB;
+      // A spare that fails to prepare is still a worker: its restore builds the machine itself.
+      spare.prepared = spare.worker.then((w) => w.api.prepare({ image: loaded.shared, wasm, memoryMiB, cmdline, pagesOf })).catch(() => {});
+    }
+  }
+
+  /** Notes the boot snapshot a VM of `memoryMiB` restores (spares fault its pages in ahead); returns it shared with workers. */
+  private bootState(memoryMiB: number, snapshot: Snapshot, loaded: LoadedImage): Snapshot {
+    const shared = shareSnapshot(snapshot);
+    if (loaded.ref === "") this.bootStates.set(memoryMiB, shared);
+    return shared;
   }
 
   /**
@@ -517,7 +709,8 @@ export class Hypervisor {
         );
         if (!ok) break; // reported when a VM needs a worker
         if (this.closed) void spare.then((w) => w.terminate());
-        else this.spares.push(spare);
+        else this.spares.push({ worker: spare });
+        this.prepareSpares();
       }
     })().finally(() => (this.refilling = undefined));
   }
@@ -539,7 +732,7 @@ export class Hypervisor {
       } catch {
         return; // the budget is full: VMs come first
       }
-      const worker = this.platform.spawnWorker();
+      const worker = this.takeWorker(memoryMiB);
       const entry: WarmVm = { reservation, memoryMiB, ready: false, spawned: worker, worker: this.warmUp(worker, memoryMiB, () => (entry.ready = true)) };
       entry.worker.catch(() => {
         // A warm VM that failed to restore is dropped; createVm falls back to a restore of its own.
@@ -555,12 +748,14 @@ export class Hypervisor {
   /** Restores the boot snapshot in `worker`, runs one command, pauses it: a warm VM. */
   private async warmUp(worker: Promise<VmWorker>, memoryMiB: number, onReady: () => void): Promise<VmWorker> {
     const [w, loaded] = await Promise.all([worker, this.image()]);
-    const snapshot = shareSnapshot(await this.platform.bootSnapshot!(loaded.image, memoryMiB));
+    const snapshot = this.bootState(memoryMiB, await this.platform.bootSnapshot!(loaded.image, memoryMiB), loaded);
     await w.api.restore({ name: "warm", image: loaded.shared, wasm: await this.v86(), memoryMiB }, snapshot, {});
     // One command warms v86's JIT (the first after a restore is several times slower), then it waits paused.
     await w.api.exec(["true"]);
     await w.api.pause();
     onReady();
+    // The image and v86 are loaded now: spares spawned before can be prepared.
+    this.prepareSpares();
     return w;
   }
 
@@ -569,7 +764,11 @@ export class Hypervisor {
     const key = ref ?? "";
     let loaded = this.images.get(key);
     if (!loaded) {
-      loaded = this.platform.loadImage(ref).then((image) => ({ ref: key, image, shared: shareImage(image) }));
+      loaded = this.platform.loadImage(ref).then((image) => {
+        const l = { ref: key, image, shared: shareImage(image) };
+        if (key === "") this.defaultImage = l;
+        return l;
+      });
       this.images.set(key, loaded);
       loaded.catch(() => this.images.delete(key));
     }
@@ -577,7 +776,7 @@ export class Hypervisor {
   }
 
   private v86(): Promise<WebAssembly.Module> {
-    return (this.wasm ??= this.platform.wasm());
+    return (this.wasm ??= this.platform.wasm().then((m) => (this.wasmModule = m)));
   }
 
   /** One scheduler period: samples in, holds out. */
@@ -597,4 +796,13 @@ export class Hypervisor {
 function randomId(): string {
   const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** `p`, or a TIMEOUT error naming `what` after `ms`. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HyperlabError("TIMEOUT", `timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

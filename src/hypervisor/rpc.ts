@@ -71,6 +71,36 @@ interface RawWorker {
   /** calls back once with a description when the worker exits or fails */
   onExit(listener: (why: string) => void): void;
   terminate(): Promise<void>;
+  /** a browser worker: declares it gone (browsers fire no event when a worker ends without an uncaught error) */
+  lost?(why: string): void;
+}
+
+/** How long a browser VM worker may leave a ping unanswered before it is taken for dead. */
+export const WEB_WORKER_SILENCE_MS = 5000;
+const PING_MS = 1000;
+
+/**
+ * A browser says nothing when a worker ends itself (close()) or is ended
+ * without an uncaught error, and calls to it then wait for ever. The host
+ * pings it every second; a ping unanswered for WEB_WORKER_SILENCE_MS means
+ * it is gone. Only an unanswered ping counts: a throttled timer on a hidden
+ * page sends fewer pings, not a false alarm.
+ */
+function watchWebWorker(api: VmWorkerRemote, lost: (why: string) => void, over: () => boolean): void {
+  let sentAt: number | undefined;
+  const timer = setInterval(() => {
+    if (over()) return clearInterval(timer);
+    if (sentAt === undefined) {
+      const t = (sentAt = performance.now());
+      api.counterSample().then(
+        () => sentAt === t && (sentAt = undefined),
+        () => {},
+      );
+    } else if (performance.now() - sentAt > WEB_WORKER_SILENCE_MS) {
+      clearInterval(timer);
+      lost(`it stopped answering for ${WEB_WORKER_SILENCE_MS / 1000} s: it ended itself or the browser ended it`);
+    }
+  }, PING_MS);
 }
 
 const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string";
@@ -109,7 +139,15 @@ function nodeWorkerEntry(): Promise<URL> {
         target: "node20",
         write: false,
         logLevel: "silent",
-        plugins: [{ name: "v86", setup: (b) => b.onResolve({ filter: /^v86$/ }, () => ({ path: v86, external: true })) }],
+        plugins: [
+          { name: "v86", setup: (b) => b.onResolve({ filter: /^v86$/ }, () => ({ path: v86, external: true })) },
+          {
+            // The memory engine's bindings load release.wasm from next to themselves: they stay where they are built.
+            name: "memory-engine",
+            setup: (b) =>
+              b.onResolve({ filter: /\/build\/assembly\/[a-z]+\.js$/ }, (a) => ({ path: pathToFileURL(path.resolve(a.resolveDir, a.path)).href, external: true })),
+          },
+        ],
       });
       const code = built.outputFiles[0]!.contents;
       const hash = createHash("sha256").update(code).digest("hex").slice(0, 16);
@@ -159,14 +197,20 @@ async function spawnNodeWorker(): Promise<RawWorker> {
 function spawnWebWorker(): RawWorker {
   const worker = new Worker(new URL("./vm-worker.ts", import.meta.url), { type: "module", name: "hyperlab-vm" });
   const exitListeners: Array<(why: string) => void> = [];
+  const lost = (why: string) => {
+    for (const l of exitListeners.splice(0)) l(why);
+    // One that is still there (an uncaught error leaves it running) is ended: its VM is gone.
+    worker.terminate();
+  };
   worker.addEventListener("error", (e) => {
     e.preventDefault();
-    for (const l of exitListeners.splice(0)) l(`an uncaught error: ${e.message}`);
+    lost(`an uncaught error: ${e.message}`);
   });
   return {
     endpoint: worker,
     onExit: (l) => void exitListeners.push(l),
     terminate: async () => worker.terminate(),
+    lost,
   };
 }
 
@@ -216,6 +260,7 @@ export async function spawnVmWorker(): Promise<VmWorker> {
   port1.start();
   (port1 as { unref?: () => void }).unref?.();
   await api.connect(Comlink.transfer(port2, [port2]));
+  if (raw.lost) watchWebWorker(api, raw.lost, () => terminating || deathError !== undefined);
 
   return {
     api,

@@ -2,11 +2,15 @@
 // what the state must be restored with (guest image, memory size, firmware,
 // kernel arguments) and carries a checksum, so a damaged file or one taken
 // with other options fails with a clear error instead of a confused guest.
+// A delta snapshot (format 2, delta-snapshot.ts) holds only what differs from
+// a boot snapshot; decoding puts the whole state back together.
 import { HyperlabError } from "../errors.ts";
 import type { GuestImage } from "../hardware/guest-image.ts";
 import { type Firmware, Machine, type RestoreReport } from "../hardware/machine.ts";
+import { DELTA_SNAPSHOT_FORMAT, type DeltaSnapshot, type SnapshotBase, type SnapshotDeltaInfo, applyDeltaSnapshot } from "./delta-snapshot.ts";
+import { type MemoryKernels, loadMemoryEngine } from "./memory-engine.ts";
 
-/** The snapshot file format this hyperlab writes and reads. */
+/** The file format of whole snapshots (delta snapshots are DELTA_SNAPSHOT_FORMAT, 2); this hyperlab reads both. */
 export const SNAPSHOT_FORMAT = 1;
 
 /** How the state is stored after the header. */
@@ -30,6 +34,8 @@ export interface SnapshotHeader {
   state: { bytes: number; v86Format: number };
   /** how the state is stored after the header, and how many bytes that takes */
   payload: { compression: Compression; bytes: number };
+  /** only in a delta snapshot (format 2): its base, and how its payload is split */
+  delta?: SnapshotDeltaInfo;
 }
 
 /** A snapshot in memory: the header and v86's state, decoded (uncompressed, spanning its own ArrayBuffer). */
@@ -37,6 +43,13 @@ export interface Snapshot {
   header: SnapshotHeader;
   state: Uint8Array;
 }
+
+/**
+ * Finds the base a delta snapshot was taken against (normally the boot
+ * snapshot of its image and memory size), or undefined when there is none.
+ * The decoder checks its sha256 itself.
+ */
+export type BaseResolver = (base: SnapshotBase, header: SnapshotHeader) => Promise<{ snapshot: Snapshot; key?: string } | undefined>;
 
 /** What a caller requires of a snapshot; anything else fails with SNAPSHOT_MISMATCH. */
 export interface SnapshotExpectation {
@@ -100,6 +113,18 @@ export function imageDigest(image: GuestImage): Promise<string> {
   return digest;
 }
 
+const stateDigests = new WeakMap<Snapshot, Promise<string>>();
+
+/** The sha256 (hex) of a snapshot's v86 state: what identifies a delta snapshot's base. Computed once per snapshot object. */
+export function stateDigest(snapshot: Snapshot, codec: SnapshotCodec = webCodec): Promise<string> {
+  let digest = stateDigests.get(snapshot);
+  if (!digest) {
+    digest = codec.sha256(snapshot.state).then((sum) => hex(sum.buffer.slice(sum.byteOffset, sum.byteOffset + sum.byteLength) as ArrayBuffer));
+    stateDigests.set(snapshot, digest);
+  }
+  return digest;
+}
+
 /**
  * Saves a machine's state with the header a restore needs. Legal while the
  * machine is running or paused (it stays as it was); pause it first for a
@@ -154,23 +179,30 @@ export const webCodec: SnapshotCodec = {
 /**
  * The snapshot as one file's bytes: header, checksum and the state, stored
  * uncompressed or compressed (`deflate-raw`, about a third of the size, but
- * slower to restore: see docs/snapshots.md).
+ * slower to restore: see docs/snapshots.md). A delta snapshot is written as
+ * format 2, its payload the rest of v86's state followed by the RAM delta.
  */
-export async function encodeSnapshot(snapshot: Snapshot, opts: { compression?: Compression; codec?: SnapshotCodec } = {}): Promise<Uint8Array> {
+export async function encodeSnapshot(snapshot: Snapshot | DeltaSnapshot, opts: { compression?: Compression; codec?: SnapshotCodec } = {}): Promise<Uint8Array> {
   const compression = opts.compression ?? "deflate-raw";
   const codec = opts.codec ?? webCodec;
-  const payload = compression === "none" ? snapshot.state : await codec.compress(snapshot.state, compression);
-  const header: SnapshotHeader = {
-    ...snapshot.header,
-    format: SNAPSHOT_FORMAT,
-    state: { ...snapshot.header.state, bytes: snapshot.state.length },
-    payload: { compression, bytes: payload.length },
-  };
+  let raw = snapshot.state;
+  let header: SnapshotHeader;
+  if ("memory" in snapshot) {
+    raw = new Uint8Array(snapshot.state.length + snapshot.memory.length);
+    raw.set(snapshot.state);
+    raw.set(snapshot.memory, snapshot.state.length);
+    header = { ...snapshot.header, format: DELTA_SNAPSHOT_FORMAT, delta: { ...snapshot.header.delta, stateBytes: snapshot.state.length, memoryBytes: snapshot.memory.length } };
+  } else {
+    const { delta: _delta, ...whole } = snapshot.header;
+    header = { ...whole, format: SNAPSHOT_FORMAT, state: { ...snapshot.header.state, bytes: snapshot.state.length } };
+  }
+  const payload = compression === "none" ? raw : await codec.compress(raw, compression);
+  header.payload = { compression, bytes: payload.length };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const out = new Uint8Array(PREFIX + json.length + payload.length);
   out.set(MAGIC, 0);
   const view = new DataView(out.buffer);
-  view.setUint32(8, SNAPSHOT_FORMAT, true);
+  view.setUint32(8, header.format, true);
   view.setUint32(12, json.length, true);
   out.set(json, PREFIX);
   out.set(payload, PREFIX + json.length);
@@ -187,11 +219,11 @@ export function readSnapshotHeader(bytes: Uint8Array): SnapshotHeader {
   if (!MAGIC.every((b, i) => bytes[i] === b)) throw corrupt("it does not start with the hyperlab snapshot magic (is it a snapshot file?)");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const format = view.getUint32(8, true);
-  if (format !== SNAPSHOT_FORMAT) {
+  if (format !== SNAPSHOT_FORMAT && format !== DELTA_SNAPSHOT_FORMAT) {
     throw new HyperlabError(
       "SNAPSHOT_MISMATCH",
-      `the snapshot has format version ${format}; this hyperlab reads format ${SNAPSHOT_FORMAT}. Take the snapshot again with this hyperlab.`,
-      { format, expected: SNAPSHOT_FORMAT },
+      `the snapshot has format version ${format}; this hyperlab reads formats ${SNAPSHOT_FORMAT} (whole) and ${DELTA_SNAPSHOT_FORMAT} (delta). Take the snapshot again with this hyperlab.`,
+      { format, expected: [SNAPSHOT_FORMAT, DELTA_SNAPSHOT_FORMAT] },
     );
   }
   const length = view.getUint32(12, true);
@@ -206,6 +238,15 @@ export function readSnapshotHeader(bytes: Uint8Array): SnapshotHeader {
   }
   if (typeof header !== "object" || header === null || !header.vm || !header.image || !header.payload || !header.state) {
     throw corrupt("its header lacks the image, vm, state or payload section");
+  }
+  const d = header.delta;
+  if (format === DELTA_SNAPSHOT_FORMAT) {
+    const sizes = [d?.stateBytes, d?.memoryBytes, d?.changedPages];
+    if (!d?.base || typeof d.base.sha256 !== "string" || !Array.isArray(d.baseBuffers) || !sizes.every((n) => Number.isInteger(n) && n! >= 0)) {
+      throw corrupt("it is a delta snapshot (format 2) whose header lacks its base or its sizes");
+    }
+  } else if (d !== undefined) {
+    throw corrupt("it is a whole snapshot (format 1) with a delta section");
   }
   return header;
 }
@@ -239,13 +280,25 @@ export function checkSnapshot(header: SnapshotHeader, expected: SnapshotExpectat
   }
 }
 
+/** Options of decodeSnapshot. */
+export interface DecodeOptions {
+  codec?: SnapshotCodec;
+  /** where a delta snapshot's base comes from (without one, a delta snapshot fails with SNAPSHOT_MISMATCH) */
+  base?: BaseResolver;
+  /** the memory engine that checks a delta against its base (default: this thread's Wasm engine) */
+  engine?: MemoryKernels;
+}
+
 /**
  * Checks and unpacks snapshot bytes: magic, format, checksum, then what
- * `expected` asks for, then the payload. Throws SNAPSHOT_CORRUPT (bad magic,
- * truncated, checksum mismatch, payload that does not decompress or is not a
- * v86 state) or SNAPSHOT_MISMATCH (other format, image, memory or firmware).
+ * `expected` asks for, then the payload. A delta snapshot is put back
+ * together with its base (`opts.base`), so the result is always a whole
+ * snapshot. Throws SNAPSHOT_CORRUPT (bad magic, truncated, checksum
+ * mismatch, payload that does not decompress or is not a v86 state, a RAM
+ * delta that does not give the RAM it was taken from) or SNAPSHOT_MISMATCH
+ * (other format, image, memory or firmware; a delta whose base is missing).
  */
-export async function decodeSnapshot(bytes: Uint8Array, expected: SnapshotExpectation = {}, opts: { codec?: SnapshotCodec } = {}): Promise<Snapshot> {
+export async function decodeSnapshot(bytes: Uint8Array, expected: SnapshotExpectation = {}, opts: DecodeOptions = {}): Promise<Snapshot> {
   const codec = opts.codec ?? webCodec;
   const header = readSnapshotHeader(bytes);
   const start = PREFIX + new DataView(bytes.buffer, bytes.byteOffset + 12, 4).getUint32(0, true);
@@ -262,25 +315,48 @@ export async function decodeSnapshot(bytes: Uint8Array, expected: SnapshotExpect
   }
   checkSnapshot(header, expected);
 
+  const delta = header.delta;
+  const size = delta ? delta.stateBytes + delta.memoryBytes : header.state.bytes;
   const payload = bytes.subarray(start);
-  let state: Uint8Array;
+  let raw: Uint8Array;
   const compression = header.payload.compression;
   if (compression === "none") {
-    state = payload.slice();
+    // A whole state must span its own ArrayBuffer (v86 takes it whole); a delta is rebuilt into a new one anyway.
+    raw = delta ? payload : payload.slice();
   } else if (compression === "deflate-raw") {
     try {
-      state = await codec.decompress(payload, compression, header.state.bytes);
+      raw = await codec.decompress(payload, compression, size);
     } catch (err) {
       throw corrupt(`its ${compression} payload does not decompress: ${(err as Error).message}`);
     }
   } else {
     throw corrupt(`its payload uses unknown compression '${String(compression)}'`);
   }
-  if (state.length !== header.state.bytes) throw corrupt(`its state is ${state.length} bytes, its header says ${header.state.bytes}`);
-  if (state.length < 16 || new Int32Array(state.buffer, state.byteOffset, 1)[0] !== V86_STATE_MAGIC) {
+  if (raw.length !== size) throw corrupt(`its payload is ${raw.length} bytes, its header says ${size}`);
+  if (raw.length < 16 || new DataView(raw.buffer, raw.byteOffset, 4).getInt32(0, true) !== V86_STATE_MAGIC) {
     throw corrupt("its payload is not a v86 machine state");
   }
-  return { header, state };
+  if (!delta) return { header, state: raw };
+
+  const base = await opts.base?.(delta.base, header);
+  const has = base ? await stateDigest(base.snapshot, codec) : undefined;
+  if (!base || has !== delta.base.sha256) {
+    const wanted = `${delta.base.key || "a boot snapshot"} (sha256 ${delta.base.sha256.slice(0, 12)}…)`;
+    const found = base ? `the boot snapshot here for this image and memory size is ${base.key || "another one"} (sha256 ${has!.slice(0, 12)}…): boot snapshots differ from one build to the next` : "there is no boot snapshot here to apply it to";
+    throw new HyperlabError(
+      "SNAPSHOT_MISMATCH",
+      `the snapshot stores only what changed since ${wanted}, and that base is missing: ${found}. ` +
+        "Restore it where it was taken, or take a whole snapshot there (vm.snapshot({ full: true }), hyperlab vm snapshot --full).",
+      { base: delta.base, found: base ? { key: base.key, sha256: has } : null },
+    );
+  }
+  const engine = opts.engine ?? (await loadMemoryEngine());
+  const parts: DeltaSnapshot = {
+    header: { ...header, delta },
+    state: raw.subarray(0, delta.stateBytes),
+    memory: raw.subarray(delta.stateBytes),
+  };
+  return applyDeltaSnapshot(parts, base.snapshot, engine);
 }
 
 /**

@@ -4,10 +4,12 @@
 // port: one message per sample period or per few KiB, never per byte.
 import * as Comlink from "comlink";
 import { HyperlabError } from "../errors.ts";
-import { type AgentChannel, AgentClient, type ExecOptions, type ExecResult } from "../guest/agent.ts";
+import { type AgentChannel, AgentClient, type ExecOptions, type ExecResult, type GuestProcess } from "../guest/agent.ts";
 import type { GuestImage } from "../hardware/guest-image.ts";
 import { Machine } from "../hardware/machine.ts";
-import { type Snapshot, captureSnapshot, restoreSnapshot } from "./snapshot.ts";
+import { type DeltaBase, type DeltaSnapshot, makeDeltaSnapshot } from "./delta-snapshot.ts";
+import { loadMemoryEngine } from "./memory-engine.ts";
+import { type Snapshot, captureSnapshot, checkSnapshot, imageDigest } from "./snapshot.ts";
 import type { NodeEndpoint } from "comlink/dist/esm/node-adapter.mjs";
 import { installErrorTransfer, moved } from "./rpc.ts";
 
@@ -25,6 +27,17 @@ export interface WorkerConfig {
   wasm: WebAssembly.Module;
   memoryMiB: number;
   cmdline?: string;
+}
+
+/** What a worker builds a machine ahead for (see prepare()): a restore of a snapshot with these options. */
+export interface PrepareConfig {
+  image: GuestImage;
+  wasm: WebAssembly.Module;
+  memoryMiB: number;
+  /** the snapshot's extra kernel arguments (its header's vm.cmdline) */
+  cmdline?: string;
+  /** a state like the one to be restored (e.g. the boot snapshot's): its RAM pages are faulted in ahead */
+  pagesOf?: Uint8Array;
 }
 
 /** How long a start took, in the worker. */
@@ -65,6 +78,24 @@ export type WorkerEvent =
 /** Exec options that can cross the worker boundary (stdin given whole, not streamed). */
 export type VmExecOptions = Omit<ExecOptions, "stdin"> & { stdin?: string | Uint8Array };
 
+/** The agent's file-system requests a host may make by name through `agentRequest` (what a container engine does besides exec and file I/O). */
+export const AGENT_REQUESTS = ["stat", "mkdir", "remove", "mount", "umount"] as const;
+/** One of AGENT_REQUESTS. */
+export type AgentRequest = (typeof AGENT_REQUESTS)[number];
+
+/** What a process started by `spawn` tells its listener, in order: its output, then its end (or why it could not go on). */
+export type ProcessEvent =
+  | { type: "output"; stream: 1 | 2; data: Uint8Array }
+  | { type: "exited"; exitCode: number; signal: number }
+  | { type: "failed"; code: HyperlabError["code"]; message: string; detail?: Record<string, unknown> };
+
+/** What the host can do to a process started by `spawn`. */
+export type ProcessInput =
+  | { type: "write"; data: string | Uint8Array }
+  | { type: "close-stdin" }
+  | { type: "resize"; rows: number; cols: number }
+  | { type: "kill"; signal?: number };
+
 /** Guest memory as the guest's /proc/meminfo tells it, in KiB. */
 export interface GuestMemory {
   totalKiB: number;
@@ -96,6 +127,8 @@ export function parseMeminfo(text: string): GuestMemory {
 class VmWorkerImpl {
   private port: MessagePort | undefined;
   private config: WorkerConfig | undefined;
+  /** a machine built ahead for a restore, and the options it was built with */
+  private prepared: { machine: Machine; key: string } | undefined;
   private machine: Machine | undefined;
   private agent: AgentClient | undefined;
   /** what the agent said of itself when the snapshot this VM was restored from was taken */
@@ -108,6 +141,9 @@ class VmWorkerImpl {
   private sampler: ReturnType<typeof setInterval> | undefined;
   private consolePending = "";
   private readonly counters: DeviceCounters = { consoleOut: 0, consoleIn: 0, controlOut: 0, controlIn: 0 };
+  /** processes started by spawn(), by handle, until they end */
+  private readonly processes = new Map<number, GuestProcess>();
+  private nextProcess = 1;
   private runMs = 0;
   private activeMs = 0;
   private lastT = 0;
@@ -122,6 +158,7 @@ class VmWorkerImpl {
   init(config: WorkerConfig): void {
     if (this.machine) throw new HyperlabError("VM_INVALID_STATE", `cannot init: this worker already has VM ${this.config?.name}`);
     this.config = config;
+    this.dropPrepared();
     this.adoptMachine(new Machine({ image: config.image, wasm: config.wasm, memoryMiB: config.memoryMiB, cmdline: config.cmdline }));
   }
 
@@ -138,6 +175,38 @@ class VmWorkerImpl {
   }
 
   /**
+   * Builds a machine for a later restore() now (v86's emulator, and the RAM
+   * pages `pagesOf` holds faulted in), so that the restore only loads its
+   * state: what a spare worker does while it waits. A restore with other
+   * options builds its own machine. Legal before init() or restore(); a
+   * second call replaces the first. Resolves once the machine is built.
+   */
+  async prepare(config: PrepareConfig): Promise<void> {
+    if (this.machine || this.config) throw new HyperlabError("VM_INVALID_STATE", `cannot prepare: this worker already has VM ${this.config?.name}`);
+    this.dropPrepared();
+    const firmware = "direct" as const;
+    const machine = new Machine({ image: config.image, wasm: config.wasm, memoryMiB: config.memoryMiB, firmware, cmdline: config.cmdline });
+    const ready = machine.prepare({ pagesOf: config.pagesOf });
+    this.prepared = { machine, key: machineKey(config.image.id, config.memoryMiB, firmware, config.cmdline) };
+    await ready;
+  }
+
+  /** The prepared machine if it was built for these options (else it is dropped). */
+  private takePrepared(image: GuestImage, vm: Snapshot["header"]["vm"]): Machine | undefined {
+    const prepared = this.prepared;
+    this.prepared = undefined;
+    if (!prepared) return undefined;
+    if (prepared.key === machineKey(image.id, vm.memoryMiB, vm.firmware, vm.cmdline) && prepared.machine.state === "created") return prepared.machine;
+    void prepared.machine.stop().catch(() => {});
+    return undefined;
+  }
+
+  private dropPrepared(): void {
+    void this.prepared?.machine.stop().catch(() => {});
+    this.prepared = undefined;
+  }
+
+  /**
    * Builds the machine from a snapshot instead of booting. With `paused` the
    * machine stays paused and the agent unconnected until `activate()` (a warm
    * VM); otherwise it is activated at once. Legal once, instead of init().
@@ -147,7 +216,10 @@ class VmWorkerImpl {
     this.config = config;
     this.snapshotAgent = snapshot.header.agent;
     const t0 = performance.now();
-    const { machine, report } = await restoreSnapshot(snapshot, { image: config.image, wasm: config.wasm, timeoutMs: opts.timeoutMs, paused: true });
+    checkSnapshot(snapshot.header, { image: { id: config.image.id, sha256: await imageDigest(config.image) } });
+    const { memoryMiB, firmware, cmdline } = snapshot.header.vm;
+    const machine = this.takePrepared(config.image, snapshot.header.vm) ?? new Machine({ image: config.image, wasm: config.wasm, memoryMiB, firmware, cmdline });
+    const report = await machine.restore(snapshot.state, { timeoutMs: opts.timeoutMs, paused: true });
     this.adoptMachine(machine);
     this.userPaused = true;
     const machineMs = performance.now() - t0;
@@ -194,6 +266,41 @@ class VmWorkerImpl {
       this.saving--;
       await this.applyRun();
     }
+  }
+
+  /**
+   * The machine's state as a delta against `base` (a boot snapshot of the
+   * same image and memory size): guest RAM as the pages that differ (the
+   * memory engine, in this worker), v86's other buffers where they differ.
+   * The CPU is stopped meanwhile, as for snapshot(). Legal while running or paused.
+   */
+  async deltaSnapshot(base: DeltaBase): Promise<DeltaSnapshot> {
+    const machine = needMachine(this.machine, "snapshot");
+    const config = this.config!;
+    const engine = await loadMemoryEngine();
+    this.saving++;
+    try {
+      await this.applyRun();
+      const full = await captureSnapshot(machine, { image: config.image, agent: this.agent?.agent ?? this.snapshotAgent });
+      // Still stopped: RAM is what the state just saved.
+      const delta = makeDeltaSnapshot(full, machine.memory(), base, engine);
+      return Comlink.transfer(delta, [delta.state.buffer as ArrayBuffer, delta.memory.buffer as ArrayBuffer]);
+    } finally {
+      this.saving--;
+      await this.applyRun();
+    }
+  }
+
+  /**
+   * XXH3-64 of every 4 KiB page of guest RAM, computed here by the memory
+   * engine (one pass; the emulator does not run meanwhile, it shares this
+   * thread) and moved to the host. Legal while running or paused.
+   */
+  async pageHashes(): Promise<BigUint64Array> {
+    const machine = needMachine(this.machine, "hash guest pages");
+    const engine = await loadMemoryEngine();
+    const hashes = engine.hashPages(machine.memory());
+    return Comlink.transfer(hashes, [hashes.buffer as ArrayBuffer]);
   }
 
   private adoptMachine(machine: Machine): void {
@@ -262,6 +369,59 @@ class VmWorkerImpl {
     return moved(await needAgent(this.agent, "read a file").readFile(path));
   }
 
+  /** One of the agent's file-system requests (AGENT_REQUESTS), by name, with its arguments. Legal while running. */
+  async agentRequest<M extends AgentRequest>(method: M, ...args: Parameters<AgentClient[M]>): Promise<Awaited<ReturnType<AgentClient[M]>>> {
+    if (!AGENT_REQUESTS.includes(method)) {
+      throw new HyperlabError("INVALID_ARGUMENT", `'${String(method)}' is not an agent request a host may make by name (those are: ${AGENT_REQUESTS.join(", ")})`);
+    }
+    const agent = needAgent(this.agent, method);
+    return (agent[method] as (...a: unknown[]) => Promise<Awaited<ReturnType<AgentClient[M]>>>).apply(agent, args);
+  }
+
+  /**
+   * Starts a guest process and streams it: its output, then its end, go to
+   * `listener` (a Comlink proxy from the host) as the agent delivers them.
+   * Resolves with a handle for processInput() and the guest PID once it
+   * runs. Legal while running.
+   */
+  async spawn(argv: string[], opts: ExecOptions, listener: (e: ProcessEvent) => unknown): Promise<{ handle: number; pid: number }> {
+    const proc = needAgent(this.agent, "spawn a process").spawn(argv, opts);
+    const handle = this.nextProcess++;
+    this.processes.set(handle, proc);
+    // A view into a larger frame would carry the whole frame's buffer across: each chunk gets its own.
+    proc.onOutput((stream, data) => void listener({ type: "output", stream, data: data.slice() }));
+    void proc.exited
+      .then(
+        (r) => listener({ type: "exited", exitCode: r.exitCode, signal: r.signal }),
+        (err: unknown) => {
+          const e = err instanceof HyperlabError ? err : new HyperlabError("AGENT_ERROR", String((err as Error)?.message ?? err));
+          return listener({ type: "failed", code: e.code, message: e.message, detail: e.detail });
+        },
+      )
+      .catch(() => {})
+      .finally(() => {
+        this.processes.delete(handle);
+        (listener as { [Comlink.releaseProxy]?: () => void })[Comlink.releaseProxy]?.();
+      });
+    return { handle, pid: await proc.pid };
+  }
+
+  /** Feeds, resizes or signals a process from spawn(). Legal until it has ended. */
+  async processInput(handle: number, input: ProcessInput): Promise<void> {
+    const proc = this.processes.get(handle);
+    if (!proc) throw new HyperlabError("INVALID_ARGUMENT", `there is no running process with handle ${handle} (it has ended)`);
+    switch (input.type) {
+      case "write":
+        return proc.write(input.data);
+      case "close-stdin":
+        return proc.closeStdin();
+      case "resize":
+        return proc.resize(input.rows, input.cols);
+      case "kill":
+        return proc.kill(input.signal);
+    }
+  }
+
   /** The guest's own view of its memory. Legal while running. */
   async guestMemory(): Promise<GuestMemory> {
     const bytes = await needAgent(this.agent, "read guest memory use").readFile("/proc/meminfo");
@@ -283,6 +443,7 @@ class VmWorkerImpl {
 
   /** Powers the machine off. Legal in any state. */
   async stop(): Promise<void> {
+    this.dropPrepared();
     this.agent?.close();
     await this.machine?.stop();
     clearInterval(this.sampler);
@@ -349,6 +510,11 @@ class VmWorkerImpl {
   private post(event: WorkerEvent): void {
     this.port?.postMessage(event);
   }
+}
+
+/** What a machine must be built with to restore a snapshot: image, memory size, firmware, kernel arguments. */
+function machineKey(image: string, memoryMiB: number, firmware: string, cmdline = ""): string {
+  return JSON.stringify([image, memoryMiB, firmware, cmdline]);
 }
 
 /** Node's measure of this thread's event loop (undefined in browsers). */

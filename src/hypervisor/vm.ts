@@ -2,12 +2,14 @@
 // Every method checks the VM's state first (vm-state.ts) and names the state
 // when the call is illegal; the work happens in the VM's worker.
 import { HyperlabError } from "../errors.ts";
-import type { ExecResult } from "../guest/agent.ts";
+import { proxy } from "comlink";
+import type { AgentClient, ExecOptions, ExecResult, GuestProcess } from "../guest/agent.ts";
 import type { Reservation } from "./budget.ts";
 import type { VmWorker } from "./rpc.ts";
 import { MAX_SHARE, MIN_SHARE, validShare } from "./scheduler.ts";
+import type { Compression } from "./snapshot.ts";
 import { type VmState, assertState, assertTransition } from "./vm-state.ts";
-import type { DeviceCounters, GuestMemory, VmExecOptions, WorkerEvent, WorkerSample } from "./vm-worker.ts";
+import type { AgentRequest, DeviceCounters, GuestMemory, ProcessEvent, ProcessInput, VmExecOptions, WorkerEvent, WorkerSample } from "./vm-worker.ts";
 
 /** How a VM came to be. */
 export type VmOrigin = "boot" | "snapshot" | "restore" | "fork" | "pool";
@@ -46,6 +48,18 @@ export interface VmMetrics {
   devices: DeviceCounters;
 }
 
+/** How `vm.snapshot()` writes the snapshot. */
+export interface VmSnapshotOptions {
+  /**
+   * Store the whole state even when the VM descends from the boot snapshot
+   * (by default such a VM's snapshot stores only what differs from it, and
+   * can only be restored where that boot snapshot is).
+   */
+  full?: boolean;
+  /** how the payload is stored (default deflate-raw) */
+  compression?: Compression;
+}
+
 /** What a VM tells those who listen. */
 export type VmEvent =
   | { type: "state"; vm: string; state: VmState; previous: VmState; reason?: { code: string; message: string } }
@@ -59,7 +73,7 @@ export interface VmHost {
   /** starts the machine: a cold boot, or a restore of the boot snapshot */
   start(vm: Vm, worker: VmWorker): Promise<void>;
   /** takes a snapshot of the VM (through its worker) */
-  snapshot(vm: Vm, worker: VmWorker): Promise<Uint8Array>;
+  snapshot(vm: Vm, worker: VmWorker, opts: VmSnapshotOptions): Promise<Uint8Array>;
   /** makes `n` running copies of the VM */
   fork(vm: Vm, worker: VmWorker, n: number): Promise<Vm[]>;
   /** the CPU share changed */
@@ -109,6 +123,8 @@ export class Vm {
   private _held = false;
   private ticks = 0;
   private holdChange: Promise<void> = Promise.resolve();
+  /** how to fail each process from spawn() that has not ended, should the VM stop */
+  private readonly processes = new Set<(reason: HyperlabError) => void>();
 
   constructor(
     config: VmConfig,
@@ -246,6 +262,51 @@ export class Vm {
     return this.call((w) => w.api.readFile(path));
   }
 
+  /** One of the guest agent's file-system requests (AGENT_REQUESTS: stat, mkdir, remove, mount, umount). Legal while running. */
+  async agentRequest<M extends AgentRequest>(method: M, ...args: Parameters<AgentClient[M]>): Promise<Awaited<ReturnType<AgentClient[M]>>> {
+    assertState(this._state, ["running"], { action: method, vm: this.name });
+    // The remote API's mapped type loses the method's generic signature; the worker's own is the one checked.
+    const request = (w: VmWorker) => (w.api.agentRequest as unknown as (m: M, ...a: unknown[]) => Promise<Awaited<ReturnType<AgentClient[M]>>>)(method, ...args);
+    return this.call(request);
+  }
+
+  /**
+   * Starts a process in the guest and streams it, as the agent's spawn does
+   * (a terminal in a container, a command that runs on). Its output arrives
+   * in the order the guest wrote it; if the VM stops first, `exited` rejects
+   * with the reason. Legal while running.
+   */
+  spawn(argv: string[], opts: ExecOptions = {}): GuestProcess {
+    assertState(this._state, ["running"], { action: "spawn a process", vm: this.name });
+    const listeners: Array<(stream: 1 | 2, data: Uint8Array) => void> = [];
+    let settle!: { resolve: (r: { exitCode: number; signal: number }) => void; reject: (err: HyperlabError) => void };
+    const exited = new Promise<{ exitCode: number; signal: number }>((resolve, reject) => (settle = { resolve, reject }));
+    exited.catch(() => {});
+    const fail = (reason: HyperlabError) => settle.reject(reason);
+    this.processes.add(fail);
+    void exited.finally(() => this.processes.delete(fail)).catch(() => {});
+    const onEvent = (e: ProcessEvent) => {
+      if (e.type === "output") for (const l of listeners) l(e.stream, e.data);
+      else if (e.type === "exited") settle.resolve({ exitCode: e.exitCode, signal: e.signal });
+      else settle.reject(new HyperlabError(e.code, e.message, e.detail));
+    };
+    const started = this.call((w) => w.api.spawn(argv, opts, proxy(onEvent)));
+    started.catch((err: unknown) => settle.reject(err instanceof HyperlabError ? err : new HyperlabError("AGENT_ERROR", String(err))));
+    const input = async (i: ProcessInput) => {
+      const { handle } = await started;
+      await this.call((w) => w.api.processInput(handle, i));
+    };
+    return {
+      pid: started.then((s) => s.pid),
+      exited,
+      onOutput: (l) => void listeners.push(l),
+      write: (data) => void input({ type: "write", data }).catch(() => {}),
+      closeStdin: () => void input({ type: "close-stdin" }).catch(() => {}),
+      kill: (signal) => input({ type: "kill", signal }),
+      resize: (rows, cols) => input({ type: "resize", rows, cols }),
+    };
+  }
+
   /** Types into the VM's serial console (the human's terminal). Legal while booting, running or paused. */
   async writeConsole(data: string | Uint8Array): Promise<void> {
     assertState(this._state, ["booting", "running", "paused"], { action: "write to the console", vm: this.name });
@@ -253,13 +314,26 @@ export class Vm {
   }
 
   /**
-   * A snapshot of the whole VM (encoded with our header, see snapshot.ts).
-   * Legal while running or paused; a running VM is paused for the copy and
-   * then runs on.
+   * A snapshot of the VM (encoded with our header, see snapshot.ts). A VM
+   * that descends from the boot snapshot (started from it or the warm pool,
+   * or forked or restored from such a VM's delta) gets a delta snapshot:
+   * only what differs from the boot snapshot; `{ full: true }` stores the
+   * whole state. Legal while running or paused; a running VM is paused for
+   * the copy and then runs on.
    */
-  async snapshot(): Promise<Uint8Array> {
+  async snapshot(opts: VmSnapshotOptions = {}): Promise<Uint8Array> {
     assertState(this._state, ["running", "paused"], { action: "snapshot", vm: this.name });
-    return this.call((w) => this.host.snapshot(this, w));
+    return this.call((w) => this.host.snapshot(this, w, opts));
+  }
+
+  /**
+   * XXH3-64 of every 4 KiB page of the guest's RAM, hashed in the VM's
+   * worker by the memory engine (for page-sharing statistics). Pause the VM
+   * first for hashes that stay valid. Legal while running or paused.
+   */
+  async pageHashes(): Promise<BigUint64Array> {
+    assertState(this._state, ["running", "paused"], { action: "hash guest pages", vm: this.name });
+    return this.call((w) => w.api.pageHashes());
   }
 
   /**
@@ -382,6 +456,7 @@ export class Vm {
     this._state = "stopped";
     this._stopReason = reason;
     this._held = false;
+    for (const fail of this.processes) fail(reason);
     this.emit({ type: "state", vm: this.name, state: "stopped", previous, reason: { code: reason.code, message: reason.message } });
   }
 

@@ -79,7 +79,10 @@ describe("hyperlab vm and stats through the daemon", () => {
     const file = join(dir, "a.hlsnap");
     const snap = await hl(["vm", "snapshot", "a", file]);
     expect(snap.code).toBe(0);
-    expect(snap.stdout).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(\\d+(\\.\\d+)?MB\\)\\n$`));
+    // A VM from the boot snapshot: only what changed since it (tens of kB).
+    expect(snap.stdout).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(\\d+(\\.\\d+)?kB, \\d+ pages changed since the boot snapshot\\)\\n$`));
+    const whole = await hl(["vm", "snapshot", "a", join(dir, "a-whole.hlsnap"), "--full"]);
+    expect(whole.stdout).toMatch(/ \(\d+(\.\d+)?MB\)\n$/);
     expect(existsSync(file)).toBe(true);
     expect(await hl(["vm", "restore", file, "--name", "c"])).toMatchObject({ code: 0, stdout: "c\n" });
     expect(await hl(["vm", "exec", "c", "cat", "/root/a.txt"])).toMatchObject({ code: 0, stdout: "mine\n" });
@@ -113,6 +116,8 @@ describe("hyperlab vm and stats through the daemon", () => {
     expect(s.stdout).toMatch(new RegExp(`^memory budget: \\d+ MiB of ${BUDGET} MiB reserved \\(\\d+ MiB free; warm pool \\d+ MiB\\)$`, "m"));
     expect(s.stdout).toMatch(/^VM\s+STATE\s+CPU SHARE\s+INSTR\/S\s+INSTRUCTIONS\s+MEM ALLOCATED\s+MEM USED \(GUEST\)\s+CONSOLE \/ AGENT BYTES$/m);
     expect(s.stdout).toMatch(/^b\s+running\s+2\s+[\d.]+M\s+\d+M\s+128 MiB\s+[\d.]+ MiB\s+\S+ \/ \S+$/m);
+    expect(s.stdout).toMatch(/^pages shareable across VMs: [\d,]+ of [\d,]+ \([\d.]+ MiB; \d+ VMs: [^)]*\bb\b[^)]*\)$/m);
+    expect(s.stdout).toMatch(/^identical pages \(what KSM would merge\): [\d,]+, [\d,]+ of them zero; merging frees [\d,]+ pages \([\d.]+ MiB\)$/m);
   });
 
   it("refuses a VM the budget cannot hold, stating asked and free", async () => {

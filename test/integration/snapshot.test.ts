@@ -71,6 +71,28 @@ describe("a snapshot of a running guest", () => {
     await restored.stop();
   });
 
+  it("restores into a machine prepared ahead (emulator built, pages faulted in) with the same RAM, and refuses to boot one", async () => {
+    const machine = new Machine({ image: await loadNodeImage(), wasm: v86Wasm(), memoryMiB: 128, cmdline: "init_on_free=1" });
+    machines.add(machine);
+    await machine.prepare({ pagesOf: snapshot.state });
+    expect(machine.state).toBe("created");
+    expect(await errorOf(machine.boot())).toMatchObject({ code: "VM_INVALID_STATE", message: expect.stringMatching(/prepared for a restore/) });
+    const report = await machine.restore(snapshot.state, { paused: true });
+    expect(report.phases.emulator.wallMs).toBeLessThan(5);
+    const a = original.memory();
+    const b = machine.memory();
+    let differing = 0;
+    for (let at = 0; at < a.length; at += 4096) {
+      if (Buffer.compare(a.subarray(at, at + 4096), b.subarray(at, at + 4096)) !== 0) differing++;
+    }
+    expect(differing).toBe(0);
+    await machine.resume();
+    await (await AgentClient.attach(machine, { timeoutMs: 10_000 })).ping();
+    await machine.pause();
+    expect(machine.state).toBe("paused");
+    await machine.stop();
+  });
+
   it("round-trips through its encoded bytes, and the restored guest has the file written before it", async () => {
     const decoded = await decodeSnapshot(bytes, { memoryMiB: 128 }, { codec: nodeCodec });
     expect(sameBytes(decoded.state, snapshot.state)).toBe(true);
