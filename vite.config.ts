@@ -43,15 +43,27 @@ function nodeOnlyStubs(): Plugin {
     // The hypervisor names its Node worker entries (TypeScript sources) with new URL(…): not assets of a page.
     transform(code, id) {
       // The VM worker's Node habits (setImmediate) get browser stand-ins, loaded before anything else.
-      if (id.endsWith("/src/hypervisor/vm-worker.ts")) code = `import ${JSON.stringify(here("./src/web/worker-shims.ts"))};\n${code}`;
+      // (The development server names the worker's module with a query: ?worker_file&type=module.)
+      if (id.split("?")[0]!.endsWith("/src/hypervisor/vm-worker.ts")) code = `import ${JSON.stringify(here("./src/web/worker-shims.ts"))};\n${code}`;
       else if (!id.includes("/src/") || !NODE_ENTRY_URL.test(code)) return undefined;
       return { code: code.replace(NODE_ENTRY_URL, "new URL(/* @vite-ignore */ $1"), map: null };
     },
   };
 }
 
+/** The committed OCI image layout (busybox, lua:5.1, lua:5.4) the page's container engine reads. */
+const IMAGE_LAYOUT = here("./guest-images/dist/images/");
+/**
+ * Where the layout goes in the site: beside the guest's hashed files, as in
+ * the checkout it sits beside manifest.json, so the page finds it at
+ * `images/` relative to the manifest in a build and in development alike.
+ * Its paths stay as the OCI layout names them (blobs are already named by
+ * their sha256).
+ */
+const SITE_IMAGE_LAYOUT = "assets/images/";
+
 /** Files worth a precompressed copy: text, WebAssembly, and the guest's kernel and archives (about half their size). */
-const COMPRESSIBLE = /\.(html|js|css|json|wasm|cpio|bin|elf)$|\/bzImage-[\w-]+$/;
+const COMPRESSIBLE = /\.(html|js|css|json|wasm|cpio|bin|elf)$|\/bzImage-[\w-]+$|\/blobs\/sha256\/[0-9a-f]{64}$/;
 
 /**
  * Writes a gzip copy (level 9) beside each compressible file of the built
@@ -70,6 +82,41 @@ async function precompress(dir: string): Promise<void> {
   );
 }
 
+/** The module through which the page learns which boot snapshots the site has (see src/web/site-snapshots.ts). */
+const BOOT_SNAPSHOTS = "virtual:hyperlab-boot-snapshots";
+/** Where the encoded snapshots wait for Vite to copy them into the site (under hashed names). */
+const SNAPSHOT_DIR = here("./node_modules/.cache/hyperlab/site/");
+
+/**
+ * Ships the boot snapshot with the site: the default guest saved right after
+ * it booted, built in Node (a cold boot on first use, then cached), which a
+ * page restores instead of booting. `HYPERLAB_SITE_MEMORY=128,256` ships one
+ * per memory size (default: the image's default memory).
+ */
+function bootSnapshots(): Plugin {
+  let built: Promise<Array<{ memoryMiB: number; file: string; bytes: number }>> | undefined;
+  return {
+    name: "hyperlab-boot-snapshots",
+    resolveId: (id) => (id === BOOT_SNAPSHOTS ? `\0${BOOT_SNAPSHOTS}` : undefined),
+    async load(id) {
+      if (id !== `\0${BOOT_SNAPSHOTS}`) return undefined;
+      built ??= (async () => {
+        // Our sources are TypeScript, and the Node side of snapshots loads v86: tsx loads them as they are.
+        const { tsImport } = await import("tsx/esm/api");
+        const { siteSnapshots } = (await tsImport("./src/web/site-snapshots.ts", import.meta.url)) as typeof import("./src/web/site-snapshots.ts");
+        const sizes = (process.env.HYPERLAB_SITE_MEMORY ?? "").split(",").filter(Boolean).map(Number);
+        return siteSnapshots({ dir: SNAPSHOT_DIR, memoryMiB: sizes });
+      })();
+      const list = await built;
+      // Each file is imported by URL, so Vite copies it into the site under a name with its content hash.
+      return [
+        ...list.map((s, i) => `import url${i} from ${JSON.stringify(`${s.file}?url`)};`),
+        `export const bootSnapshots = [${list.map((s, i) => `{ memoryMiB: ${s.memoryMiB}, url: url${i}, bytes: ${s.bytes} }`).join(", ")}];`,
+      ].join("\n");
+    },
+  };
+}
+
 function siteExtras(): Plugin {
   let outDir = "dist";
   return {
@@ -81,16 +128,33 @@ function siteExtras(): Plugin {
       await precompress(outDir);
     },
     // The example course page is copied as it is: it includes the element exactly as a course page would.
-    generateBundle() {
+    // The image layout is copied with its own file names (see SITE_IMAGE_LAYOUT).
+    async generateBundle() {
       this.emitFile({ type: "asset", fileName: "examples/course.html", source: readFileSync(here("./examples/course.html")) });
+      for (const file of await readdir(IMAGE_LAYOUT, { recursive: true })) {
+        const path = join(IMAGE_LAYOUT, file);
+        if ((await stat(path)).isFile()) this.emitFile({ type: "asset", fileName: SITE_IMAGE_LAYOUT + file.split("\\").join("/"), source: await readFile(path) });
+      }
     },
-    // In development the stable embed URL serves the element's source.
+    // In development the stable embed URL serves the element's source, and the image layout is served raw.
     configureServer(server) {
       server.middlewares.use((req, res, next) => {
-        if (req.url?.split("?")[0] !== `/${EMBED}.js`) return next();
-        res.statusCode = 302;
-        res.setHeader("location", "/src/web/embed.ts");
-        res.end();
+        const path = req.url?.split("?")[0] ?? "";
+        if (path === `/${EMBED}.js`) {
+          res.statusCode = 302;
+          res.setHeader("location", "/src/web/embed.ts");
+          res.end();
+          return;
+        }
+        // The image layout's files as they are: blobs have no extension, and Vite would serve them transformed as modules.
+        if (!path.startsWith("/guest-images/dist/images/") || path.includes("..")) return next();
+        readFile(join(IMAGE_LAYOUT, path.slice("/guest-images/dist/images/".length))).then(
+          (data) => {
+            res.setHeader("content-type", "application/octet-stream");
+            res.end(data);
+          },
+          () => next(),
+        );
       });
     },
   };
@@ -100,7 +164,7 @@ function siteExtras(): Plugin {
 export default defineConfig({
   // Relative URLs everywhere: the built site works from any folder of any static host.
   base: "./",
-  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), siteExtras()],
+  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), bootSnapshots(), siteExtras()],
   build: {
     outDir: "dist",
     emptyOutDir: true,

@@ -19,6 +19,8 @@ const PROMPT_TIMEOUT_MS = 120_000;
 /** One page load until its prompt. */
 interface Visit {
   promptMs: number;
+  /** how the VM started: restored from the site's boot snapshot, or a kernel boot */
+  start: string;
   bytes: number;
   /** ms since navigation at which each phase began (download, boot, prompt, ready) */
   phases: Record<string, number>;
@@ -42,7 +44,8 @@ export interface WebResult {
   warm: WebCondition;
   targets: { warm_ms: number; cold_ms: number; transferred_bytes: number };
   met: { warm: boolean; cold: boolean; transferred: boolean };
-  boot: "cold boot in the browser (no boot snapshot shipped yet)";
+  /** how the page's VM started in every visit (the site's boot snapshot unless the site was built without one) */
+  start: string;
 }
 
 async function visit(context: BrowserContext, site: SiteServer): Promise<Visit> {
@@ -69,6 +72,7 @@ async function visit(context: BrowserContext, site: SiteServer): Promise<Visit> 
     throw new Error(`the page showed an error instead of a prompt: ${why}`);
   }
   const promptMs = Number(await page.locator("hyperlab-vm").getAttribute("data-prompt-ms"));
+  const start = (await page.locator("hyperlab-vm").getAttribute("data-start")) ?? "?";
   const phases = await page.evaluate(() =>
     Object.fromEntries(
       performance
@@ -77,7 +81,7 @@ async function visit(context: BrowserContext, site: SiteServer): Promise<Visit> 
         .map((m) => [m.name.split(" ")[2]!, Math.round(m.startTime)]),
     ),
   );
-  return { promptMs, bytes, phases };
+  return { promptMs, start, bytes, phases };
 }
 
 async function withBrowser<T>(fn: (context: BrowserContext) => Promise<T>): Promise<T> {
@@ -123,7 +127,7 @@ export async function benchWeb(runs = 3): Promise<WebResult> {
       warm: condition(warm),
       targets: { warm_ms: 1500, cold_ms: 3000, transferred_bytes: 12_000_000 },
       met: { warm: false, cold: false, transferred: false },
-      boot: "cold boot in the browser (no boot snapshot shipped yet)",
+      start: [...new Set([...cold, ...warm].map((v) => (v.start === "snapshot" ? "restore of the site's boot snapshot" : v.start === "boot" ? "kernel boot" : v.start)))].join(", "),
     };
     result.met = {
       warm: result.warm.prompt_ms.median <= result.targets.warm_ms,

@@ -8,6 +8,12 @@ import { type Limits } from "./limits.ts";
 import { BRIDGE_GATEWAY, BRIDGE_PREFIX, NETWORK_HOOK_PATH, networkHookArgs } from "./network.ts";
 import { bundleConfig } from "./oci-spec.ts";
 
+/**
+ * What the engine asks of the guest's agent: an AgentClient, or anything that
+ * forwards to one (a page's VM, whose agent lives in the VM's worker).
+ */
+export type EngineAgent = Pick<AgentClient, "exec" | "spawn" | "writeFile" | "readFile" | "stat" | "mkdir" | "remove" | "mount" | "umount">;
+
 /** The OCI runtimes the guest has. */
 export const RUNTIMES = ["crun", "runc"] as const;
 export type Runtime = (typeof RUNTIMES)[number];
@@ -122,7 +128,7 @@ export class ContainerEngine {
   private nextAddress = 2;
 
   constructor(
-    private readonly agent: AgentClient,
+    private readonly agent: EngineAgent,
     private readonly store: ImageStore,
   ) {}
 
@@ -307,6 +313,14 @@ export class ContainerEngine {
       await this.remove(container.id, { force: true }).catch(() => {});
       throw err;
     }
+  }
+
+  /** Copies an image's layers into the guest ahead of a run, as `docker pull` does (from the host's store, never a registry). */
+  async pull(reference: string): Promise<ImageInfo> {
+    const image = await this.store.get(reference);
+    await this.prepare();
+    await this.pullLayers(image);
+    return image;
   }
 
   /** Waits until a container has stopped; resolves with its exit code. */

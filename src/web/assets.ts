@@ -5,11 +5,13 @@
 import v86WasmUrl from "v86/build/v86.wasm?url";
 
 /**
- * The guest artifacts the image loader reads (guest-images/dist/manifest.json
- * names them), by file name. Only what a boot needs: the build recipes'
- * extras (kernel.config, licenses, OCI images) are not part of the page.
+ * The guest artifacts a page's cold boot reads (guest-images/dist/manifest.json
+ * names them), by file name: the direct boot's, so no BIOS (a page never
+ * boots through SeaBIOS), and the build recipes' extras (kernel.config,
+ * licenses) are not part of the page either. A page that restores the boot
+ * snapshot reads only the manifest.
  */
-const found = import.meta.glob(["../../guest-images/dist/*.{json,bin,cpio,elf}", "../../guest-images/dist/bzImage"], {
+const found = import.meta.glob(["../../guest-images/dist/*.{json,bin,cpio,elf}", "../../guest-images/dist/bzImage", "!**/bios.bin", "!**/vgabios-*.bin"], {
   query: "?url",
   import: "default",
   eager: true,
@@ -27,4 +29,13 @@ export const v86Url: string = v86WasmUrl;
 export function guestAssetUrl(name: string): string | undefined {
   const url = guestAssetUrls[name];
   return url === undefined ? undefined : new URL(url, import.meta.url).href;
+}
+
+/**
+ * URL of the OCI image layout (index.json, blobs/sha256/…) the page's
+ * container engine reads. The build puts it at images/ beside the guest's
+ * hashed files, as the checkout has it beside manifest.json (vite.config.ts).
+ */
+export function imageLayoutUrl(): string {
+  return new URL("images/", guestAssetUrl("manifest.json") ?? import.meta.url).href;
 }

@@ -1,2 +1,8 @@
 // Vite's client types (import.meta.glob, `?url` and `?inline` imports) for the page's sources.
 /// <reference types="vite/client" />
+
+/** The boot snapshots the built site ships (vite.config.ts makes this module; see src/web/site-snapshots.ts). */
+declare module "virtual:hyperlab-boot-snapshots" {
+  /** one per memory size: the guest RAM it was taken with, its URL (as Vite gives asset URLs) and its size in bytes */
+  export const bootSnapshots: ReadonlyArray<{ memoryMiB: number; url: string; bytes: number }>;
+}

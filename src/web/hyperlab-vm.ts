@@ -7,7 +7,7 @@ import { type PageVmEvent, PageVm } from "./page-vm.ts";
 import { pageHost } from "./page-host.ts";
 import { PHASE_LABEL, type StartPhase } from "./progress.ts";
 import { StackView } from "./stack-view.ts";
-import { TERMINAL_CSS, VmTerminal } from "./terminal.ts";
+import { TERMINAL_CSS, type TerminalIo, TerminalView, VmTerminal } from "./terminal.ts";
 
 /** What a visitor can do about each error, by code (the message says what happened). */
 const WHAT_TO_DO: Readonly<Partial<Record<HyperlabError["code"], string>>> = {
@@ -17,7 +17,7 @@ const WHAT_TO_DO: Readonly<Partial<Record<HyperlabError["code"], string>>> = {
   BOOT_TIMEOUT: "The machine did not come up in time (a busy computer or a throttled background tab). Restart it.",
   IMAGE_NOT_FOUND: "Fix the element's image attribute (or leave it out for the default guest).",
   INVALID_ARGUMENT: "Fix the element's attributes, then restart.",
-  GUEST_STOPPED: "The guest powered off. Restart it for a new machine.",
+  GUEST_STOPPED: "The VM is off (its guest powered off, or it was destroyed). Restart it for a new machine.",
 };
 const DEFAULT_WHAT_TO_DO = "Restart the VM; if it fails again, reload the page.";
 
@@ -34,7 +34,16 @@ header .ttp { margin-left: auto; color: #2f6f3e; font-variant-numeric: tabular-n
 .progress .label { position: relative; padding: 0 10px; font-size: 12px; line-height: 22px; font-variant-numeric: tabular-nums; }
 .progress[hidden] { display: none; }
 .main { flex: 1; display: flex; min-height: 0; }
-.term { flex: 1; min-width: 0; padding: 4px; }
+.terms { flex: 1; min-width: 0; display: flex; flex-direction: column; }
+.tabs { display: flex; flex-wrap: wrap; gap: 2px; padding: 3px 4px 0; background: #1b212b; }
+.tabs[hidden] { display: none; }
+.tabs .tab { display: inline-flex; align-items: center; gap: 6px; font: 12px system-ui, sans-serif; color: #c3cad5; background: #262e3a; border: 0; border-radius: 5px 5px 0 0; padding: 3px 8px; cursor: pointer; }
+.tabs .tab.active { background: #10141a; color: #fff; }
+.tabs .tab .close { color: #8a94a3; }
+.tabs .tab .close:hover { color: #fff; }
+.panes { flex: 1; min-height: 0; position: relative; }
+.pane { position: absolute; inset: 0; padding: 4px; }
+.pane[hidden] { display: none; }
 .stack { width: 38%; min-width: 260px; max-width: 460px; overflow: auto; background: #f8f9fb; border-left: 1px solid #c9d1dc; }
 .stack[hidden] { display: none; }
 .error { padding: 12px 14px; background: #fff4f2; color: #7a1c12; border-bottom: 1px solid #e7b4aa; }
@@ -71,8 +80,12 @@ export class HyperlabVmElement extends HTMLElement {
     label: HTMLElement;
     error: HTMLElement;
     term: HTMLElement;
+    tabs: HTMLElement;
+    panes: HTMLElement;
     stack: HTMLElement;
   };
+  /** terminals besides the console's (containers, other VMs), in tab order */
+  private extraTerminals: Array<{ title: string; view: TerminalView; pane: HTMLElement; tab: HTMLElement; close?: () => void }> = [];
   private offProgress: (() => void) | undefined;
   private _promptMs: number | undefined;
 
@@ -85,7 +98,10 @@ export class HyperlabVmElement extends HTMLElement {
         <header part="header"><span class="title">Linux VM</span><span class="status"></span><span class="ttp"></span></header>
         <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"><div class="bar"></div><span class="label"></span></div>
         <div class="error" role="alert" hidden></div>
-        <div class="main"><div class="term"></div><aside class="stack" hidden></aside></div>
+        <div class="main">
+          <div class="terms"><div class="tabs" role="tablist" hidden></div><div class="panes"><div class="pane term" data-terminal="console"></div></div></div>
+          <aside class="stack" hidden></aside>
+        </div>
       </div>`;
     const $ = (s: string) => this.root.querySelector(s) as HTMLElement;
     this.parts = {
@@ -96,6 +112,8 @@ export class HyperlabVmElement extends HTMLElement {
       label: $(".label"),
       error: $(".error"),
       term: $(".term"),
+      tabs: $(".tabs"),
+      panes: $(".panes"),
       stack: $(".stack"),
     };
   }
@@ -115,9 +133,87 @@ export class HyperlabVmElement extends HTMLElement {
     return this.terminal?.size() ?? { rows: 0, cols: 0 };
   }
 
-  /** The terminal's text (for tests and copying). */
+  /** The console terminal's text (for tests and copying). */
   terminalText(): string {
     return this.terminal?.text() ?? "";
+  }
+
+  /** Every terminal's title and text: the console's, then the ones opened from the stack view. */
+  terminalTexts(): Array<{ title: string; text: string }> {
+    return [{ title: "console", text: this.terminalText() }, ...this.extraTerminals.map((t) => ({ title: t.title, text: t.view.text() }))];
+  }
+
+  /**
+   * Opens a terminal tab beside the console (a shell in a container, another
+   * VM's console) and shows it. Closing the tab calls `close`; a process's
+   * end (`exited`) is noted in the terminal.
+   */
+  openTerminal(title: string, io: TerminalIo, opts: { exited?: Promise<{ exitCode: number; signal: number }>; close?: () => void } = {}): void {
+    const pane = document.createElement("div");
+    pane.className = "pane";
+    pane.dataset.terminal = title;
+    this.parts.panes.append(pane);
+    const tab = document.createElement("button");
+    tab.type = "button";
+    tab.className = "tab";
+    tab.setAttribute("role", "tab");
+    const label = document.createElement("span");
+    label.textContent = title;
+    const close = document.createElement("span");
+    close.className = "close";
+    close.textContent = "×";
+    close.title = "Close this terminal";
+    tab.append(label, close);
+    this.parts.tabs.append(tab);
+    // Shown before the terminal opens in it, so that it is fitted to a box with a size.
+    const entry = { title, view: undefined as unknown as TerminalView, pane, tab, close: opts.close };
+    this.extraTerminals.push(entry);
+    this.showTerminal(pane);
+    entry.view = new TerminalView(pane, io);
+    entry.view.focus();
+    tab.addEventListener("click", (e) => {
+      if (e.target === close) this.closeTerminal(entry);
+      else this.showTerminal(pane);
+    });
+    opts.exited?.then(
+      (r) => entry.view.notice(`[the process exited with status ${r.signal ? `${128 + r.signal} (signal ${r.signal})` : r.exitCode}]`),
+      (err: unknown) => entry.view.notice(`[the process ended: ${(err as Error)?.message ?? err}]`),
+    );
+  }
+
+  private showTerminal(pane: HTMLElement): void {
+    for (const p of this.parts.panes.children) (p as HTMLElement).hidden = p !== pane;
+    const tabs = [this.consoleTab(), ...this.extraTerminals.map((t) => t.tab)];
+    const panes = [this.parts.term, ...this.extraTerminals.map((t) => t.pane)];
+    tabs.forEach((t, i) => t.classList.toggle("active", panes[i] === pane));
+    this.parts.tabs.hidden = this.extraTerminals.length === 0;
+    const view = pane === this.parts.term ? this.terminal : this.extraTerminals.find((t) => t.pane === pane)?.view;
+    view?.refresh();
+    view?.focus();
+  }
+
+  private closeTerminal(entry: (typeof this.extraTerminals)[number]): void {
+    entry.close?.();
+    entry.view.dispose();
+    entry.pane.remove();
+    entry.tab.remove();
+    this.extraTerminals = this.extraTerminals.filter((t) => t !== entry);
+    this.showTerminal(this.parts.term);
+  }
+
+  /** The console's tab (made with the first other terminal). */
+  private consoleTab(): HTMLElement {
+    let tab = this.parts.tabs.querySelector<HTMLElement>(".tab.console");
+    if (!tab) {
+      tab = document.createElement("button");
+      (tab as HTMLButtonElement).type = "button";
+      tab.className = "tab console";
+      tab.setAttribute("role", "tab");
+      tab.textContent = "VM console";
+      tab.addEventListener("click", () => this.showTerminal(this.parts.term));
+      this.parts.tabs.prepend(tab);
+    }
+    return tab;
   }
 
   connectedCallback(): void {
@@ -159,6 +255,7 @@ export class HyperlabVmElement extends HTMLElement {
   }
 
   private stopVm(): void {
+    for (const t of [...this.extraTerminals]) this.closeTerminal(t);
     this.offProgress?.();
     this.stack?.dispose();
     this.stack = undefined;
@@ -185,8 +282,11 @@ export class HyperlabVmElement extends HTMLElement {
       case "prompt":
         this._promptMs = e.sinceNavigationMs;
         this.dataset.promptMs = String(Math.round(e.sinceNavigationMs));
+        this.dataset.start = this.vm?.restored ? "snapshot" : "boot";
         this.parts.ttp.textContent = `prompt ${(e.sinceNavigationMs / 1000).toFixed(2)} s after opening the page`;
-        this.parts.ttp.title = `Measured in this browser, from the start of the page's navigation until the shell prompt appeared on the console (${(e.sinceStartMs / 1000).toFixed(2)} s from the moment this element asked for its VM).`;
+        this.parts.ttp.title =
+          `Measured in this browser, from the start of the page's navigation until the shell prompt appeared on the console (${(e.sinceStartMs / 1000).toFixed(2)} s from the moment this element asked for its VM). ` +
+          (this.vm?.restored ? "The VM was restored from the site's boot snapshot: Linux saved right after it booted." : "The VM booted its kernel.");
         this.dispatchEvent(new CustomEvent("prompt", { detail: e }));
         return;
       case "error":
@@ -201,7 +301,7 @@ export class HyperlabVmElement extends HTMLElement {
     const { loadedBytes, totalBytes } = pageHost().tracker.totals();
     const fraction = totalBytes > 0 ? Math.min(1, loadedBytes / totalBytes) : 0;
     // Downloading is most of the wait on a cold cache; the boot's share of the bar is drawn as the rest.
-    const shown = phase === "download" ? fraction * 0.8 : phase === "boot" ? 0.85 : phase === "prompt" ? 0.95 : 1;
+    const shown = phase === "download" ? fraction * 0.8 : phase === "boot" || phase === "restore" ? 0.85 : phase === "prompt" ? 0.95 : 1;
     this.parts.bar.style.width = `${(shown * 100).toFixed(1)}%`;
     this.parts.progress.setAttribute("aria-valuenow", String(Math.round(shown * 100)));
     this.parts.progress.dataset.phase = phase;
@@ -241,7 +341,7 @@ export class HyperlabVmElement extends HTMLElement {
   private syncStack(): void {
     const show = this.hasAttribute("show-stack");
     this.parts.stack.hidden = !show;
-    if (show && this.vm && !this.stack) this.stack = new StackView(this.parts.stack, this.vm);
+    if (show && this.vm && !this.stack) this.stack = new StackView(this.parts.stack, this.vm, { openTerminal: (title, io, opts) => this.openTerminal(title, io, opts) });
     if (!show && this.stack) {
       this.stack.dispose();
       this.stack = undefined;

@@ -1,19 +1,31 @@
 // The page's side of the hypervisor: one Hypervisor per page (so every
-// <hyperlab-vm> on it shares one memory budget and one download of the
-// guest), whose platform fetches the guest's files and v86's WebAssembly
-// from the site with progress. Each VM runs in its own module Web Worker
-// (spawned by the hypervisor); the page's thread never runs the emulator.
+// <hyperlab-vm> on it shares one memory budget and one download of each
+// file), whose platform fetches from the site, with progress, what a VM
+// needs: the boot snapshot a VM restores (the usual start), or the guest's
+// kernel and initramfs for a cold boot, and v86's WebAssembly. Each VM runs
+// in its own module Web Worker (spawned by the hypervisor); the page's thread
+// never runs the emulator.
+import { bootSnapshots as SITE_SNAPSHOTS } from "virtual:hyperlab-boot-snapshots";
 import { HyperlabError } from "../errors.ts";
-import { type GuestImage, type GuestManifest, loadGuestImage } from "../hardware/guest-image.ts";
+import { type GuestImage, type GuestManifest, type ImageParts, SETUP_HEADER_BYTES, loadGuestImage } from "../hardware/guest-image.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
+import { type Snapshot, decodeSnapshot, imageDigest, webCodec } from "../hypervisor/snapshot.ts";
 import { guestAssetUrl, v86Url } from "./assets.ts";
-import { ProgressTracker, compileWasm, fetchBytes } from "./progress.ts";
+import { ProgressTracker, compileWasm, fetchBytes, fetchHead } from "./progress.ts";
 
 /** The images a page can boot. The site ships one guest, the default. */
 export const PAGE_IMAGES = ["default"] as const;
 
-/** The files loadGuestImage reads besides the manifest and its initramfs layers (see guest-image.ts). */
-const BOOT_FILES = ["loader.elf", "bzImage", "vmlinux.bin", "bios.bin", "vgabios-stdvga.bin"];
+/**
+ * The image refs the page's hypervisor knows, both the default guest:
+ * restores read only its manifest (the snapshot's RAM holds kernel and
+ * initramfs); a cold boot reads what the direct boot needs.
+ */
+export const RESTORE_IMAGE = undefined;
+export const BOOT_IMAGE = "default";
+
+/** The files a cold boot reads besides the manifest and its initramfs layers (see guest-image.ts, parts "direct"). */
+const BOOT_FILES = ["loader.elf", "vmlinux.bin"];
 
 /** Name under which v86's WebAssembly is counted and named in errors. */
 export const V86_WASM = "v86.wasm";
@@ -22,12 +34,24 @@ export const V86_WASM = "v86.wasm";
 export const MISSING_ASSET_ADVICE =
   "Reload the page; if it happens again, the site is missing this file: rebuild it with 'npm run build' and deploy the whole dist/ folder.";
 
+/** How a page VM will start, so the host fetches what that needs and nothing else. */
+export interface StartPlan {
+  /** restore the site's boot snapshot (false: boot the kernel) */
+  restore: boolean;
+  /** guest RAM in MiB (a restore gets the snapshot's) */
+  memoryMiB?: number;
+}
+
 /** One page's hypervisor and the progress of the downloads it needs. */
 export interface PageHost {
   readonly hypervisor: Promise<Hypervisor>;
   readonly tracker: ProgressTracker;
-  /** the guest image, once it has been downloaded and verified (the download starts with the first VM) */
-  image(): Promise<GuestImage>;
+  /** guest RAM (MiB) a VM gets when its element names none: the size of the site's boot snapshot */
+  readonly defaultMemoryMiB: number | undefined;
+  /** whether the site ships a boot snapshot for this much guest RAM (a VM then restores it instead of booting) */
+  hasBootSnapshot(memoryMiB: number): boolean;
+  /** downloads what a VM started this way needs (each file once per page); resolves when it is there. Legal any time. */
+  prepare(plan: StartPlan): Promise<void>;
 }
 
 let host: PageHost | undefined;
@@ -42,30 +66,63 @@ function where(): string {
   return `this site (${new URL("./", guestAssetUrl("manifest.json") ?? import.meta.url).href})`;
 }
 
+/** The name a site snapshot is counted under in the progress bar and named in errors. */
+function snapshotName(memoryMiB: number): string {
+  return `boot snapshot (${memoryMiB} MiB)`;
+}
+
 function makeHost(): PageHost {
   const tracker = new ProgressTracker();
-  let image: Promise<GuestImage> | undefined;
+  // The manifest is read by both kinds of image: fetched once.
+  let manifest: Promise<Uint8Array> | undefined;
+  const read = (name: string): Promise<Uint8Array> => {
+    const url = guestAssetUrl(name);
+    if (!url) return Promise.reject(new Error(`the site was built without ${name}`));
+    if (name !== "manifest.json") return fetchBytes(url, name, tracker);
+    manifest ??= fetchBytes(url, name, tracker);
+    manifest.catch(() => (manifest = undefined));
+    return manifest;
+  };
+  const readHead = (name: string, bytes: number): Promise<Uint8Array> => {
+    const url = guestAssetUrl(name);
+    if (!url) return Promise.reject(new Error(`the site was built without ${name}`));
+    return fetchHead(url, name, bytes, tracker);
+  };
+
+  const images = new Map<ImageParts, Promise<GuestImage>>();
+  const image = (parts: ImageParts): Promise<GuestImage> => {
+    let loaded = images.get(parts);
+    if (!loaded) {
+      // The bar counts what this start downloads: a cold boot's files are expected only when one is asked for.
+      if (parts === "direct") read("manifest.json").then((bytes) => expectFiles(bytes, tracker), () => {});
+      loaded = loadGuestImage({ where: where(), read, readHead }, { parts }).catch((err: unknown) => {
+        images.delete(parts); // a later VM tries again
+        throw withAdvice(err);
+      });
+      images.set(parts, loaded);
+    }
+    return loaded;
+  };
   const loadImage = (ref?: string): Promise<GuestImage> => {
-    if (ref !== undefined && ref !== "default") {
+    if (ref !== RESTORE_IMAGE && ref !== BOOT_IMAGE) {
       return Promise.reject(
         new HyperlabError("IMAGE_NOT_FOUND", `there is no guest image '${ref}' on this site; it has: ${PAGE_IMAGES.join(", ")}. Leave out the image attribute to get the default.`, { image: ref }),
       );
     }
-    image ??= loadGuestImage({
-      where: where(),
-      read: async (name) => {
-        const url = guestAssetUrl(name);
-        if (!url) throw new Error(`the site was built without ${name}`);
-        const bytes = await fetchBytes(url, name, tracker);
-        if (name === "manifest.json") expectFiles(bytes, tracker);
-        return bytes;
-      },
-    }).catch((err: unknown) => {
-      image = undefined; // a later VM tries again
-      throw withAdvice(err);
-    });
-    return image;
+    return image(ref === RESTORE_IMAGE ? "manifest" : "direct");
   };
+
+  const snapshots = new Map<number, Promise<Snapshot>>();
+  const bootSnapshot = (memoryMiB: number): Promise<Snapshot> => {
+    let snapshot = snapshots.get(memoryMiB);
+    if (!snapshot) {
+      snapshot = fetchSnapshot(memoryMiB, image("manifest"), tracker);
+      snapshots.set(memoryMiB, snapshot);
+      snapshot.catch(() => snapshots.delete(memoryMiB));
+    }
+    return snapshot;
+  };
+
   const wasm = (): Promise<WebAssembly.Module> =>
     compileWasm(new URL(v86Url, import.meta.url).href, V86_WASM, tracker).catch((err: unknown) => {
       if (err instanceof HyperlabError) throw err;
@@ -73,17 +130,68 @@ function makeHost(): PageHost {
         file: V86_WASM,
       });
     });
-  // The emulator's WebAssembly is fetched and compiled at once: it is needed by every VM, and compiling overlaps the guest's download.
+  // The emulator's WebAssembly is fetched and compiled at once: it is needed by every VM, and compiling overlaps the other downloads.
   const compiled = wasm();
   compiled.catch(() => {});
   return {
     tracker,
-    image: () => loadImage(),
-    hypervisor: Hypervisor.create({ platform: { loadImage, wasm: () => compiled } }),
+    defaultMemoryMiB: SITE_SNAPSHOTS[0]?.memoryMiB,
+    hasBootSnapshot: (memoryMiB) => SITE_SNAPSHOTS.some((s) => s.memoryMiB === memoryMiB),
+    prepare: async (plan) => {
+      await (plan.restore && plan.memoryMiB !== undefined ? bootSnapshot(plan.memoryMiB) : loadImage(BOOT_IMAGE));
+    },
+    hypervisor: Hypervisor.create({
+      memoryBudgetMiB: pageBudgetMiB(),
+      // The CPU scheduler tells a busy VM from an idle one by how busy its worker's event loop is, which Node measures and
+      // browsers do not: every VM would look busy, and a VM would be held back for ever behind an idle sibling that
+      // executes few instructions. On a page no VM counts as busy, so none is held; each runs in its own worker thread.
+      scheduler: { busyFraction: Number.POSITIVE_INFINITY },
+      platform: { loadImage, wasm: () => compiled, codec: webCodec, bootSnapshot: (_image, memoryMiB) => bootSnapshot(memoryMiB) },
+    }),
   };
 }
 
-/** Tells the tracker how big each file the image loader reads will be, from the manifest. */
+/**
+ * The memory all VMs of the page may reserve together, in MiB: a course page
+ * sets it with `<meta name="hyperlab-memory-budget" content="512">`; without
+ * one the hypervisor's default holds (a quarter of the device's memory).
+ */
+function pageBudgetMiB(): number | undefined {
+  const meta = document.querySelector<HTMLMetaElement>('meta[name="hyperlab-memory-budget"]');
+  if (!meta) return undefined;
+  const mib = Number(meta.content);
+  if (Number.isFinite(mib) && mib > 0) return mib;
+  console.warn(`hyperlab: ignoring <meta name="hyperlab-memory-budget" content="${meta.content}">: give a positive number of MiB`);
+  return undefined;
+}
+
+/** Downloads the site's boot snapshot for `memoryMiB` and decodes it (checksum, image, memory), with errors that say what to do. */
+async function fetchSnapshot(memoryMiB: number, manifestImage: Promise<GuestImage>, tracker: ProgressTracker): Promise<Snapshot> {
+  const site = SITE_SNAPSHOTS.find((s) => s.memoryMiB === memoryMiB);
+  const name = snapshotName(memoryMiB);
+  if (!site) {
+    const has = SITE_SNAPSHOTS.map((s) => `${s.memoryMiB} MiB`).join(", ") || "none";
+    throw new HyperlabError("INVALID_ARGUMENT", `this site has no boot snapshot for ${memoryMiB} MiB of memory (it has: ${has}); such a VM boots its kernel instead.`, {
+      memoryMiB,
+    });
+  }
+  tracker.expect(name, site.bytes);
+  const [bytes, image] = await Promise.all([
+    fetchBytes(new URL(site.url, import.meta.url).href, name, tracker).catch((err: unknown) => {
+      throw new HyperlabError("IMAGE_MISSING", `the ${name} could not be fetched: ${(err as Error).message}. ${MISSING_ASSET_ADVICE}`, { file: name });
+    }),
+    manifestImage,
+  ]);
+  try {
+    return await decodeSnapshot(bytes, { image: { id: image.id, sha256: await imageDigest(image) }, memoryMiB, firmware: "direct" }, { codec: webCodec });
+  } catch (err) {
+    if (!(err instanceof HyperlabError)) throw err;
+    // Built with the site, it can only be damaged in transit or on the host, or left over from another build.
+    throw new HyperlabError(err.code, `the site's ${name} cannot be used: ${err.message.replace(/ Take the snapshot again.*$/s, "")} ${MISSING_ASSET_ADVICE}`, err.detail);
+  }
+}
+
+/** Tells the tracker how big each file a cold boot reads will be, from the manifest. */
 function expectFiles(manifestBytes: Uint8Array, tracker: ProgressTracker): void {
   try {
     const manifest = JSON.parse(new TextDecoder().decode(manifestBytes)) as GuestManifest;
@@ -91,6 +199,7 @@ function expectFiles(manifestBytes: Uint8Array, tracker: ProgressTracker): void 
       const size = manifest.files[name]?.size;
       if (size !== undefined) tracker.expect(name, size);
     }
+    tracker.expect("bzImage", SETUP_HEADER_BYTES);
   } catch {
     // loadGuestImage reports a bad manifest itself.
   }

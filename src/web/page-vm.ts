@@ -8,7 +8,8 @@ import type { ExecResult } from "../guest/agent.ts";
 import type { Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { Vm, VmEvent, VmMetrics } from "../hypervisor/vm.ts";
 import type { VmState } from "../hypervisor/vm-state.ts";
-import { pageHost } from "./page-host.ts";
+import { PageContainers } from "./page-containers.ts";
+import { BOOT_IMAGE, RESTORE_IMAGE, pageHost } from "./page-host.ts";
 import type { StartPhase } from "./progress.ts";
 
 /**
@@ -56,6 +57,9 @@ export class PageVm {
   private sizing: Promise<void> = Promise.resolve();
   private resizeTimer: ReturnType<typeof setTimeout> | undefined;
   private failed = false;
+  private _restored = false;
+  private _containers: PageContainers | undefined;
+  private destroying = false;
 
   constructor(private readonly options: PageVmOptions = {}) {}
 
@@ -76,27 +80,43 @@ export class PageVm {
   }
 
   /**
-   * Downloads what is missing, creates the VM (a cold boot until the site
-   * ships a boot snapshot) and starts it. Resolves once the shell prompt is
-   * on the console; failures are also sent as `error` events. Legal once.
+   * Downloads what is missing, creates the VM and starts it: it restores the
+   * site's boot snapshot when the site has one for its memory size, else (or
+   * with `cmdline`) it boots the kernel. Resolves once the shell prompt is on
+   * the console; failures are also sent as `error` events. Legal once.
    */
   async start(): Promise<void> {
     const t0 = performance.now();
     this.setPhase("download");
     const host = pageHost();
     try {
+      const image = this.options.image ?? BOOT_IMAGE;
+      const memoryMiB = this.options.memoryMiB ?? host.defaultMemoryMiB;
+      const restore = image === BOOT_IMAGE && !this.options.cmdline && memoryMiB !== undefined && host.hasBootSnapshot(memoryMiB);
+      this._restored = restore;
+      // Another image name is refused by createVm; nothing is downloaded for it.
+      const downloaded = image === BOOT_IMAGE ? host.prepare({ restore, memoryMiB }) : Promise.resolve();
+      downloaded.catch(() => {});
       const hv = (this.hv = await host.hypervisor);
       // Console text arrives while the VM boots, before createVm could hand us the Vm: listen by name.
       const off = hv.onEvent((e) => e.vm === this.name && this.onVmEvent(e));
       const vm = (this.vm = await hv.createVm({
         name: this.name,
-        image: this.options.image === "default" ? undefined : this.options.image,
-        memoryMiB: this.options.memoryMiB,
+        image: image !== BOOT_IMAGE ? image : restore ? RESTORE_IMAGE : BOOT_IMAGE,
+        memoryMiB,
         cmdline: this.options.cmdline,
+        cold: !restore,
         timeoutMs: this.options.timeoutMs,
         start: false,
       }));
-      this.setPhase("boot");
+      try {
+        await downloaded;
+      } catch (err) {
+        off();
+        await vm.destroy();
+        throw err;
+      }
+      this.setPhase(restore ? "restore" : "boot");
       const prompt = this.console.waitFor(PROMPT, {
         timeoutMs: this.options.timeoutMs ?? 60_000,
         what: "the shell prompt on the serial console",
@@ -111,6 +131,8 @@ export class PageVm {
         throw err;
       }
       this.running = true;
+      // A restored shell printed its prompt before the snapshot was taken: Ctrl-L has it clear the screen and draw it again.
+      if (restore) this.write("\x0c");
       this.applySize();
       this.setPhase("prompt");
       await prompt;
@@ -122,6 +144,11 @@ export class PageVm {
       this.fail(err);
       throw err;
     }
+  }
+
+  /** Whether the VM was restored from the site's boot snapshot (false: it booted its kernel). Known once start() began. */
+  get restored(): boolean {
+    return this._restored;
   }
 
   /** Types into the serial console. Legal while the VM boots or runs (ignored otherwise). */
@@ -154,6 +181,18 @@ export class PageVm {
     return this.vm.metrics();
   }
 
+  /** The hypervisor's handle on this VM (for the stack view's controls: pause, snapshot, fork, destroy). Undefined before it is created. */
+  get handle(): Vm | undefined {
+    return this.vm;
+  }
+
+  /** The containers of this VM (the engine on this page, its images from the site). Legal once running. */
+  containers(): PageContainers {
+    if (!this.vm || !this.running) throw new HyperlabError("VM_INVALID_STATE", `cannot run containers: VM ${this.name} is not running yet`);
+    this._containers ??= new PageContainers(this.vm);
+    return this._containers;
+  }
+
   /** The hypervisor this VM runs in (for the stack view's budget and VM list). */
   hypervisor(): Hypervisor | undefined {
     return this.hv;
@@ -161,6 +200,7 @@ export class PageVm {
 
   /** Ends the VM and returns its memory. Legal any time; twice is a no-op. */
   async destroy(): Promise<void> {
+    this.destroying = true;
     clearTimeout(this.resizeTimer);
     this.running = false;
     this.console.close(new HyperlabError("GUEST_STOPPED", `VM ${this.name} was destroyed`));
@@ -197,6 +237,10 @@ export class PageVm {
         if (e.state === "stopped" && e.reason) {
           this.running = false;
           this.fail(new HyperlabError(e.reason.code as HyperlabError["code"], e.reason.message));
+        } else if (e.state === "destroyed" && !this.destroying) {
+          // Destroyed from the stack view's controls, not by its element.
+          this.running = false;
+          this.fail(new HyperlabError("GUEST_STOPPED", `VM ${this.name} was destroyed (from the Hypervisor layer's controls); its memory went back to the page's budget`));
         }
         return;
       case "metrics":

@@ -3,7 +3,7 @@
 import { HyperlabError } from "../errors.ts";
 
 /** The phases a VM on the page goes through before its prompt, in order. */
-export type StartPhase = "download" | "compile" | "boot" | "prompt" | "ready";
+export type StartPhase = "download" | "compile" | "restore" | "boot" | "prompt" | "ready";
 
 /** A picture of start-up progress at one moment. */
 export interface ProgressSnapshot {
@@ -20,6 +20,7 @@ export interface ProgressSnapshot {
 export const PHASE_LABEL: Readonly<Record<StartPhase, string>> = {
   download: "Downloading the guest",
   compile: "Compiling the emulator",
+  restore: "Restoring Linux from its boot snapshot",
   boot: "Booting Linux",
   prompt: "Waiting for the shell",
   ready: "Ready",
@@ -106,6 +107,29 @@ export async function fetchBytes(url: string, name: string, tracker: ProgressTra
 }
 
 /**
+ * Fetches the first `bytes` of `url` (a byte range; a server that ignores
+ * ranges sends the whole file, of which the rest is not read), counted
+ * under `name`.
+ */
+export async function fetchHead(url: string, name: string, bytes: number, tracker: ProgressTracker): Promise<Uint8Array> {
+  const response = await fetchOrExplain(url, { headers: { range: `bytes=0-${bytes - 1}` } });
+  const out = new Uint8Array(bytes);
+  let at = 0;
+  const reader = response.body!.getReader();
+  while (at < bytes) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const take = Math.min(value.length, bytes - at);
+    out.set(value.subarray(0, take), at);
+    at += take;
+    tracker.received(name, take);
+  }
+  await reader.cancel().catch(() => {});
+  tracker.finished(name);
+  return out.subarray(0, at);
+}
+
+/**
  * Compiles v86's WebAssembly while it downloads (the browser compiles as
  * bytes arrive), counting the bytes under `name`.
  */
@@ -136,10 +160,10 @@ export async function compileWasm(url: string, name: string, tracker: ProgressTr
   }
 }
 
-async function fetchOrExplain(url: string): Promise<Response> {
+async function fetchOrExplain(url: string, init?: RequestInit): Promise<Response> {
   let response: Response;
   try {
-    response = await fetch(url);
+    response = await fetch(url, init);
   } catch (err) {
     throw new Error(`the network request for ${url} failed (${(err as Error).message})`);
   }

@@ -1,8 +1,9 @@
 // A static file server for the built site (Node only; `npm start` runs it,
 // and so do the browser tests and the web benchmark). It does what any good
 // static host does and nothing more: the right MIME types (WebAssembly must be
-// application/wasm), long caching for file names with a content hash, and the
-// precompressed copies the build writes (.br, .gz) when the browser takes them.
+// application/wasm), long caching for file names with a content hash, single
+// byte ranges, and the precompressed copies the build writes (.br, .gz) when
+// the browser takes them.
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { type Server, createServer } from "node:http";
@@ -30,8 +31,12 @@ const ENCODINGS: ReadonlyArray<readonly [string, string]> = [
   [".gz", "gzip"],
 ];
 
-/** A name Vite gave a content hash (assets/name-HASH.ext, or assets/name-HASH for files without an extension, like bzImage): it never changes, so it may be cached for ever. */
-const HASHED = /^assets\/[^/]+-[\w-]{8}(\.[a-z0-9]+)?$/i;
+/**
+ * A name with a content hash: Vite's (assets/name-HASH.ext, or assets/name-HASH
+ * for files without an extension, like bzImage), or a blob of the OCI image
+ * layout (named by its sha256). It never changes, so it may be cached for ever.
+ */
+const HASHED = /^assets\/[^/]+-[\w-]{8}(\.[a-z0-9]+)?$|^assets\/images\/blobs\/sha256\/[0-9a-f]{64}$/i;
 
 /** The built site's folder in this checkout. */
 export const DEFAULT_SITE_DIR = fileURLToPath(new URL("../../dist/", import.meta.url));
@@ -88,9 +93,25 @@ export async function serveSite(opts: SiteServerOptions = {}): Promise<SiteServe
       "cache-control": HASHED.test(rel.split(sep).join("/")) ? "public, max-age=31536000, immutable" : "no-cache",
       "last-modified": info.mtime.toUTCString(),
       "x-content-type-options": "nosniff",
+      "accept-ranges": "bytes",
       vary: "accept-encoding",
     };
-    let send = file;
+    // One byte range (a page reads the kernel's setup header alone): sent from the file itself, never compressed.
+    const range = /^bytes=(\d*)-(\d*)$/.exec(String(req.headers.range ?? ""));
+    if (range && (range[1] || range[2])) {
+      const start = range[1] ? Number(range[1]) : Math.max(0, info.size - Number(range[2]));
+      const end = range[1] && range[2] ? Math.min(Number(range[2]), info.size - 1) : info.size - 1;
+      if (start > end || start >= info.size) {
+        res.writeHead(416, { "content-range": `bytes */${info.size}` }).end();
+        return;
+      }
+      headers["content-range"] = `bytes ${start}-${end}/${info.size}`;
+      headers["content-length"] = end - start + 1;
+      res.writeHead(206, headers);
+      send(file, { start, end });
+      return;
+    }
+    let body = file;
     let size = info.size;
     if (compression) {
       const accepted = String(req.headers["accept-encoding"] ?? "");
@@ -98,7 +119,7 @@ export async function serveSite(opts: SiteServerOptions = {}): Promise<SiteServe
         if (!new RegExp(`\\b${encoding}\\b`).test(accepted)) continue;
         const packed = await stat(file + suffix).catch(() => undefined);
         if (!packed?.isFile()) continue;
-        send = file + suffix;
+        body = file + suffix;
         size = packed.size;
         headers["content-encoding"] = encoding;
         break;
@@ -106,14 +127,18 @@ export async function serveSite(opts: SiteServerOptions = {}): Promise<SiteServe
     }
     headers["content-length"] = size;
     res.writeHead(200, headers);
-    if (req.method === "HEAD") {
-      res.end();
-      return;
+    send(body);
+
+    function send(path: string, range?: { start: number; end: number }): void {
+      if (req.method === "HEAD") {
+        res.end();
+        return;
+      }
+      const stream = createReadStream(path, range);
+      stream.on("data", (chunk) => (bytesSent += chunk.length));
+      stream.on("error", () => res.destroy());
+      stream.pipe(res);
     }
-    const stream = createReadStream(send);
-    stream.on("data", (chunk) => (bytesSent += chunk.length));
-    stream.on("error", () => res.destroy());
-    stream.pipe(res);
   });
 
   await new Promise<void>((ok, fail) => {

@@ -14,8 +14,10 @@ export interface GuestStack {
   /** first line of `crun --version` / `runc --version`, empty when absent */
   crun: string;
   runc: string;
-  /** containers crun knows (its `list`): id, pid, status */
+  /** containers the runtimes know (`crun list`, `runc list`): id, PID of its init as the VM sees it, status */
   containers: Array<{ id: string; pid: number; status: string }>;
+  /** namespaces of each container's init, by its PID: type → inode number */
+  containerNamespaces: Record<number, Array<{ type: string; inode: number }>>;
 }
 
 /** Sections that change while the guest runs (read every refresh). */
@@ -25,7 +27,9 @@ export const LIVE_SCRIPT = [
   'echo @ns; for f in /proc/1/ns/*; do echo "${f##*/} $(readlink "$f")"; done',
   "echo @controllers; cat /sys/fs/cgroup/cgroup.controllers",
   "echo @cgroups; cd /sys/fs/cgroup && find . -maxdepth 3 -type d",
-  "echo @containers; crun list 2>/dev/null | tail -n +2",
+  // runc is a Go program (tens of millions of instructions a start): asked only when it has containers.
+  'echo @containers; L=$(crun list 2>/dev/null | tail -n +2; [ -n "$(ls /run/runc 2>/dev/null)" ] && runc list 2>/dev/null | tail -n +2); echo "$L"',
+  'echo @container_ns; echo "$L" | while read id pid rest; do [ "$pid" -gt 0 ] 2>/dev/null && for f in /proc/$pid/ns/*; do echo "$pid ${f##*/} $(readlink "$f")"; done; done',
 ].join("; ");
 
 /** Sections that do not change (read once): the runtimes' versions cost a process start each. */
@@ -57,6 +61,11 @@ export function parseGuestStack(live: string, stat: string): GuestStack {
       const m = /^(\S+) \S+:\[(\d+)\]$/.exec(l);
       return m ? [{ type: m[1]!, inode: Number(m[2]) }] : [];
     }),
+    containerNamespaces: get("container_ns").reduce<GuestStack["containerNamespaces"]>((out, l) => {
+      const m = /^(\d+) (\S+) \S+:\[(\d+)\]$/.exec(l);
+      if (m) (out[Number(m[1])] ??= []).push({ type: m[2]!, inode: Number(m[3]) });
+      return out;
+    }, {}),
     controllers: (get("controllers")[0] ?? "").split(/\s+/).filter(Boolean),
     cgroups: get("cgroups")
       .map((p) => (p === "." ? "/" : p.replace(/^\.\//, "/")))

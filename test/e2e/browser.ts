@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type BrowserContext, type Page, chromium } from "playwright-core";
+import { type BrowserContext, type Page, type Worker, chromium } from "playwright-core";
 import { type SiteServer, serveSite } from "../../src/web/site-server.ts";
 
 /** Debian's Chromium (`apt-get install chromium`). */
@@ -116,9 +116,9 @@ export async function waitForPrompt(page: Page, selector: string, timeoutMs = 90
   if (view.state === "error") throw new Error(`${selector} showed an error instead of a prompt: ${view.error}`);
 }
 
-/** Types a line into the element's terminal (as a user would: focus it, then keys). */
+/** Types a line into the element's console terminal (as a user would: focus it, then keys). */
 export async function typeLine(page: Page, selector: string, line: string): Promise<void> {
-  await page.locator(`${selector} .xterm-helper-textarea`).focus();
+  await page.locator(`${selector} .pane[data-terminal="console"] .xterm-helper-textarea`).focus();
   await page.keyboard.type(line);
   await page.keyboard.press("Enter");
 }
@@ -138,4 +138,64 @@ export async function run(page: Page, selector: string, command: string, expecte
     timeoutMs,
   );
   return view.text.slice(before);
+}
+
+/** The text of the element's terminal titled `title` (opened from the stack view), or undefined while it has none. */
+export async function terminalText(page: Page, selector: string, title: string): Promise<string | undefined> {
+  return page.evaluate(
+    ({ sel, title }) => {
+      const el = document.querySelector(sel) as (HTMLElement & { terminalTexts(): Array<{ title: string; text: string }> }) | null;
+      return el?.terminalTexts().find((t) => t.title === title)?.text;
+    },
+    { sel: selector, title },
+  );
+}
+
+/** Types a line into the element's terminal titled `title` and waits until its output matches `expected`. */
+export async function runIn(page: Page, selector: string, title: string, command: string, expected: RegExp, timeoutMs = 30_000): Promise<string> {
+  const before = (await terminalText(page, selector, title))?.length ?? 0;
+  await page.locator(`${selector} .pane[data-terminal="${title}"] .xterm-helper-textarea`).focus();
+  await page.keyboard.type(command);
+  await page.keyboard.press("Enter");
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = (await terminalText(page, selector, title)) ?? "";
+    if (expected.test(text.slice(before))) return text.slice(before);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for the output of '${command}' in the terminal '${title}' to match ${expected}; it ends with:\n${text.slice(-800)}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+/**
+ * The page's VM worker whose machine has run (spare workers have executed no
+ * instruction). Each worker is asked for its counters through its own
+ * Comlink API, as the host asks: the request is dispatched inside the worker
+ * and the answer caught before it is posted to the page.
+ */
+export async function runningVmWorker(page: Page): Promise<Worker> {
+  const workers = page.workers().filter((w) => /vm-worker-[\w-]+\.js$/.test(w.url()));
+  for (const worker of workers) {
+    const instructions = await worker
+      .evaluate(
+        () =>
+          new Promise<number>((resolve) => {
+            const g = globalThis as unknown as { postMessage(m: unknown, ...rest: unknown[]): void; dispatchEvent(e: Event): boolean };
+            const post = g.postMessage;
+            const done = (n: number) => {
+              g.postMessage = post;
+              resolve(n);
+            };
+            g.postMessage = (m, ...rest) => {
+              const reply = m as { id?: string; value?: { instructions?: number } };
+              if (reply?.id === "hyperlab-e2e-probe") done(reply.value?.instructions ?? 0);
+              else post.call(g, m, ...rest);
+            };
+            g.dispatchEvent(new MessageEvent("message", { data: { id: "hyperlab-e2e-probe", type: "APPLY", path: ["counterSample"], argumentList: [] } }));
+            setTimeout(() => done(-1), 3000);
+          }),
+      )
+      .catch(() => -1);
+    if (instructions > 0) return worker;
+  }
+  throw new Error(`none of the page's ${workers.length} VM workers has run a machine`);
 }

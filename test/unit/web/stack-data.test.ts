@@ -17,6 +17,9 @@ cpu io memory pids
 ./hyperlab
 @containers
 web    231   running  /run/bundles/web  2026-01-01T00:00:00Z  root
+@container_ns
+231 pid pid:[4026532001]
+231 cgroup cgroup:[4026531835]
 `;
 const STATIC = `@crun
 crun version 1.8.1
@@ -44,6 +47,12 @@ describe("the stack view's guest data", () => {
     expect(s.crun).toBe("crun version 1.8.1");
     expect(s.runc).toBe("runc version 1.1.5+ds1");
     expect(s.containers).toEqual([{ id: "web", pid: 231, status: "running" }]);
+    expect(s.containerNamespaces).toEqual({
+      231: [
+        { type: "pid", inode: 4026532001 },
+        { type: "cgroup", inode: 4026531835 },
+      ],
+    });
   });
 
   it("gives empty values when the guest printed nothing for a section", () => {

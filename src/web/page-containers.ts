@@ -1,0 +1,94 @@
+// Containers on a page VM. The container engine (src/containers) runs on the
+// page's thread, as the CLI's runs in its process; its requests to the guest
+// go to the VM's agent in the VM's worker, one Comlink call each, and the
+// images come from the OCI layout the site ships.
+import { HyperlabError } from "../errors.ts";
+import { type Container, ContainerEngine, type ContainerStats, type CreateOptions, type EngineAgent } from "../containers/engine.ts";
+import { ImageStore } from "../containers/image-store.ts";
+import type { ExecOptions, GuestProcess } from "../guest/agent.ts";
+import type { Vm } from "../hypervisor/vm.ts";
+import { imageLayoutUrl } from "./assets.ts";
+
+/** The site's image store: the OCI layout beside the guest's files, fetched as containers need it. */
+export function siteImageStore(base: string = imageLayoutUrl()): ImageStore {
+  return new ImageStore(async (path) => {
+    const url = new URL(path, base).href;
+    let response: Response;
+    try {
+      response = await fetch(url);
+    } catch (err) {
+      throw new Error(`the network request for ${url} failed (${(err as Error).message})`);
+    }
+    if (!response.ok) throw new Error(`the server answered ${url} with HTTP ${response.status}`);
+    return new Uint8Array(await response.arrayBuffer());
+  }, base);
+}
+
+/** The agent of a page VM as the engine uses it: every request goes to the VM's worker. */
+export function vmAgent(vm: Vm): EngineAgent {
+  return {
+    exec: (argv, opts: ExecOptions = {}) => {
+      // A VM's exec takes its stdin whole; the engine never keeps one open for exec.
+      if (opts.stdin === true) return Promise.reject(new HyperlabError("INVALID_ARGUMENT", "exec through a VM takes its stdin whole: use spawn to keep it open"));
+      return vm.exec([...argv], { ...opts, stdin: opts.stdin });
+    },
+    spawn: (argv, opts) => vm.spawn([...argv], opts),
+    writeFile: (path, data, opts) => vm.writeFile(path, data, opts),
+    readFile: (path) => vm.readFile(path),
+    stat: (path) => vm.agentRequest("stat", path),
+    mkdir: (path, opts) => vm.agentRequest("mkdir", path, opts),
+    remove: (path, opts) => vm.agentRequest("remove", path, opts),
+    mount: (m) => vm.agentRequest("mount", m),
+    umount: (target, opts) => vm.agentRequest("umount", target, opts),
+  };
+}
+
+/** A container as the stack view shows it: the engine's record, its init's PID in the VM, and its current use. */
+export interface ContainerView {
+  container: Container;
+  /** PID of the container's init (its PID 1) as the VM sees it, from the runtime's state; undefined once it has exited */
+  pid1?: number;
+  stats?: ContainerStats;
+}
+
+/** The images the page offers, in the order a visitor meets them. */
+export const PAGE_CONTAINER_IMAGES = ["busybox", "lua:5.4", "lua:5.1"] as const;
+
+/** The containers of one page VM: the engine, and the figures the stack view shows of each. */
+export class PageContainers {
+  readonly engine: ContainerEngine;
+
+  constructor(vm: Vm) {
+    this.engine = new ContainerEngine(vmAgent(vm), siteImageStore());
+  }
+
+  /** Creates and starts a container in the background (`docker run -d`); resolves once it runs, with how long that took. */
+  async run(opts: CreateOptions): Promise<{ container: Container; ms: number }> {
+    const t0 = performance.now();
+    const { container } = await this.engine.run({ network: "none", ...opts });
+    return { container, ms: performance.now() - t0 };
+  }
+
+  /**
+   * Every container, newest first, with its PID 1 (from `pids`: container id
+   * → PID of its init, as the runtimes list them) and, while it runs, its
+   * memory, CPU and pids from its cgroup. Legal while the VM runs.
+   */
+  async list(pids: ReadonlyMap<string, number>): Promise<ContainerView[]> {
+    return Promise.all(
+      this.engine.ps({ all: true }).map(async (container) => {
+        const running = container.status === "running";
+        return {
+          container,
+          pid1: running ? pids.get(container.id) : undefined,
+          stats: running ? await this.engine.stats(container.id).catch(() => undefined) : undefined,
+        };
+      }),
+    );
+  }
+
+  /** Opens a shell on a terminal in a running container (`docker exec -it <c> sh`). */
+  shell(ref: string, size: { rows: number; cols: number }): Promise<GuestProcess> {
+    return this.engine.exec(ref, ["/bin/sh"], { tty: size, interactive: true });
+  }
+}

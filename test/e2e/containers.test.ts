@@ -1,0 +1,64 @@
+// Containers from the page: the stack view's form runs a real container in
+// the page's VM (crun, namespaces, cgroup limits), the Containers layer shows
+// it with its PID 1 and limits, and a terminal opens a shell inside it.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Lab, openLab, run, runIn, screenshot, terminalText, waitForPrompt } from "./browser.ts";
+
+const VM = "hyperlab-vm";
+
+describe("containers from the page", () => {
+  let lab: Lab;
+
+  beforeAll(async () => {
+    lab = await openLab({ viewport: { width: 1400, height: 900 } });
+    await lab.page.goto(lab.site.url);
+    await waitForPrompt(lab.page, VM);
+  });
+  afterAll(async () => {
+    await lab?.close();
+  });
+
+  const layer = (name: string) => lab.page.locator(`${VM} .stack [data-layer=${name}]`);
+
+  it("runs a container from the form; the Containers layer shows it with its PID 1, hostname, limits and use", async () => {
+    const form = lab.page.locator(`${VM} form.run-container`);
+    await form.locator("select").first().selectOption("busybox");
+    await form.locator("label", { hasText: "command" }).locator("input").fill("sleep 3600");
+    await form.locator("label", { hasText: "memory" }).locator("input").fill("64");
+    await form.locator("label", { hasText: "CPUs" }).locator("input").fill("0.5");
+    await form.locator("label", { hasText: "pids" }).locator("input").fill("32");
+    await form.locator("button[data-action=run]").click();
+    const item = layer("containers").locator(".item.container[data-status=running]");
+    await expect.poll(() => item.count(), { timeout: 60_000, message: "a running container in the Containers layer" }).toBe(1);
+    await expect.poll(async () => (await item.textContent()) ?? "", { timeout: 20_000, message: "its PID 1 and current use" }).toMatch(/PID 1\d+ in the VM.*now.*memory [\d.]+ MiB/s);
+    const text = (await item.textContent()) ?? "";
+    expect(text).toMatch(/busybox:latest/);
+    expect(text).toMatch(/limitsmemory 64 MiB · CPU 0\.5 · pids 32/);
+    expect(text).toMatch(/hostname[0-9a-f]{12}/);
+    await screenshot(lab.page, "containers-running");
+
+    // The PID the layer shows is the container's init as the VM sees it: the runtime says so too.
+    const pid = /PID 1(\d+) in the VM/.exec(text)![1]!;
+    const out = await run(lab.page, VM, "crun list", new RegExp(`\\s${pid}\\s+running`));
+    expect(out).toMatch(/running/);
+    // Its limits are in its cgroup.
+    await run(lab.page, VM, "cat /sys/fs/cgroup/hyperlab/*/payload/memory.max /sys/fs/cgroup/hyperlab/*/payload/pids.max", /67108864\s+32/);
+  });
+
+  it("shows the container's own namespaces beside the VM's", async () => {
+    const table = layer("kernel").locator("table.namespaces");
+    await expect.poll(async () => (await table.textContent()) ?? "", { timeout: 20_000 }).toMatch(/pid\d+\d{10}/);
+    expect(await table.locator("td.own").count()).toBeGreaterThanOrEqual(5);
+  });
+
+  it("opens a terminal in the container: a shell whose PID 1 is the container's command", async () => {
+    const item = layer("containers").locator(".item.container[data-status=running]");
+    const hostname = /hostname([0-9a-f]{12})/.exec((await item.textContent()) ?? "")![1]!;
+    await item.locator("button[data-action=terminal]").click();
+    const name = (await item.locator("strong").textContent())!;
+    const title = `${name} (container)`;
+    await expect.poll(async () => (await terminalText(lab.page, VM, title)) ?? "", { timeout: 20_000, message: "the container shell's prompt" }).toMatch(/# $/);
+    await runIn(lab.page, VM, title, "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo", new RegExp(`${hostname}\\s+sleep 3600`));
+    await screenshot(lab.page, "containers-terminal");
+  });
+});

@@ -1,0 +1,44 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type SiteServer, serveSite } from "../../../src/web/site-server.ts";
+
+describe("the site server", () => {
+  let dir: string;
+  let site: SiteServer;
+  const body = Buffer.from(Array.from({ length: 10_000 }, (_, i) => i % 251));
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "hyperlab-site-"));
+    await writeFile(join(dir, "index.html"), "<!doctype html>");
+    await writeFile(join(dir, "kernel"), body);
+    await writeFile(join(dir, "kernel.gz"), "not used for a range");
+    site = await serveSite({ dir, port: 0 });
+  });
+  afterAll(async () => {
+    await site?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("sends one byte range from the file itself, never its compressed copy", async () => {
+    const r = await fetch(`${site.url}kernel`, { headers: { range: "bytes=0-4095", "accept-encoding": "gzip" } });
+    expect(r.status).toBe(206);
+    expect(r.headers.get("content-range")).toBe("bytes 0-4095/10000");
+    expect(r.headers.get("content-encoding")).toBeNull();
+    expect(Buffer.from(await r.arrayBuffer()).equals(body.subarray(0, 4096))).toBe(true);
+  });
+
+  it("answers a range past the end with 416 and the file's size", async () => {
+    const r = await fetch(`${site.url}kernel`, { headers: { range: "bytes=20000-" } });
+    expect(r.status).toBe(416);
+    expect(r.headers.get("content-range")).toBe("bytes */10000");
+  });
+
+  it("says it takes ranges, and sends the whole file without one", async () => {
+    const r = await fetch(`${site.url}kernel`, { headers: { "accept-encoding": "identity" } });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("accept-ranges")).toBe("bytes");
+    expect((await r.arrayBuffer()).byteLength).toBe(10_000);
+  });
+});
