@@ -212,6 +212,8 @@ interface LoadedImage {
 /** A worker spawned ahead of need. */
 interface Spare {
   worker: Promise<VmWorker>;
+  /** set once its worker has died (it is then never handed out) */
+  dead?: boolean;
   /** the memory size its machine was built ahead for (see VmWorkerApi.prepare), once asked */
   memoryMiB?: number;
   /** settles once that machine is built, or failed to be (the worker then builds one when it restores) */
@@ -632,6 +634,8 @@ export class Hypervisor {
    * one. The spares are topped up once the VM has started.
    */
   private takeWorker(memoryMiB?: number): Promise<VmWorker> {
+    // A spare whose worker has died since it was spawned is dropped, not handed out.
+    for (let i = this.spares.length - 1; i >= 0; i--) if (this.spares[i]!.dead) this.spares.splice(i, 1);
     const at = memoryMiB === undefined ? -1 : this.spares.findIndex((s) => s.memoryMiB === memoryMiB);
     const spare = this.spares.splice(Math.max(0, at), 1)[0];
     return spare?.worker ?? this.platform.spawnWorker();
@@ -709,7 +713,11 @@ export class Hypervisor {
         );
         if (!ok) break; // reported when a VM needs a worker
         if (this.closed) void spare.then((w) => w.terminate());
-        else this.spares.push({ worker: spare });
+        else {
+          const entry: Spare = { worker: spare };
+          spare.then((w) => w.died.then(() => (entry.dead = true)), () => (entry.dead = true));
+          this.spares.push(entry);
+        }
         this.prepareSpares();
       }
     })().finally(() => (this.refilling = undefined));
