@@ -244,6 +244,8 @@ export class StackView {
     compareResult: el("div"),
     hardware: el("div"),
   };
+  /** each running container's bundle view, by container id */
+  private readonly bundles = new Map<string, HTMLDetailsElement>();
   private readonly form: { image: HTMLSelectElement; command: HTMLInputElement; memory: HTMLInputElement; cpus: HTMLInputElement; pids: HTMLInputElement; runtime: HTMLSelectElement; run: HTMLButtonElement };
   /** VMs with an action under way (their buttons wait) */
   private readonly busy = new Set<string>();
@@ -481,7 +483,46 @@ export class StackView {
         ["runc", guest.runc || "not found"],
         ...running.map((v): [string, string] => [v.container.name, `OCI bundle /run/hyperlab/containers/${v.container.id.slice(0, 12)}…: config.json, rootfs (overlayfs over ${v.container.image.layers.length} image layer${v.container.image.layers.length === 1 ? "" : "s"})`]),
       ]),
+      ...running.map((v) => this.bundleView(v.container.id, v.container.name)),
     );
+    for (const id of [...this.bundles.keys()]) if (!running.some((v) => v.container.id === id)) this.bundles.delete(id);
+  }
+
+  /**
+   * A container's OCI bundle config, read from the guest when opened: what the
+   * runtime was told (namespaces, mounts, cgroup limits, hooks). Kept across
+   * redraws so an open one stays open.
+   */
+  private bundleView(id: string, name: string): HTMLDetailsElement {
+    let details = this.bundles.get(id);
+    if (details) return details;
+    details = el("details", { className: "bundle" });
+    const body = el("pre", { className: "mono", text: "reading config.json…" });
+    body.style.whiteSpace = "pre-wrap";
+    body.style.maxHeight = "20em";
+    body.style.overflow = "auto";
+    details.append(el("summary", { text: `config.json of ${name}` }), body);
+    let read = false;
+    details.addEventListener("toggle", () => {
+      if (!details!.open || read) return;
+      read = true;
+      const path = `/run/hyperlab/containers/${id}/config.json`;
+      this.vm.exec(["cat", path], { timeoutMs: 20_000 }).then(
+        (r) => {
+          try {
+            body.textContent = JSON.stringify(JSON.parse(r.stdout), null, 2);
+          } catch {
+            body.textContent = r.stdout || r.stderr || `${path}: empty`;
+          }
+        },
+        (err: Error) => {
+          read = false;
+          body.textContent = `could not read ${path}: ${err.message}`;
+        },
+      );
+    });
+    this.bundles.set(id, details);
+    return details;
   }
 
   private drawKernel(guest: GuestStack, views: ContainerView[]): void {

@@ -51,6 +51,18 @@ describe("containers from the page", () => {
     expect(await table.locator("td.own").count()).toBeGreaterThanOrEqual(5);
   });
 
+  it("shows the container's OCI bundle config in the Runtime layer: its namespaces and limits", async () => {
+    const details = layer("runtime").locator("details.bundle").first();
+    await expect.poll(() => details.count(), { timeout: 20_000, message: "the running container's bundle in the Runtime layer" }).toBe(1);
+    await details.locator("summary").click();
+    const body = details.locator("pre");
+    await expect.poll(async () => (await body.textContent()) ?? "", { timeout: 20_000, message: "config.json read from the guest" }).toMatch(/"ociVersion"/);
+    const config = JSON.parse((await body.textContent())!) as { linux: { namespaces: Array<{ type: string }>; resources: { memory: { limit: number }; pids: { limit: number } } } };
+    expect(config.linux.namespaces.map((n) => n.type)).toEqual(expect.arrayContaining(["pid", "mount", "uts", "ipc", "network", "cgroup"]));
+    expect(config.linux.resources).toMatchObject({ memory: { limit: 64 * 1024 ** 2 }, pids: { limit: 32 } });
+    await screenshot(lab.page, "runtime-bundle");
+  });
+
   it("opens a terminal in the container: a shell whose PID 1 is the container's command", async () => {
     const item = layer("containers").locator(".item.container[data-status=running]");
     const hostname = /hostname([0-9a-f]{12})/.exec((await item.textContent()) ?? "")![1]!;
