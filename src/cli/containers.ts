@@ -5,7 +5,7 @@ import { HyperlabError } from "../errors.ts";
 import type { ContainerStats } from "../containers/engine.ts";
 import { API_VERSION, type ContainerJson, type DaemonClient, defaultSocketPath, findDaemon } from "./daemon-api.ts";
 import { openStream } from "./daemon-attach.ts";
-import { attachTerminal, terminalSize } from "./terminal.ts";
+import { attachTerminal, terminalSize, writeOutput } from "./terminal.ts";
 import { ago, humanSize, table } from "./format.ts";
 
 async function daemon(verb: string): Promise<DaemonClient> {
@@ -87,12 +87,11 @@ export const containerVerbs: Record<string, { help: string; run: (args: string[]
       need(rest, 2, "exec [-i] [-t] [-e KEY=VALUE] CONTAINER COMMAND [ARG...]");
       const [ref, ...argv] = rest;
       const client = await daemon("exec");
-      const out = (s: 1 | 2, d: Uint8Array) => (s === 2 ? process.stderr : process.stdout).write(d);
       if (!o.interactive && !o.tty) {
-        return client.stream("POST", `/containers/${enc(ref!)}/exec`, { argv, env: o.env }, out);
+        return client.stream("POST", `/containers/${enc(ref!)}/exec`, { argv, env: o.env }, writeOutput);
       }
       const options = { argv, env: o.env, interactive: o.interactive, tty: o.tty ? terminalSize() : undefined };
-      const stream = await openStream(client.socketPath, `/${API_VERSION}/containers/${enc(ref!)}/exec?options=${encodeURIComponent(JSON.stringify(options))}`, out);
+      const stream = await openStream(client.socketPath, `/${API_VERSION}/containers/${enc(ref!)}/exec?options=${encodeURIComponent(JSON.stringify(options))}`, writeOutput);
       return attachTerminal(stream, o);
     },
   },
@@ -101,7 +100,7 @@ export const containerVerbs: Record<string, { help: string; run: (args: string[]
     run: async (args) => {
       need(args, 1, "logs CONTAINER");
       const logs = await (await daemon("logs")).call<Array<{ stream: 1 | 2; data: string }>>("GET", `/containers/${enc(args[0]!)}/logs`);
-      for (const l of logs) (l.stream === 2 ? process.stderr : process.stdout).write(Buffer.from(l.data, "base64"));
+      for (const l of logs) writeOutput(l.stream, Buffer.from(l.data, "base64"));
       return 0;
     },
   },

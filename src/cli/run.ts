@@ -6,7 +6,7 @@ import { nodeImageStore } from "../containers/node-store.ts";
 import { HyperlabError } from "../errors.ts";
 import { startGuest } from "../guest/node-guest.ts";
 import { openStream } from "./daemon-attach.ts";
-import { attachTerminal, terminalSize } from "./terminal.ts";
+import { attachTerminal, terminalSize, writeOutput } from "./terminal.ts";
 import { API_VERSION, type ContainerJson, findDaemon } from "./daemon-api.ts";
 
 const HELP = `Usage: hyperlab run [OPTIONS] IMAGE [COMMAND] [ARG...]
@@ -121,7 +121,7 @@ export async function runCommand(args: string[]): Promise<number> {
       return 0;
     }
     if (!flags.interactive && !flags.tty) {
-      return daemon.stream("POST", `/containers/${c.id}/start?attach=1`, {}, (s, d) => (s === 2 ? process.stderr : process.stdout).write(d));
+      return daemon.stream("POST", `/containers/${c.id}/start?attach=1`, {}, writeOutput);
     }
     const stream = await openStream(daemon.socketPath, `/${API_VERSION}/containers/${c.id}/start`, writeOutput);
     return attachTerminal(stream, flags);
@@ -145,9 +145,4 @@ export async function runCommand(args: string[]): Promise<number> {
   } finally {
     await guest.stop();
   }
-}
-
-/** Container output to this process's stdout or stderr. */
-function writeOutput(stream: 1 | 2, data: Uint8Array): void {
-  (stream === 2 ? process.stderr : process.stdout).write(data);
 }

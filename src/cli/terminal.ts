@@ -1,6 +1,11 @@
 // This process's terminal, connected to a process in the guest: stdin, raw
 // mode and size, for run -i/-t and exec -i/-t (directly or through the daemon).
 
+/** Output of a process in the guest to this process's stdout (stream 1) or stderr (2). */
+export function writeOutput(stream: 1 | 2, data: Uint8Array): void {
+  (stream === 2 ? process.stderr : process.stdout).write(data);
+}
+
 /** The size of this process's terminal (24×80 when it has none). */
 export function terminalSize(): { rows: number; cols: number } {
   return { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 };

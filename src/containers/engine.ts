@@ -558,12 +558,8 @@ export class ContainerEngine {
   }
 
   /** Runs a shell command in the guest (outside any container); RUNTIME_ERROR with its stderr if it fails. */
-  private async sh(command: string, what: string): Promise<string> {
-    const r = await this.agent.exec(["/bin/sh", "-c", command]);
-    if (r.exitCode !== 0) {
-      throw new HyperlabError("RUNTIME_ERROR", `could not ${what}: ${(r.stderr || r.stdout).trim() || `exit status ${r.exitCode}`}`);
-    }
-    return r.stdout;
+  private sh(command: string, what: string): Promise<string> {
+    return this.program("/bin/sh", ["-c", command], what);
   }
 }
 

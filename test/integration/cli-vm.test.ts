@@ -1,46 +1,28 @@
 // `hyperlab vm ...` and `hyperlab stats` against a real daemon and real guests.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DaemonProcess, hyperlab, startDaemon } from "./daemon-process.ts";
 
-const bin = fileURLToPath(new URL("../../bin/hyperlab.js", import.meta.url));
 const BUDGET = 1024;
 
 describe("hyperlab vm and stats through the daemon", () => {
   let dir: string;
   let socket: string;
-  let daemon: ChildProcess;
-  let daemonErr = "";
+  let daemon: DaemonProcess;
 
-  const hl = (args: string[], env: Record<string, string> = {}) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [bin, ...args], { env: { ...process.env, HYPERLAB_SOCKET: socket, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
-        const code = err ? Number((err as { code?: number }).code ?? 1) : 0;
-        resolve({ code, stdout, stderr });
-      });
-    });
+  const hl = (args: string[], env: Record<string, string> = {}) => hyperlab(socket, args, env);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "hyperlab-vm-"));
     socket = join(dir, "hyperlab.sock");
-    daemon = spawn(process.execPath, [bin, "daemon", "--socket", socket, "--memory-budget", String(BUDGET), "--warm-pool", "1"], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    daemon.stderr!.on("data", (d: Buffer) => (daemonErr += d.toString()));
-    const end = Date.now() + 90_000;
-    while (!daemonErr.includes("daemon ready")) {
-      if (Date.now() > end || daemon.exitCode !== null) throw new Error(`the daemon did not start within 90 s: ${daemonErr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    daemon = await startDaemon(socket, ["--memory-budget", String(BUDGET), "--warm-pool", "1"], 90_000);
   }, 120_000);
 
   afterAll(async () => {
-    daemon?.kill("SIGTERM");
-    await new Promise((r) => (daemon.exitCode !== null ? r(null) : daemon.once("exit", r)));
+    await daemon?.stop();
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -1,42 +1,18 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-
-const bin = fileURLToPath(new URL("../../bin/hyperlab.js", import.meta.url));
+import { type DaemonProcess, hyperlab, hyperlabWithInput, startDaemon } from "./daemon-process.ts";
 
 describe("hyperlab daemon and the container verbs that use it", () => {
   let dir: string;
   let socket: string;
-  let daemon: ChildProcess;
-  let daemonErr = "";
+  let daemon: DaemonProcess;
 
-  const hl = (args: string[], env: Record<string, string> = {}) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [bin, ...args], { env: { ...process.env, HYPERLAB_SOCKET: socket, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
-        const code = err ? Number((err as { code?: number }).code ?? 1) : 0;
-        resolve({ code, stdout, stderr });
-      });
-    });
-
-  /** Runs the CLI with `input` on its stdin (then end of input). */
-  const hlInput = (args: string[], input: string) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, HYPERLAB_SOCKET: socket } });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-      child.on("close", (code) => {
-        clearTimeout(timer);
-        resolve({ code: code ?? 1, stdout, stderr });
-      });
-      child.stdin.end(input);
-    });
+  const hl = (args: string[], env: Record<string, string> = {}) => hyperlab(socket, args, env);
+  const hlInput = (args: string[], input: string) => hyperlabWithInput(socket, args, input);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "hyperlab-daemon-"));
@@ -47,24 +23,16 @@ describe("hyperlab daemon and the container verbs that use it", () => {
     dead.kill("SIGKILL");
     await new Promise((r) => dead.once("exit", r));
     expect(existsSync(socket)).toBe(true);
-
-    daemon = spawn(process.execPath, [bin, "daemon", "--socket", socket], { stdio: ["ignore", "ignore", "pipe"] });
-    daemon.stderr!.on("data", (d: Buffer) => (daemonErr += d.toString()));
-    const end = Date.now() + 60_000;
-    while (!daemonErr.includes("daemon ready")) {
-      if (Date.now() > end || daemon.exitCode !== null) throw new Error(`the daemon did not start: ${daemonErr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    daemon = await startDaemon(socket);
   });
 
   afterAll(async () => {
-    daemon?.kill("SIGTERM");
-    await new Promise((r) => (daemon.exitCode !== null ? r(null) : daemon.once("exit", r)));
+    await daemon?.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
   it("replaced the socket a dead daemon left instead of trusting it", () => {
-    expect(daemonErr).toContain(`daemon ready on ${socket}`);
+    expect(daemon.stderr).toContain(`daemon ready on ${socket}`);
   });
 
   it("refuses to start a second daemon on a live socket", async () => {
