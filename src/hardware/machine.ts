@@ -5,6 +5,7 @@ import { V86 } from "v86";
 import { concatBytes } from "../bytes.ts";
 import { HyperlabError } from "../errors.ts";
 import { ConsoleWindow } from "./console-window.ts";
+import { V86_PAGE_SIZE, V86_STATE_MAGIC, V86_STATE_VERSION, type V86StateLayout, readV86State, v86Buffer } from "./v86-state.ts";
 import type { GuestImage } from "./guest-image.ts";
 
 /** How the machine starts the kernel. */
@@ -697,16 +698,9 @@ function stopNow(emulator: Emulator): void {
   if (v86?.running) v86.cpu.stop_idling();
 }
 
-/** The first words of every state v86 0.5 saves: its magic and its state format version. */
-const V86_STATE_MAGIC = -2039052682;
-const V86_STATE_VERSION = 6;
-/** Indexes in v86's CPU state: memory size, then the non-zero pages packed and their bitmap. */
-const STATE_MEMORY_SIZE = 0;
-const STATE_PACKED_MEMORY = 77;
-const STATE_PAGE_BITMAP = 78;
 /** v86 writes a few bytes of low memory while it builds the machine; RAM above this is still untouched then. */
 const LOW_MEMORY_WRITTEN_AT_INIT = 1 << 20;
-const PAGE = 4096;
+const PAGE = V86_PAGE_SIZE;
 
 const STATE_TYPES: Record<string, new (buffer: ArrayBuffer) => unknown> = {
   Uint8Array,
@@ -723,61 +717,37 @@ function corrupt(what: string): HyperlabError {
   return new HyperlabError("SNAPSHOT_CORRUPT", `the saved machine state is damaged: ${what}. Take the snapshot again (or delete the cached file so it is rebuilt).`);
 }
 
-/** Where things are in a state v86 saved: its description and the byte ranges of its buffers. */
-interface StateLayout {
-  info: { buffer_infos: Array<{ offset: number; length: number }>; state: unknown[] };
-  /** the byte range of buffer `id` within the state */
-  range(id: number): { start: number; length: number };
-  /** the ids of the non-zero RAM pages, packed, and of their bitmap */
-  packedId: number | undefined;
-  bitmapId: number | undefined;
-  pages: { packed: { start: number; length: number }; bitmap: { start: number; length: number } } | undefined;
-}
-
-/** Checks v86's header of `state` and finds its parts (SNAPSHOT_CORRUPT or SNAPSHOT_MISMATCH if it cannot be read). */
-function parseState(state: Uint8Array, memoryMiB: number): StateLayout {
+/**
+ * Takes apart a state for a machine of `memoryMiB` (src/hardware/v86-state.ts
+ * reads the layout): SNAPSHOT_CORRUPT if it cannot be read, SNAPSHOT_MISMATCH
+ * if it is another v86 state format or another memory size.
+ */
+function parseState(state: Uint8Array, memoryMiB: number): V86StateLayout {
   if (state.byteOffset !== 0 || state.byteLength !== state.buffer.byteLength) {
     throw new HyperlabError("INVALID_ARGUMENT", "a machine state must span its whole ArrayBuffer (pass what saveState or decodeSnapshot returned)");
   }
-  if (state.byteLength < 16) throw corrupt(`it is ${state.byteLength} bytes long, shorter than v86's header`);
-  const head = new Int32Array(state.buffer, 0, 4);
-  if (head[0] !== V86_STATE_MAGIC) throw corrupt("it does not start with v86's state magic");
-  if (head[1] !== V86_STATE_VERSION) {
+  // The format first: another format's description need not read as this one's.
+  if (state.byteLength >= 16) {
+    const head = new Int32Array(state.buffer, 0, 2);
+    if (head[0] === V86_STATE_MAGIC && head[1] !== V86_STATE_VERSION) {
+      throw new HyperlabError(
+        "SNAPSHOT_MISMATCH",
+        `the saved machine state has v86 state format ${head[1]}; this v86 reads format ${V86_STATE_VERSION}. Take the snapshot again with this hyperlab.`,
+        { stateFormat: head[1], expected: V86_STATE_VERSION },
+      );
+    }
+  }
+  const layout = readV86State(state);
+  if (layout.totalBytes !== state.byteLength) throw corrupt(`it is ${state.byteLength} bytes long, its header says ${layout.totalBytes}`);
+  if (layout.memoryBytes !== memoryMiB << 20) {
+    const savedMiB = layout.memoryBytes / (1 << 20);
     throw new HyperlabError(
       "SNAPSHOT_MISMATCH",
-      `the saved machine state has v86 state format ${head[1]}; this v86 reads format ${V86_STATE_VERSION}. Take the snapshot again with this hyperlab.`,
-      { stateFormat: head[1], expected: V86_STATE_VERSION },
+      `the saved machine has ${savedMiB} MiB of memory; this machine has ${memoryMiB} MiB. Restore it into a machine with ${savedMiB} MiB.`,
+      { savedMiB, memoryMiB },
     );
   }
-  if (head[2] !== state.byteLength) throw corrupt(`it is ${state.byteLength} bytes long, its header says ${head[2]}`);
-  const infoLength = head[3]!;
-  if (infoLength < 0 || 16 + infoLength > state.byteLength) throw corrupt(`its description block length ${infoLength} is out of range`);
-  let info: StateLayout["info"];
-  try {
-    info = JSON.parse(new TextDecoder().decode(state.subarray(16, 16 + infoLength))) as StateLayout["info"];
-  } catch (err) {
-    throw corrupt(`its description block is not valid JSON (${(err as Error).message})`);
-  }
-  const saved = info.state;
-  const savedBytes = saved[STATE_MEMORY_SIZE];
-  if (savedBytes !== memoryMiB << 20) {
-    throw new HyperlabError(
-      "SNAPSHOT_MISMATCH",
-      `the saved machine has ${Number(savedBytes) / (1 << 20)} MiB of memory; this machine has ${memoryMiB} MiB. Restore it into a machine with ${Number(savedBytes) / (1 << 20)} MiB.`,
-      { savedMiB: Number(savedBytes) / (1 << 20), memoryMiB },
-    );
-  }
-  const blockStart = (16 + infoLength + 3) & ~3;
-  const ref = (i: number) => (saved[i] as { buffer_id?: number } | undefined)?.buffer_id;
-  const packedId = ref(STATE_PACKED_MEMORY);
-  const bitmapId = ref(STATE_PAGE_BITMAP);
-  const range = (id: number) => {
-    const b = info.buffer_infos[id];
-    if (!b || blockStart + b.offset + b.length > state.byteLength) throw corrupt(`buffer ${id} lies outside the state`);
-    return { start: blockStart + b.offset, length: b.length };
-  };
-  const pages = packedId === undefined || bitmapId === undefined ? undefined : { packed: range(packedId), bitmap: range(bitmapId) };
-  return { info, range, packedId, bitmapId, pages };
+  return layout;
 }
 
 /**
@@ -791,15 +761,14 @@ function touchPages(emulator: Emulator, state: Uint8Array): void {
   const cpu = emulator.v86.cpu;
   const vga = cpu.devices.vga?.svga_memory;
   for (let at = 0; vga && at < vga.length; at += PAGE) vga[at] = 0;
-  let pages: StateLayout["pages"];
+  let layout: V86StateLayout;
   try {
-    pages = parseState(state, cpu.mem8.length / (1 << 20)).pages;
+    layout = parseState(state, cpu.mem8.length / (1 << 20));
   } catch {
     return;
   }
-  if (!pages) return;
   const ram = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.mem8.length);
-  const bitmap = state.subarray(pages.bitmap.start, pages.bitmap.start + pages.bitmap.length);
+  const bitmap = v86Buffer(state, layout, layout.bitmapId);
   const pageCount = Math.min(ram.length / PAGE, bitmap.length * 8);
   for (let page = LOW_MEMORY_WRITTEN_AT_INIT / PAGE; page < pageCount; page++) {
     if ((bitmap[page >> 3]! >> (page & 7)) & 1) ram[page * PAGE] = 0;
@@ -817,13 +786,13 @@ function touchPages(emulator: Emulator, state: Uint8Array): void {
  * set_state, so devices restore exactly as v86 restores them.
  */
 function loadState(emulator: Emulator, state: Uint8Array, memoryMiB: number): void {
-  const { info, range, packedId, bitmapId, pages } = parseState(state, memoryMiB);
-  const saved = info.state;
-  const buffers = info.buffer_infos.map((_, id) => {
+  const layout = parseState(state, memoryMiB);
+  const { packedId, bitmapId } = layout;
+  const saved = layout.description.state;
+  const buffers = layout.buffers.map(({ start, length }, id) => {
     // v86 gets an empty page list and an all-zero bitmap; the pages are placed below.
-    if (pages && id === packedId) return new ArrayBuffer(0);
-    if (pages && id === bitmapId) return new ArrayBuffer(pages.bitmap.length);
-    const { start, length } = range(id);
+    if (id === packedId) return new ArrayBuffer(0);
+    if (id === bitmapId) return new ArrayBuffer(length);
     return state.buffer.slice(start, start + length) as ArrayBuffer;
   });
   const revive = (value: unknown): unknown => {
@@ -844,11 +813,10 @@ function loadState(emulator: Emulator, state: Uint8Array, memoryMiB: number): vo
   } finally {
     cpu.zero_memory = zeroMemory;
   }
-  if (!pages) throw corrupt("it holds no guest memory");
 
   const ram = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.mem8.length);
-  const bitmap = state.subarray(pages.bitmap.start, pages.bitmap.start + pages.bitmap.length);
-  const packed = state.subarray(pages.packed.start, pages.packed.start + pages.packed.length);
+  const bitmap = v86Buffer(state, layout, bitmapId);
+  const packed = v86Buffer(state, layout, packedId);
   const pageCount = ram.length / PAGE;
   let from = 0;
   for (let page = 0; page < pageCount; ) {

@@ -40,6 +40,8 @@ export interface V86StateLayout {
   /** ids of the buffers holding guest RAM: its non-zero pages, packed, and their bitmap */
   packedId: number;
   bitmapId: number;
+  /** v86's description of the machine (the JSON after the header): its state tree, whose typed arrays name buffers by id */
+  description: { buffer_infos: Array<{ offset: number; length: number }>; state: unknown[] };
 }
 
 function corrupt(what: string): HyperlabError {
@@ -83,7 +85,16 @@ export function readV86State(state: Uint8Array): V86StateLayout {
   const bitmapId = ref(STATE_PAGE_BITMAP);
   if (buffers[bitmapId]!.length * 8 < memoryBytes / V86_PAGE_SIZE) throw corrupt("its page bitmap is shorter than its memory");
   if (buffers[packedId]!.length % V86_PAGE_SIZE !== 0) throw corrupt("its packed memory is not a whole number of pages");
-  return { version: head.getInt32(4, true), totalBytes, blockStart, buffers, memoryBytes, packedId, bitmapId };
+  return {
+    version: head.getInt32(4, true),
+    totalBytes,
+    blockStart,
+    buffers,
+    memoryBytes,
+    packedId,
+    bitmapId,
+    description: info as V86StateLayout["description"],
+  };
 }
 
 /** The bytes of buffer `id` of a state read with readV86State. */
