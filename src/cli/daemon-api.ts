@@ -242,7 +242,7 @@ export async function serveApi(engine: ContainerEngine, socketPath: string, opts
     });
   });
   // Interactive streams (run -i/-t, exec -i/-t) upgrade the connection.
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex) => void handleStreamUpgrade(engine, req, socket, API_VERSION));
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex) => void handleStreamUpgrade(engine, req, socket, { version: API_VERSION, statusOf: (code) => STATUS[code] ?? 500 }));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(socketPath, () => resolve());

@@ -3,7 +3,7 @@
 // then both ends exchange small binary frames: stdin, stdin's end and
 // terminal size one way; stdout, stderr and the exit status the other.
 import type { IncomingMessage } from "node:http";
-import { request } from "node:http";
+import { STATUS_CODES, request } from "node:http";
 import type { Duplex } from "node:stream";
 import type { ContainerEngine } from "../containers/engine.ts";
 import { HyperlabError } from "../errors.ts";
@@ -76,11 +76,17 @@ interface Streams {
  * `POST /v1/containers/{id}/start` (attach to a created container, stdin
  * included) or `POST /v1/containers/{id}/exec?options={json}`.
  */
-export async function handleStreamUpgrade(engine: ContainerEngine, req: IncomingMessage, socket: Duplex, apiVersion: string): Promise<void> {
+export async function handleStreamUpgrade(
+  engine: ContainerEngine,
+  req: IncomingMessage,
+  socket: Duplex,
+  api: { version: string; statusOf(code: string): number },
+): Promise<void> {
+  const apiVersion = api.version;
   const refuse = (status: number, code: string, message: string) => {
     const body = JSON.stringify({ code, message });
     socket.end(
-      `HTTP/1.1 ${status} ${status === 404 ? "Not Found" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   };
   try {
@@ -128,8 +134,8 @@ export async function handleStreamUpgrade(engine: ContainerEngine, req: Incoming
     );
   } catch (err) {
     const e = err as HyperlabError;
-    const status = e.code === "CONTAINER_NOT_FOUND" ? 404 : e.code === "CONTAINER_INVALID_STATE" ? 409 : 400;
-    refuse(status, e.code ?? "RUNTIME_ERROR", e.message);
+    const code = e.code ?? "RUNTIME_ERROR";
+    refuse(api.statusOf(code), code, e.message);
   }
 }
 
