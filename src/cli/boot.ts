@@ -1,13 +1,15 @@
 // `hyperlab boot`: start the default guest (restored from the boot snapshot,
 // or booted cold); attach the terminal, or run one command.
-import { parseArgs } from "node:util";
 import { HyperlabError } from "../errors.ts";
 import { startGuest, startsFromSnapshot } from "../guest/node-guest.ts";
 import { SerialShell } from "../guest/serial-shell.ts";
 import { type Firmware, Machine } from "../hardware/machine.ts";
 import { loadNodeImage, v86Wasm } from "../hardware/node.ts";
+import { parseVerb } from "./args.ts";
+import type { Verb } from "./verb.ts";
 
-const HELP = `Usage: hyperlab boot [OPTIONS]
+const USAGE = "hyperlab boot [OPTIONS]";
+const HELP = `Usage: ${USAGE}
 
 Starts the default guest (Linux on the v86 PC) and attaches this terminal to
 its serial console. The guest is restored from the boot snapshot (a guest
@@ -41,32 +43,24 @@ function positiveNumber(name: string, value: string | undefined, fallback: numbe
 }
 
 /** Runs `hyperlab boot` with its arguments; resolves to the process exit status. */
-export async function bootCommand(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        exec: { type: "string" },
-        memory: { type: "string" },
-        firmware: { type: "string" },
-        cmdline: { type: "string" },
-        timeout: { type: "string" },
-        image: { type: "string" },
-        cold: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (err) {
-    throw new HyperlabError("INVALID_ARGUMENT", `${(err as Error).message}. See 'hyperlab boot --help'.`);
-  }
-  const opts = parsed.values;
-  if (opts.help) {
+async function bootCommand(args: string[]): Promise<number> {
+  const parsed = parseVerb("boot", USAGE, args, {
+    options: {
+      exec: { type: "string" },
+      memory: { type: "string" },
+      firmware: { type: "string" },
+      cmdline: { type: "string" },
+      timeout: { type: "string" },
+      image: { type: "string" },
+      cold: { type: "boolean" },
+    },
+    positionals: { max: 0 },
+  });
+  if (parsed === "help") {
     process.stdout.write(HELP);
     return 0;
   }
+  const opts = parsed.values;
   const firmware = (opts.firmware ?? "direct") as Firmware;
   if (firmware !== "direct" && firmware !== "seabios") {
     throw new HyperlabError("INVALID_ARGUMENT", `--firmware must be 'direct' or 'seabios', got '${opts.firmware}'`);
@@ -154,3 +148,9 @@ async function attach(machine: Machine, starting: string, start: () => Promise<s
     await machine.stop();
   }
 }
+
+export const bootVerb: Verb = {
+  name: "boot",
+  summary: "boot the default guest and attach this terminal to its console",
+  run: bootCommand,
+};

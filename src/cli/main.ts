@@ -1,48 +1,51 @@
-// The `hyperlab` command: parses the verb and hands over to its file.
+// The `hyperlab` command: finds the verb and hands over to its file.
 import { isHyperlabError } from "../errors.ts";
-import { bootCommand } from "./boot.ts";
-import { containerVerbs } from "./containers.ts";
-import { daemonCommand } from "./daemon.ts";
-import { imagesCommand } from "./images.ts";
-import { runCommand } from "./run.ts";
-import { statsCommand, vmCommand } from "./vm.ts";
+import { bootVerb } from "./boot.ts";
+import { daemonVerb } from "./daemon.ts";
+import { execVerb } from "./exec.ts";
+import { imagesVerb } from "./images.ts";
+import { inspectVerb } from "./inspect.ts";
+import { killVerb } from "./kill.ts";
+import { logsVerb } from "./logs.ts";
+import { psVerb } from "./ps.ts";
+import { rmVerb } from "./rm.ts";
+import { runVerb } from "./run.ts";
+import { statsVerb } from "./stats.ts";
+import { stopVerb } from "./stop.ts";
+import type { Verb } from "./verb.ts";
+import { vmVerb } from "./vm.ts";
 
 /** Exit status for errors of hyperlab itself (as Docker uses 125 for its own). */
 export const EXIT_HYPERLAB_ERROR = 125;
 
-const verbs: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
-  boot: { run: bootCommand, help: "boot the default guest and attach this terminal to its console" },
-  run: { run: runCommand, help: "run a command in a new container" },
-  images: { run: imagesCommand, help: "list the container images" },
-  ...containerVerbs,
-  stats: { run: statsCommand, help: "the VMs' memory budget, allocation and use (with containers: their usage)" },
-  vm: { run: vmCommand, help: "manage VMs: create, ls, exec, pause, resume, snapshot, restore, fork, update, rm" },
-  daemon: { run: daemonCommand, help: "keep a guest and a hypervisor running and serve their API on a Unix socket" },
-};
+const verbs: Verb[] = [bootVerb, runVerb, imagesVerb, psVerb, execVerb, logsVerb, stopVerb, killVerb, rmVerb, inspectVerb, statsVerb, vmVerb, daemonVerb];
 
 function usage(): string {
-  const lines = Object.entries(verbs).map(([name, v]) => `  ${name.padEnd(8)} ${v.help}`);
+  const lines = verbs.map((v) => `  ${v.name.padEnd(8)} ${v.summary}`);
   return `Usage: hyperlab COMMAND [OPTIONS]\n\nCommands:\n${lines.join("\n")}\n\nRun 'hyperlab COMMAND --help' for a command's options.\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [verb, ...rest] = argv;
-  if (!verb || verb === "--help" || verb === "-h" || verb === "help") {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(usage());
     return 0;
   }
-  const command = verbs[verb];
-  if (!command) {
-    process.stderr.write(`hyperlab: '${verb}' is not a hyperlab command.\n\n${usage()}`);
+  const verb = verbs.find((v) => v.name === name);
+  if (!verb) {
+    process.stderr.write(`hyperlab: '${name}' is not a hyperlab command.\n\n${usage()}`);
     return EXIT_HYPERLAB_ERROR;
   }
-  return command.run(rest);
+  return verb.run(rest);
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const text = isHyperlabError(err) ? `${err.message} [${err.code}]` : err instanceof Error ? err.message : String(err);
+    // The code goes on the first line; a usage that follows keeps its own lines.
+    const message = err instanceof Error ? err.message : String(err);
+    const [first, ...more] = message.split("\n");
+    const text = isHyperlabError(err) ? [`${first} [${err.code}]`, ...more].join("\n") : message;
     process.stderr.write(`hyperlab: error: ${text}\n`);
     process.exit(EXIT_HYPERLAB_ERROR);
   },

@@ -5,11 +5,15 @@ import { parseCpus, parseMemory, parsePidsLimit } from "../containers/limits.ts"
 import { nodeImageStore } from "../containers/node-store.ts";
 import { HyperlabError } from "../errors.ts";
 import { startGuest } from "../guest/node-guest.ts";
-import { openStream } from "./daemon-attach.ts";
 import { attachTerminal, terminalSize, writeOutput } from "./terminal.ts";
-import { API_VERSION, type ContainerJson, findDaemon } from "./daemon-api.ts";
+import { API_VERSION } from "../daemon/socket.ts";
+import type { ContainerJson } from "../daemon/v1.ts";
+import { usageError } from "./args.ts";
+import { findDaemon, openStream } from "./daemon-client.ts";
+import type { Verb } from "./verb.ts";
 
-const HELP = `Usage: hyperlab run [OPTIONS] IMAGE [COMMAND] [ARG...]
+const USAGE = "hyperlab run [OPTIONS] IMAGE [COMMAND] [ARG...]";
+const HELP = `Usage: ${USAGE}
 
 Creates and runs a container from IMAGE in a Linux guest, with crun (default)
 or runc, its own namespaces (pid, mount, uts, ipc, net, cgroup) and cgroup v2
@@ -84,22 +88,22 @@ export function parseRunArgs(args: string[]): { flags: RunFlags; image: string; 
       const [rawName, inline] = one.startsWith("--") && one.includes("=") ? [one.slice(0, one.indexOf("=")), one.slice(one.indexOf("=") + 1)] : [one, undefined];
       const name = SHORT[rawName] ?? rawName;
       const flag = FLAGS[name];
-      if (!flag) throw new HyperlabError("INVALID_ARGUMENT", `unknown flag: ${rawName}. See 'hyperlab run --help'.`);
+      if (!flag) throw usageError("run", USAGE, `unknown flag: ${rawName}`);
       let value = inline;
       if (flag.takes && value === undefined) {
         value = args[++i];
-        if (value === undefined) throw new HyperlabError("INVALID_ARGUMENT", `flag ${rawName} needs a value. See 'hyperlab run --help'.`);
+        if (value === undefined) throw usageError("run", USAGE, `flag ${rawName} needs a value`);
       }
       flag.apply(flags, value ?? "");
     }
   }
   const image = args[i];
-  if (!image) throw new HyperlabError("INVALID_ARGUMENT", `'hyperlab run' needs an image, e.g. 'hyperlab run --rm busybox echo hi'. See 'hyperlab run --help'.`);
+  if (!image) throw usageError("run", USAGE, `'hyperlab run' needs an image, e.g. 'hyperlab run --rm busybox echo hi'.`);
   return { flags, image, command: args.slice(i + 1) };
 }
 
 /** Runs `hyperlab run`; resolves to the process exit status. */
-export async function runCommand(args: string[]): Promise<number> {
+async function runCommand(args: string[]): Promise<number> {
   const parsed = parseRunArgs(args);
   if (parsed === "help") {
     process.stdout.write(HELP);
@@ -146,3 +150,9 @@ export async function runCommand(args: string[]): Promise<number> {
     await guest.stop();
   }
 }
+
+export const runVerb: Verb = {
+  name: "run",
+  summary: "run a command in a new container",
+  run: runCommand,
+};

@@ -1,16 +1,16 @@
-// `hyperlab vm ...` and `hyperlab stats`: the hypervisor's VMs, through the
-// daemon (docs/api.md). A table: subcommand → handler. VMs live in the
-// daemon: without one, these commands say how to start it.
+// `hyperlab vm ...`: the hypervisor's VMs, through the daemon (docs/api.md).
+// A table: subcommand → its usage and handler. VMs live in the daemon:
+// without one, these commands say how to start it.
 import { readFile, writeFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import { HyperlabError } from "../errors.ts";
 import type { ExecResult } from "../guest/agent.ts";
-import type { HypervisorStats, PageSharing } from "../hypervisor/hypervisor.ts";
 import { readSnapshotHeader } from "../hypervisor/snapshot.ts";
 import type { VmInfo } from "../hypervisor/vm.ts";
-import { containerVerbs } from "./containers.ts";
-import { type DaemonClient, defaultSocketPath, findDaemon } from "./daemon-api.ts";
+import { type VerbOptions, type VerbSpec, parseVerb, positiveNumber } from "./args.ts";
+import { type DaemonClient, needDaemon } from "./daemon-client.ts";
 import { ago, humanSize, table } from "./format.ts";
+import { type Verb, write } from "./verb.ts"
+;
 
 const HELP = `Usage: hyperlab vm COMMAND [OPTIONS]
 
@@ -38,194 +38,130 @@ VM is a name or an id prefix. 'hyperlab stats' shows the memory budget,
 each VM's allocation and use, and the pages the VMs could share.
 `;
 
-async function daemon(verb: string): Promise<DaemonClient> {
-  const client = await findDaemon();
-  if (!client) {
-    throw new HyperlabError(
-      "INVALID_ARGUMENT",
-      `'hyperlab ${verb}' needs a running daemon (none answers on ${defaultSocketPath()}): VMs live in the daemon. Start one with 'hyperlab daemon &'.`,
-    );
-  }
-  return client;
-}
-
-const write = (s: string) => void process.stdout.write(s);
+const daemon = (verb: string): Promise<DaemonClient> => needDaemon(verb, "VMs live in the daemon.");
 const enc = encodeURIComponent;
+const mib = (n: number) => `${n} MiB`;
 
-/** Runs a parseArgs call, turning its complaints into INVALID_ARGUMENT. */
-function parsed<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    throw new HyperlabError("INVALID_ARGUMENT", `${(err as Error).message}. See 'hyperlab vm --help'.`);
-  }
+/** One `vm` subcommand: its usage line, what it accepts, and what it does with what was parsed. */
+interface Subcommand<O extends VerbOptions = VerbOptions> {
+  usage: string;
+  spec: VerbSpec<O>;
+  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
 }
 
-function need(values: string[], n: number, usage: string): void {
-  if (values.length < n) throw new HyperlabError("INVALID_ARGUMENT", `usage: hyperlab vm ${usage}`);
+function sub<O extends VerbOptions>(usage: string, spec: VerbSpec<O>, run: Subcommand<O>["run"]): Subcommand {
+  return { usage: `hyperlab vm ${usage}`, spec, run } as Subcommand;
 }
 
-function number(flag: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new HyperlabError("INVALID_ARGUMENT", `${flag} needs a positive number, not '${String(value)}'`);
-  return n;
-}
-
-/** POSTs `path(vm)` for each VM named and prints its name. */
-async function each(verb: string, args: string[], path: (vm: string) => string, method = "POST"): Promise<number> {
-  need(args, 1, `${verb} VM...`);
+/** Sends `method path(vm)` for each VM named and prints its name. */
+async function each(verb: string, vms: string[], path: (vm: string) => string, method = "POST"): Promise<number> {
   const d = await daemon(`vm ${verb}`);
-  for (const vm of args) {
+  for (const vm of vms) {
     await d.call(method, path(vm));
     write(`${vm}\n`);
   }
   return 0;
 }
 
-const mib = (n: number) => `${n} MiB`;
+const str = (v: string | boolean | undefined): string | undefined => (typeof v === "string" ? v : undefined);
 
-/** Each `vm` subcommand: its handler, resolving to the exit status. */
-const subcommands: Record<string, (args: string[]) => Promise<number>> = {
-  create: async (args) => {
-    const options = {
-      name: { type: "string" },
-      memory: { type: "string", short: "m" },
-      "cpu-share": { type: "string" },
-      cold: { type: "boolean" },
-    } as const;
-    const { values } = parsed(() => parseArgs({ args, options, strict: true }));
-    const vm = await (await daemon("vm create")).call<VmInfo>("POST", "/vms", {
-      name: values.name,
-      memoryMiB: number("--memory", values.memory),
-      cpuShare: number("--cpu-share", values["cpu-share"]),
-      cold: values.cold,
-    });
-    write(`${vm.name}\n`);
-    return 0;
-  },
-  ls: async () => {
+/** Each `vm` subcommand. */
+const subcommands: Record<string, Subcommand> = {
+  create: sub(
+    "create [--name NAME] [--memory MIB] [--cpu-share N] [--cold]",
+    { options: { name: { type: "string" }, memory: { type: "string", short: "m" }, "cpu-share": { type: "string" }, cold: { type: "boolean" } }, positionals: { max: 0 } },
+    async (v) => {
+      const vm = await (await daemon("vm create")).call<VmInfo>("POST", "/vms", {
+        name: str(v.name),
+        memoryMiB: positiveNumber("--memory", str(v.memory)),
+        cpuShare: positiveNumber("--cpu-share", str(v["cpu-share"])),
+        cold: v.cold === true,
+      });
+      write(`${vm.name}\n`);
+      return 0;
+    },
+  ),
+  ls: sub("ls", { options: {}, positionals: { max: 0 } }, async () => {
     const vms = await (await daemon("vm ls")).call<VmInfo[]>("GET", "/vms");
     const rows = vms.map((v) => [v.name, v.id.slice(0, 12), v.state, mib(v.memoryMiB), String(v.cpuShare), v.origin, ago(new Date(v.createdAt))]);
     write(table(["NAME", "VM ID", "STATE", "MEMORY", "CPU SHARE", "STARTED FROM", "CREATED"], rows));
     return 0;
-  },
-  exec: async (args) => {
-    need(args, 2, "exec VM COMMAND [ARG...]");
-    const [vm, ...argv] = args;
+  }),
+  exec: sub("exec VM COMMAND [ARG...]", { options: {}, positionals: { min: 1, max: 1 } }, async (_v, [vm, ...argv]) => {
     const r = await (await daemon("vm exec")).call<ExecResult>("POST", `/vms/${enc(vm!)}/exec`, { argv });
     process.stdout.write(r.stdout);
     process.stderr.write(r.stderr);
     return r.signal ? 128 + r.signal : r.exitCode;
-  },
-  pause: (args) => each("pause", args, (vm) => `/vms/${enc(vm)}/pause`),
-  resume: (args) => each("resume", args, (vm) => `/vms/${enc(vm)}/resume`),
-  rm: (args) => each("rm", args, (vm) => `/vms/${enc(vm)}`, "DELETE"),
-  snapshot: async (args) => {
-    const { values, positionals } = parsed(() => parseArgs({ args, options: { full: { type: "boolean" } }, allowPositionals: true, strict: true }));
-    need(positionals, 2, "snapshot VM FILE [--full]");
-    const [vm, file] = positionals;
-    const { data } = await (await daemon("vm snapshot")).bytes("POST", `/vms/${enc(vm!)}/snapshot${values.full ? "?full=1" : ""}`);
+  }),
+  pause: sub("pause VM...", { options: {}, positionals: { min: 1 } }, (_v, vms) => each("pause", vms, (vm) => `/vms/${enc(vm)}/pause`)),
+  resume: sub("resume VM...", { options: {}, positionals: { min: 1 } }, (_v, vms) => each("resume", vms, (vm) => `/vms/${enc(vm)}/resume`)),
+  rm: sub("rm VM...", { options: {}, positionals: { min: 1 } }, (_v, vms) => each("rm", vms, (vm) => `/vms/${enc(vm)}`, "DELETE")),
+  snapshot: sub("snapshot VM FILE [--full]", { options: { full: { type: "boolean" } }, positionals: { min: 2, max: 2 } }, async (v, [vm, file]) => {
+    const { data } = await (await daemon("vm snapshot")).bytes("POST", `/vms/${enc(vm!)}/snapshot${v.full ? "?full=1" : ""}`);
     await writeFile(file!, data);
     const delta = readSnapshotHeader(data).delta;
     write(`${file} (${humanSize(data.length)}${delta ? `, ${delta.changedPages} pages changed since the boot snapshot` : ""})\n`);
     return 0;
-  },
-  restore: async (args) => {
-    const { values, positionals } = parsed(() => parseArgs({ args, options: { name: { type: "string" }, "cpu-share": { type: "string" } }, allowPositionals: true, strict: true }));
-    need(positionals, 1, "restore FILE [--name NAME] [--cpu-share N]");
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(positionals[0]!);
-    } catch (err) {
-      throw new HyperlabError("INVALID_ARGUMENT", `cannot read snapshot file ${positionals[0]}: ${(err as Error).message}`);
-    }
-    const query = new URLSearchParams();
-    if (values.name) query.set("name", String(values.name));
-    const share = number("--cpu-share", values["cpu-share"]);
-    if (share !== undefined) query.set("cpuShare", String(share));
-    const { data } = await (await daemon("vm restore")).bytes("POST", `/vms/restore?${query}`, bytes);
-    write(`${(JSON.parse(data.toString("utf8")) as VmInfo).name}\n`);
-    return 0;
-  },
-  fork: async (args) => {
-    const { values, positionals } = parsed(() => parseArgs({ args, options: { count: { type: "string", short: "n" } }, allowPositionals: true, strict: true }));
-    need(positionals, 1, "fork VM [-n N]");
-    const count = number("-n", values.count) ?? 1;
-    const forks = await (await daemon("vm fork")).call<VmInfo[]>("POST", `/vms/${enc(positionals[0]!)}/fork`, { count });
+  }),
+  restore: sub(
+    "restore FILE [--name NAME] [--cpu-share N]",
+    { options: { name: { type: "string" }, "cpu-share": { type: "string" } }, positionals: { min: 1, max: 1 } },
+    async (v, [file]) => {
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(file!);
+      } catch (err) {
+        throw new HyperlabError("INVALID_ARGUMENT", `cannot read snapshot file ${file}: ${(err as Error).message}`);
+      }
+      const query = new URLSearchParams();
+      if (str(v.name)) query.set("name", str(v.name)!);
+      const share = positiveNumber("--cpu-share", str(v["cpu-share"]));
+      if (share !== undefined) query.set("cpuShare", String(share));
+      const { data } = await (await daemon("vm restore")).bytes("POST", `/vms/restore?${query}`, bytes);
+      write(`${(JSON.parse(data.toString("utf8")) as VmInfo).name}\n`);
+      return 0;
+    },
+  ),
+  fork: sub(
+    "fork VM [-n N]",
+    {
+      options: { count: { type: "string", short: "n" } },
+      positionals: { min: 1, max: 1 },
+      extraHint: ([vm, n]) => `The number of copies is given with -n: 'hyperlab vm fork ${vm} -n ${n}'.`,
+    }, async (v, [vm]) => {
+    const count = positiveNumber("-n", str(v.count)) ?? 1;
+    const forks = await (await daemon("vm fork")).call<VmInfo[]>("POST", `/vms/${enc(vm!)}/fork`, { count });
     for (const f of forks) write(`${f.name}\n`);
     return 0;
-  },
-  update: async (args) => {
-    const { values, positionals } = parsed(() => parseArgs({ args, options: { "cpu-share": { type: "string" } }, allowPositionals: true, strict: true }));
-    const cpuShare = number("--cpu-share", values["cpu-share"]);
-    if (cpuShare === undefined) throw new HyperlabError("INVALID_ARGUMENT", "usage: hyperlab vm update --cpu-share N VM...");
-    need(positionals, 1, "update --cpu-share N VM...");
+  }),
+  update: sub("update --cpu-share N VM...", { options: { "cpu-share": { type: "string" } }, positionals: { min: 1 } }, async (v, vms) => {
+    const cpuShare = positiveNumber("--cpu-share", str(v["cpu-share"]));
+    if (cpuShare === undefined) throw new HyperlabError("INVALID_ARGUMENT", "'hyperlab vm update' needs --cpu-share N\nUsage: hyperlab vm update --cpu-share N VM...");
     const d = await daemon("vm update");
-    for (const vm of positionals) {
+    for (const vm of vms) {
       await d.call("PATCH", `/vms/${enc(vm)}`, { cpuShare });
       write(`${vm}\n`);
     }
     return 0;
-  },
+  }),
 };
 
-/** Runs `hyperlab vm SUBCOMMAND ...`. */
-export async function vmCommand(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (!sub || sub === "--help" || sub === "-h" || rest.includes("--help")) {
-    write(HELP);
-    return 0;
-  }
-  const run = subcommands[sub];
-  if (!run) throw new HyperlabError("INVALID_ARGUMENT", `'${sub}' is not a 'hyperlab vm' command. See 'hyperlab vm --help'.`);
-  return run(rest);
-}
-
-/** Page sharing as `hyperlab stats` prints it: counts of pages, and what they come to in MiB. */
-export function sharingLines(p: PageSharing): string {
-  const size = (pages: number) => `${((pages * p.pageSize) / 2 ** 20).toFixed(1)} MiB`;
-  const n = (x: number) => x.toLocaleString("en-US");
-  return (
-    `pages shareable across VMs: ${n(p.crossVmPages)} of ${n(p.totalPages)} (${size(p.crossVmPages)}; ${p.vms} VM${p.vms === 1 ? "" : "s"}: ${p.names.join(", ")})\n` +
-    `identical pages (what KSM would merge): ${n(p.shareablePages)}, ${n(p.zeroPages)} of them zero; merging frees ${n(p.savedPages)} pages (${size(p.savedPages)})\n`
-  );
-}
-
-/**
- * `hyperlab stats`: the memory budget, the pages the running and paused VMs
- * could share (identical pages, what KSM would merge), and each VM's
- * allocation and use (CPU by emulated instructions, memory allocated vs used
- * by the guest, device bytes). With container names it shows those containers.
- */
-export async function statsCommand(args: string[]): Promise<number> {
-  if (args.includes("--help") || args.includes("-h")) {
-    write(
-      "Usage: hyperlab stats [CONTAINER...]\n\nWithout arguments: the daemon's memory budget, the pages its VMs could share, and each VM's allocation and use.\n" +
-        "With containers: their memory, CPU and pids usage.\n",
-    );
-    return 0;
-  }
-  if (args.length > 0) return containerVerbs.stats!.run(args);
-  const s = await (await daemon("stats")).call<HypervisorStats>("GET", "/stats");
-  const b = s.budget;
-  write(`memory budget: ${mib(b.usedMiB)} of ${mib(b.totalMiB)} reserved (${mib(b.freeMiB)} free; warm pool ${mib(b.warmPoolMiB)})\n`);
-  if (s.sharing) write(sharingLines(s.sharing));
-  write("\n");
-  const rows = s.vms.map((v) => {
-    const m = v.metrics;
-    const guest = m?.memory.guest;
-    return [
-      v.name,
-      v.state,
-      String(v.cpuShare),
-      m ? `${(m.cpu.instructionsPerSecond / 1e6).toFixed(1)}M` : "-",
-      m ? `${(m.cpu.instructions / 1e6).toFixed(0)}M` : "-",
-      mib(v.memoryMiB),
-      guest ? `${(guest.usedKiB / 1024).toFixed(1)} MiB` : "-",
-      m ? `${humanSize(m.devices.consoleOut + m.devices.consoleIn)} / ${humanSize(m.devices.controlOut + m.devices.controlIn)}` : "-",
-    ];
-  });
-  write(table(["VM", "STATE", "CPU SHARE", "INSTR/S", "INSTRUCTIONS", "MEM ALLOCATED", "MEM USED (GUEST)", "CONSOLE / AGENT BYTES"], rows));
-  return 0;
-}
+export const vmVerb: Verb = {
+  name: "vm",
+  summary: "manage VMs: create, ls, exec, pause, resume, snapshot, restore, fork, update, rm",
+  run: async (args) => {
+    const [name, ...rest] = args;
+    if (!name || name === "--help" || name === "-h") return write(HELP), 0;
+    const command = subcommands[name];
+    if (!command) throw new HyperlabError("INVALID_ARGUMENT", `'${name}' is not a 'hyperlab vm' command.\nSee 'hyperlab vm --help'.`);
+    // `vm exec VM COMMAND...`: what follows the VM is the guest's command, flags and all.
+    const parseArgs = name === "exec" ? rest.slice(0, Math.max(1, rest.findIndex((a) => !a.startsWith("-")) + 1)) : rest;
+    const parsed = parseVerb(`vm ${name}`, command.usage, parseArgs, command.spec);
+    if (parsed === "help") return write(HELP), 0;
+    const positionals = name === "exec" ? [...parsed.positionals, ...rest.slice(parseArgs.length)] : parsed.positionals;
+    if (name === "exec" && positionals.length < 2) {
+      throw new HyperlabError("INVALID_ARGUMENT", `'hyperlab vm exec' needs a VM and a command.\nUsage: ${command.usage}\nSee 'hyperlab vm --help'.`);
+    }
+    return command.run(parsed.values as Record<string, string | boolean | undefined>, positionals);
+  },
+};
