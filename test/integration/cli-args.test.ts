@@ -1,0 +1,77 @@
+// Every verb of the `hyperlab` command refuses what it does not understand
+// before doing anything: an unknown flag or an argument too many is exit
+// status 125 with what was wrong and the verb's usage. No guest is started
+// and no daemon is needed (the socket named points nowhere).
+import { describe, expect, it } from "vitest";
+import { hyperlab } from "./daemon-process.ts";
+
+const NO_DAEMON = "/nonexistent/hyperlab-test.sock";
+const cli = (args: string[]) => hyperlab(NO_DAEMON, args);
+
+/** verb (as typed) → its usage line as the error shows it, and arguments with one too many. */
+const VERBS: Array<{ verb: string[]; usage: string; extra: string[] }> = [
+  { verb: ["boot"], usage: "Usage: hyperlab boot [OPTIONS]", extra: ["now"] },
+  { verb: ["run"], usage: "Usage: hyperlab run [OPTIONS] IMAGE [COMMAND] [ARG...]", extra: [] },
+  { verb: ["images"], usage: "Usage: hyperlab images [REPOSITORY[:TAG]]", extra: ["busybox", "lua"] },
+  { verb: ["ps"], usage: "Usage: hyperlab ps [-a] [-q]", extra: ["web"] },
+  { verb: ["exec"], usage: "Usage: hyperlab exec [-i] [-t] [-e KEY=VALUE] CONTAINER COMMAND [ARG...]", extra: [] },
+  { verb: ["logs"], usage: "Usage: hyperlab logs CONTAINER", extra: ["a", "b"] },
+  { verb: ["stop"], usage: "Usage: hyperlab stop [-t SECONDS] CONTAINER...", extra: [] },
+  { verb: ["kill"], usage: "Usage: hyperlab kill [-s SIGNAL] CONTAINER...", extra: [] },
+  { verb: ["rm"], usage: "Usage: hyperlab rm [-f] CONTAINER...", extra: [] },
+  { verb: ["inspect"], usage: "Usage: hyperlab inspect CONTAINER...", extra: [] },
+  { verb: ["stats"], usage: "Usage: hyperlab stats [--no-stream] [CONTAINER...]", extra: [] },
+  { verb: ["daemon"], usage: "Usage: hyperlab daemon [OPTIONS]", extra: ["now"] },
+  { verb: ["vm", "create"], usage: "Usage: hyperlab vm create [--name NAME] [--memory MIB] [--cpu-share N] [--cold]", extra: ["a"] },
+  { verb: ["vm", "ls"], usage: "Usage: hyperlab vm ls", extra: ["a"] },
+  { verb: ["vm", "pause"], usage: "Usage: hyperlab vm pause VM...", extra: [] },
+  { verb: ["vm", "snapshot"], usage: "Usage: hyperlab vm snapshot VM FILE [--full]", extra: ["a", "a.snap", "b.snap"] },
+  { verb: ["vm", "restore"], usage: "Usage: hyperlab vm restore FILE [--name NAME] [--cpu-share N]", extra: ["a.snap", "b.snap"] },
+  { verb: ["vm", "fork"], usage: "Usage: hyperlab vm fork VM [-n N]", extra: ["a", "2"] },
+  { verb: ["vm", "update"], usage: "Usage: hyperlab vm update --cpu-share N VM...", extra: [] },
+];
+
+describe.concurrent("hyperlab's verbs refuse what they do not understand", () => {
+  it.each(VERBS)("$verb refuses an unknown flag with 125 and its usage", async ({ verb, usage }) => {
+    const r = await cli([...verb, "--no-such-flag", "x"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain("unknown flag: --no-such-flag");
+    expect(r.stderr).toContain(usage);
+  });
+
+  it.each(VERBS.filter((v) => v.extra.length))("$verb refuses an argument too many with 125 and its usage", async ({ verb, usage, extra }) => {
+    const r = await cli([...verb, ...extra]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain(`unexpected argument '${extra.at(-1)}'`);
+    expect(r.stderr).toContain(usage);
+  });
+
+  it("`vm fork a 2` names the stray argument and shows -n instead of forking one copy", async () => {
+    const r = await cli(["vm", "fork", "a", "2"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain("unexpected argument '2'");
+    expect(r.stderr).toContain("'hyperlab vm fork a -n 2'");
+    expect(r.stdout).toBe("");
+  });
+
+  it("a flag that needs a value says so", async () => {
+    const r = await cli(["stop", "-t"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain("flag --time needs a value");
+  });
+
+  it("an unknown verb lists the verbs", async () => {
+    const r = await cli(["frobnicate"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain("'frobnicate' is not a hyperlab command");
+    expect(r.stderr).toContain("vm ");
+  });
+
+  it("--help still answers for each verb", async () => {
+    for (const { verb } of VERBS.slice(0, 4)) {
+      const r = await cli([...verb, "--help"]);
+      expect(r.code, verb.join(" ")).toBe(0);
+      expect(r.stdout).toContain("Usage: hyperlab");
+    }
+  });
+});
