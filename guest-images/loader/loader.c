@@ -32,7 +32,7 @@ struct mb_info {
 struct mb_module { u32 start, end, string, reserved; };
 struct mb_mmap { u32 size; u64 addr, len; u32 type; } __attribute__((packed));
 
-/* At the very end of the module; written by the host (src/hardware/machine.ts). */
+/* At the very end of the module; written by the host (src/hardware/direct-boot.ts). */
 #define TRAILER_MAGIC 0x31424c48 /* "HLB1" */
 struct trailer {
 	u32 kernel_load;   /* physical address the kernel's bytes must be at */

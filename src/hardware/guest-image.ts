@@ -69,7 +69,7 @@ export type ImageParts =
    */
   | "manifest";
 
-/** Bytes of the bzImage's setup header that the direct boot passes on (machine.ts copies this many). */
+/** Bytes of the bzImage's setup header that the direct boot passes on (direct-boot.ts copies this many). */
 export const SETUP_HEADER_BYTES = 4096;
 const EMPTY = new Uint8Array(0);
 

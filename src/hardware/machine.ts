@@ -1,12 +1,21 @@
-// The PC: the one file that imports v86. It turns a guest image into a running
-// emulator, carries console bytes in and out, and knows when the guest is
-// ready, has panicked, or has stopped.
+// The PC's lifecycle: the one file that imports v86. It turns a guest image
+// into a running emulator (or restores one), pauses, resumes and stops it, and
+// knows when the guest is ready, has panicked, or has stopped. Its devices'
+// host ends live next to it: serial-console.ts, control-port.ts,
+// direct-boot.ts; saved states in machine-state.ts.
 import { V86 } from "v86";
 import { concatBytes } from "../bytes.ts";
 import { HyperlabError } from "../errors.ts";
 import { ConsoleWindow } from "./console-window.ts";
-import { V86_PAGE_SIZE, V86_STATE_MAGIC, V86_STATE_VERSION, type V86StateLayout, readV86State, v86Buffer } from "./v86-state.ts";
+import { CONTROL_PORT, ControlPort, makeControlPortRaw } from "./control-port.ts";
+import { directModule, directModuleLayout } from "./direct-boot.ts";
+import { type Emulator, guestRam } from "./emulator.ts";
 import type { GuestImage } from "./guest-image.ts";
+import { loadState, saveState, touchPages } from "./machine-state.ts";
+import { type ConsoleListener, SerialConsole } from "./serial-console.ts";
+
+// The control port's number is part of the machine's contract (the guest's /dev/vport0p1): importers find it here.
+export { CONTROL_PORT } from "./control-port.ts";
 
 /** How the machine starts the kernel. */
 export type Firmware =
@@ -76,13 +85,6 @@ export const DEFAULT_CMDLINE = [
 /** v86 loads the initramfs at 64 MiB when it boots a bzImage through the BIOS. */
 const SEABIOS_INITRD_BASE = 64 << 20;
 
-/** The port of v86's virtio console that carries hyperlab's control channel (guest: /dev/vport0p1). */
-export const CONTROL_PORT = 1;
-/** v86 puts each input message into one guest receive buffer; Linux posts page-sized ones. */
-const CONTROL_CHUNK = 4096;
-/** Control bytes kept for a listener that subscribes late (the agent's hello comes early). */
-const CONTROL_BACKLOG_LIMIT = 1 << 20;
-
 // Whole lines only: on a busy host the console arrives in small chunks, and a
 // match on a partial line would report a truncated reason.
 const PANIC = /Kernel panic - not syncing: [^\r\n]*(?=\r?\n)/;
@@ -102,107 +104,10 @@ export function minimumMemoryMiB(image: GuestImage, firmware: Firmware = "direct
   return Math.ceil(top / (1 << 20)) + 16;
 }
 
-function align4k(n: number): number {
-  return (n + 4095) & ~4095;
-}
-
-const TRAILER_MAGIC = 0x31424c48; // "HLB1"
-const TRAILER_SIZE = 28;
-const SETUP_HEADER_SIZE = 4096;
-
-/** Where each part of the loader's module goes (see guest-images/loader/loader.c). */
-function directModuleLayout(image: GuestImage) {
-  const { load, end } = image.manifest.kernel;
-  const initrdOffset = align4k(Math.max(end - load, image.vmlinux.length));
-  const initrdSize = image.layers.reduce((n, l) => n + l.length, 0);
-  const headerOffset = align4k(initrdOffset + initrdSize);
-  return { initrdOffset, initrdSize, headerOffset, size: headerOffset + SETUP_HEADER_SIZE + TRAILER_SIZE };
-}
-
-/** The multiboot module the loader expects: kernel, initramfs, setup header, trailer. */
-function directModule(image: GuestImage): Uint8Array {
-  const layout = directModuleLayout(image);
-  const out = new Uint8Array(layout.size);
-  out.set(image.vmlinux, 0);
-  let at = layout.initrdOffset;
-  for (const l of image.layers) {
-    out.set(l, at);
-    at += l.length;
-  }
-  out.set(image.kernel.subarray(0, SETUP_HEADER_SIZE), layout.headerOffset);
-  const { load, entry, end } = image.manifest.kernel;
-  const trailer = new DataView(out.buffer, layout.size - TRAILER_SIZE);
-  [load, entry, end, layout.initrdOffset, layout.initrdSize, layout.headerOffset, TRAILER_MAGIC].forEach((v, i) =>
-    trailer.setUint32(i * 4, v, true),
-  );
-  return out;
-}
-
 function buffer(data: Uint8Array): { buffer: ArrayBuffer } {
   // v86 takes whole ArrayBuffers; copy when `data` is a view into a larger one.
   const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
   return { buffer: (whole ? data.buffer : data.slice().buffer) as ArrayBuffer };
-}
-
-/** virtio-console's control event that makes a port a console (hvc) in the guest. */
-const VIRTIO_CONSOLE_CONSOLE_PORT = 4;
-
-/**
- * v86 announces every virtio-console port as a console, so Linux drives each
- * through the tty layer as /dev/hvcN, which moves at most 16 bytes per call
- * (about 45 emulated instructions a byte, ~0.5 MB/s). The control channel
- * carries bulk data (files, layers), so hyperlab's machine leaves out that
- * announcement for its port: the guest then sees an ordinary virtio-serial
- * port, /dev/vport0p1, which reads and writes whole buffers.
- */
-function makeControlPortRaw(emulator: Emulator): void {
-  const device = emulator.v86.cpu.devices.virtio_console;
-  if (!device) return;
-  const send = device.SendEvent.bind(device);
-  device.SendEvent = (port, event, value) => {
-    if (port === CONTROL_PORT && event === VIRTIO_CONSOLE_CONSOLE_PORT) return;
-    send(port, event, value);
-  };
-}
-
-type ConsoleListener = (chunk: string) => void;
-
-/** The parts of v86's API this file uses (its bundled typings miss some events and options). */
-interface Emulator {
-  bus: { send(event: string, data: unknown): void };
-  /** internals, for the virtio console's receive queue (v86 drops input when the guest has no buffer posted) */
-  v86: {
-    cpu: {
-      devices: {
-        virtio_console?: {
-          virtio: { queues: Array<{ has_request(): boolean }> };
-          /** sends a control event (VIRTIO_CONSOLE_*) about a port to the guest */
-          SendEvent(port: number, event: number, value: number): void;
-        };
-        /** the VGA's memory, a view into v86's WebAssembly memory (a restore copies the saved one into it) */
-        vga?: { svga_memory: Uint8Array };
-      };
-      wasm_memory: WebAssembly.Memory;
-      mem8: Uint8Array;
-      memory_size: Uint32Array;
-      set_state(state: unknown[]): void;
-      zero_memory(addr: number, length: number): void;
-      /** runs the next tick now if v86 waits for one (what a device interrupt does) */
-      stop_idling(): void;
-    };
-    save_state(): ArrayBuffer;
-    /** the CPU loop runs (ticks are scheduled) */
-    running: boolean;
-    restore_state(state: ArrayBuffer): void;
-  };
-  add_listener(event: "serial0-output-byte", listener: (byte: number) => void): void;
-  add_listener(event: `virtio-console${number}-output-bytes`, listener: (bytes: Uint8Array) => void): void;
-  add_listener(event: "emulator-loaded", listener: () => void): void;
-  serial_send_bytes(port: number, data: Uint8Array): void;
-  get_instruction_counter(): number;
-  run(): Promise<void>;
-  stop(): Promise<void>;
-  destroy(): Promise<void>;
 }
 
 /**
@@ -213,19 +118,12 @@ interface Emulator {
 export class Machine {
   private emulator: Emulator | undefined;
   private _state: MachineState = "created";
+  private readonly serial = new SerialConsole((chunk) => this.watchSerial(chunk));
   /** the serial console's recent text, for waits */
-  readonly console = new ConsoleWindow();
-  /** the control channel's recent text, for boot events */
-  private readonly control = new ConsoleWindow();
-  private readonly listeners = new Set<ConsoleListener>();
-  private readonly controlListeners = new Set<(bytes: Uint8Array) => void>();
-  private controlBacklog: Uint8Array[] = [];
-  private controlBacklogBytes = 0;
-  private controlOut: Uint8Array[] = [];
-  private controlPump: ReturnType<typeof setTimeout> | undefined;
-  private pending: number[] = [];
-  private flushScheduled = false;
-  private readonly decoder = new TextDecoder();
+  readonly console = this.serial.text;
+  /** the control channel's recent text while booting, for boot events */
+  private readonly bootEvents = new ConsoleWindow();
+  private readonly control = new ControlPort(() => this.emulator);
   private instrHigh = 0;
   private instrLast = 0;
   private wrapTimer: ReturnType<typeof setInterval> | undefined;
@@ -294,16 +192,16 @@ export class Machine {
         failure,
       ]);
       const initStart = await Promise.race([
-        this.control.waitFor(/hyperlab:init\r?\n/, { timeoutMs: left(), what: "/init to start", from: 0 }).then(mark),
+        this.bootEvents.waitFor(/hyperlab:init\r?\n/, { timeoutMs: left(), what: "/init to start", from: 0 }).then(mark),
         failure,
       ]);
       const ready = await Promise.race([
-        this.control.waitFor(/hyperlab:ready\r?\n/, { timeoutMs: left(), what: "the guest's ready signal", from: 0 }).then(mark),
+        this.bootEvents.waitFor(/hyperlab:ready\r?\n/, { timeoutMs: left(), what: "the guest's ready signal", from: 0 }).then(mark),
         failure,
       ]);
       watch.abort();
       // Deliver the console text the guest printed before it signalled ready.
-      this.flush();
+      this.serial.flush();
       this._state = "running";
       const phase = (a: { t: number; i: number }, b: { t: number; i: number }) => ({
         wallMs: b.t - a.t,
@@ -344,8 +242,7 @@ export class Machine {
 
   /** Subscribes to serial console output, delivered in batches (one call per tick). Returns an unsubscribe function. */
   onConsole(listener: ConsoleListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.serial.subscribe(listener);
   }
 
   /**
@@ -353,12 +250,7 @@ export class Machine {
    * Bytes that arrived while nobody listened are delivered first. Returns an unsubscribe function.
    */
   onControl(listener: (bytes: Uint8Array) => void): () => void {
-    const backlog = this.controlBacklog;
-    this.controlBacklog = [];
-    this.controlBacklogBytes = 0;
-    this.controlListeners.add(listener);
-    for (const b of backlog) listener(b);
-    return () => this.controlListeners.delete(listener);
+    return this.control.subscribe(listener);
   }
 
   /**
@@ -369,36 +261,7 @@ export class Machine {
     if (!this.emulator || (this._state !== "running" && this._state !== "booting" && this._state !== "paused")) {
       throw new HyperlabError("VM_INVALID_STATE", `cannot write to the control channel: machine is ${this._state}`);
     }
-    for (let at = 0; at < bytes.length; at += CONTROL_CHUNK) this.controlOut.push(bytes.slice(at, at + CONTROL_CHUNK));
-    this.pumpControl();
-  }
-
-  private pumpControl(): void {
-    const emulator = this.emulator;
-    if (!emulator) return;
-    const queue = emulator.v86.cpu.devices.virtio_console?.virtio.queues[CONTROL_PORT * 2 + 2];
-    while (this.controlOut.length && queue?.has_request()) {
-      emulator.bus.send(`virtio-console${CONTROL_PORT}-input-bytes`, this.controlOut.shift());
-    }
-    if (this.controlOut.length && !this.controlPump) {
-      this.controlPump = setTimeout(() => {
-        this.controlPump = undefined;
-        this.pumpControl();
-      }, 1);
-    }
-  }
-
-  private onControlBytes(bytes: Uint8Array): void {
-    // Boot events are text lines; after boot the channel belongs to the agent.
-    if (this._state === "booting") this.control.push(new TextDecoder().decode(bytes));
-    if (this.controlListeners.size === 0) {
-      if (this.controlBacklogBytes + bytes.length <= CONTROL_BACKLOG_LIMIT) {
-        this.controlBacklog.push(bytes.slice());
-        this.controlBacklogBytes += bytes.length;
-      }
-      return;
-    }
-    for (const l of this.controlListeners) l(bytes);
+    this.control.send(bytes);
   }
 
   /** Calls `listener` once when the machine stops (guest power-off, panic, or stop()). */
@@ -455,9 +318,7 @@ export class Machine {
     if (!this.emulator || (this._state !== "running" && this._state !== "paused")) {
       throw new HyperlabError("VM_INVALID_STATE", `cannot read guest memory: machine is ${this._state}`);
     }
-    const cpu = this.emulator.v86.cpu;
-    // mem8 is a Proxy in v86's build; its offset and length still read through.
-    return new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.mem8.length);
+    return guestRam(this.emulator);
   }
 
   /** Powers the machine off. Legal in any state; stopping twice is a no-op. */
@@ -476,7 +337,7 @@ export class Machine {
       throw new HyperlabError("VM_INVALID_STATE", `cannot save the machine's state: machine is ${this._state} (legal while running or paused)`);
     }
     // JavaScript runs between v86's slices of emulation, so the CPU is between instructions here.
-    return new Uint8Array(this.emulator.v86.save_state());
+    return saveState(this.emulator);
   }
 
   /**
@@ -586,8 +447,12 @@ export class Machine {
 
     const emulator = new V86(v86opts as unknown as ConstructorParameters<typeof V86>[0]) as unknown as Emulator;
     this.emulator = emulator;
-    emulator.add_listener("serial0-output-byte", (byte: number) => this.onSerialByte(byte));
-    emulator.add_listener(`virtio-console${CONTROL_PORT}-output-bytes`, (bytes: Uint8Array) => this.onControlBytes(bytes));
+    emulator.add_listener("serial0-output-byte", (byte: number) => this.serial.receive(byte));
+    emulator.add_listener(`virtio-console${CONTROL_PORT}-output-bytes`, (bytes: Uint8Array) => {
+      // Boot events are text lines; after boot the channel belongs to the agent.
+      if (this._state === "booting") this.bootEvents.push(new TextDecoder().decode(bytes));
+      this.control.receive(bytes);
+    });
     this.wrapTimer = setInterval(() => this.instructions(), 1000);
     this.wrapTimer.unref?.();
     await new Promise<void>((resolve, reject) => {
@@ -637,22 +502,9 @@ export class Machine {
     return new HyperlabError("GUEST_PANIC", `the guest kernel panicked: ${panic}${context}`, { panic, before });
   }
 
-  private onSerialByte(byte: number): void {
-    this.pending.push(byte);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flush());
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.pending.length === 0) return;
-    const chunk = this.decoder.decode(new Uint8Array(this.pending), { stream: true });
-    this.pending = [];
-    this.console.push(chunk);
-    for (const l of this.listeners) l(chunk);
+  /** Stops the machine when a chunk of serial output completes a panic line or shows a power-off. */
+  private watchSerial(chunk: string): void {
     if (this._state !== "running") return;
-    // A panic stops the machine as soon as its line is complete; so does a power-off.
     const recent = this.console.tail(chunk.length + OVERLAP_FOR_PANIC);
     const panic = /\n/.test(chunk) ? PANIC.exec(recent) : null;
     if (panic) {
@@ -667,8 +519,7 @@ export class Machine {
     this._state = "stopped";
     this.stopReason = reason;
     clearInterval(this.wrapTimer);
-    clearTimeout(this.controlPump);
-    this.controlOut = [];
+    this.control.dropOutput();
     this.instructions();
     const emulator = this.emulator;
     this.emulator = undefined;
@@ -678,9 +529,9 @@ export class Machine {
       // An emulator still being built (a machine stopped while prepared) may fail to tear down: it is dropped all the same.
       await destroyed.catch(() => {});
     }
-    this.flush();
+    this.serial.flush();
     this.console.close(reason);
-    this.control.close(reason);
+    this.bootEvents.close(reason);
     for (const l of this.stoppedListeners) l(reason);
   }
 }
@@ -696,141 +547,4 @@ function stopNow(emulator: Emulator): void {
   // v86 is undefined until the emulator's WebAssembly is instantiated.
   const v86 = emulator.v86 as Emulator["v86"] | undefined;
   if (v86?.running) v86.cpu.stop_idling();
-}
-
-/** v86 writes a few bytes of low memory while it builds the machine; RAM above this is still untouched then. */
-const LOW_MEMORY_WRITTEN_AT_INIT = 1 << 20;
-const PAGE = V86_PAGE_SIZE;
-
-const STATE_TYPES: Record<string, new (buffer: ArrayBuffer) => unknown> = {
-  Uint8Array,
-  Int8Array,
-  Uint16Array,
-  Int16Array,
-  Uint32Array,
-  Int32Array,
-  Float32Array,
-  Float64Array,
-};
-
-function corrupt(what: string): HyperlabError {
-  return new HyperlabError("SNAPSHOT_CORRUPT", `the saved machine state is damaged: ${what}. Take the snapshot again (or delete the cached file so it is rebuilt).`);
-}
-
-/**
- * Takes apart a state for a machine of `memoryMiB` (src/hardware/v86-state.ts
- * reads the layout): SNAPSHOT_CORRUPT if it cannot be read, SNAPSHOT_MISMATCH
- * if it is another v86 state format or another memory size.
- */
-function parseState(state: Uint8Array, memoryMiB: number): V86StateLayout {
-  if (state.byteOffset !== 0 || state.byteLength !== state.buffer.byteLength) {
-    throw new HyperlabError("INVALID_ARGUMENT", "a machine state must span its whole ArrayBuffer (pass what saveState or decodeSnapshot returned)");
-  }
-  // The format first: another format's description need not read as this one's.
-  if (state.byteLength >= 16) {
-    const head = new Int32Array(state.buffer, 0, 2);
-    if (head[0] === V86_STATE_MAGIC && head[1] !== V86_STATE_VERSION) {
-      throw new HyperlabError(
-        "SNAPSHOT_MISMATCH",
-        `the saved machine state has v86 state format ${head[1]}; this v86 reads format ${V86_STATE_VERSION}. Take the snapshot again with this hyperlab.`,
-        { stateFormat: head[1], expected: V86_STATE_VERSION },
-      );
-    }
-  }
-  const layout = readV86State(state);
-  if (layout.totalBytes !== state.byteLength) throw corrupt(`it is ${state.byteLength} bytes long, its header says ${layout.totalBytes}`);
-  if (layout.memoryBytes !== memoryMiB << 20) {
-    const savedMiB = layout.memoryBytes / (1 << 20);
-    throw new HyperlabError(
-      "SNAPSHOT_MISMATCH",
-      `the saved machine has ${savedMiB} MiB of memory; this machine has ${memoryMiB} MiB. Restore it into a machine with ${savedMiB} MiB.`,
-      { savedMiB, memoryMiB },
-    );
-  }
-  return layout;
-}
-
-/**
- * Faults in the guest RAM pages `state` holds (writing a zero to each: RAM
- * of a machine not yet restored is all zero), and the VGA memory every
- * restore overwrites, so that loading a state like it later copies into
- * mapped memory. A state of another size or an unreadable one touches no
- * RAM: it is only a hint.
- */
-function touchPages(emulator: Emulator, state: Uint8Array): void {
-  const cpu = emulator.v86.cpu;
-  const vga = cpu.devices.vga?.svga_memory;
-  for (let at = 0; vga && at < vga.length; at += PAGE) vga[at] = 0;
-  let layout: V86StateLayout;
-  try {
-    layout = parseState(state, cpu.mem8.length / (1 << 20));
-  } catch {
-    return;
-  }
-  const ram = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.mem8.length);
-  const bitmap = v86Buffer(state, layout, layout.bitmapId);
-  const pageCount = Math.min(ram.length / PAGE, bitmap.length * 8);
-  for (let page = LOW_MEMORY_WRITTEN_AT_INIT / PAGE; page < pageCount; page++) {
-    if ((bitmap[page >> 3]! >> (page & 7)) & 1) ram[page * PAGE] = 0;
-  }
-}
-
-/**
- * Loads a state saved by v86 into a freshly built emulator: what v86's
- * restore_state does, minus two costs that dominate a restore. v86 zeroes all
- * of guest RAM first and copies the packed pages out of the state before
- * placing them; here RAM is fresh from WebAssembly's memory.grow (zero, and
- * zeroing it again faults in every page), so only the low memory v86 touched
- * while building the machine is cleared, and the pages are copied straight
- * from `state` into RAM in runs. Everything else goes through v86's own
- * set_state, so devices restore exactly as v86 restores them.
- */
-function loadState(emulator: Emulator, state: Uint8Array, memoryMiB: number): void {
-  const layout = parseState(state, memoryMiB);
-  const { packedId, bitmapId } = layout;
-  const saved = layout.description.state;
-  const buffers = layout.buffers.map(({ start, length }, id) => {
-    // v86 gets an empty page list and an all-zero bitmap; the pages are placed below.
-    if (id === packedId) return new ArrayBuffer(0);
-    if (id === bitmapId) return new ArrayBuffer(length);
-    return state.buffer.slice(start, start + length) as ArrayBuffer;
-  });
-  const revive = (value: unknown): unknown => {
-    if (typeof value !== "object" || value === null) return value;
-    if (Array.isArray(value)) return value.map(revive);
-    const v = value as { __state_type__?: string; buffer_id?: number; args?: unknown };
-    if (v.__state_type__ === "Map") return new Map(v.args as Array<[unknown, unknown]>);
-    const type = v.__state_type__ === undefined ? undefined : STATE_TYPES[v.__state_type__];
-    if (!type || v.buffer_id === undefined || !buffers[v.buffer_id]) throw corrupt(`it holds a value of unknown type ${String(v.__state_type__)}`);
-    return new type(buffers[v.buffer_id]!);
-  };
-
-  const cpu = emulator.v86.cpu;
-  const zeroMemory = cpu.zero_memory;
-  cpu.zero_memory = (addr, length) => zeroMemory.call(cpu, addr, Math.min(length, LOW_MEMORY_WRITTEN_AT_INIT));
-  try {
-    cpu.set_state(revive(saved) as unknown[]);
-  } finally {
-    cpu.zero_memory = zeroMemory;
-  }
-
-  const ram = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.mem8.length);
-  const bitmap = v86Buffer(state, layout, bitmapId);
-  const packed = v86Buffer(state, layout, packedId);
-  const pageCount = ram.length / PAGE;
-  let from = 0;
-  for (let page = 0; page < pageCount; ) {
-    if (!((bitmap[page >> 3]! >> (page & 7)) & 1)) {
-      page++;
-      continue;
-    }
-    let end = page + 1;
-    while (end < pageCount && (bitmap[end >> 3]! >> (end & 7)) & 1) end++;
-    const bytes = (end - page) * PAGE;
-    if (from + bytes > packed.length) throw corrupt("its page bitmap lists more pages than it holds");
-    ram.set(packed.subarray(from, from + bytes), page * PAGE);
-    from += bytes;
-    page = end;
-  }
-  if (from !== packed.length) throw corrupt("it holds more pages than its page bitmap lists");
 }
