@@ -3,7 +3,7 @@
 // of `true`. Instructions are v86's counter over each operation.
 import { ContainerEngine, type Runtime } from "../src/containers/engine.ts";
 import { nodeImageStore } from "../src/containers/node-store.ts";
-import { startGuest } from "../src/guest/node-guest.ts";
+import { startGuest } from "../src/hypervisor/local-guest.ts";
 import { summarize, writeResult } from "./stats.ts";
 
 const RUNS = Number(process.env.CONTAINER_RUNS ?? 10);

@@ -8,8 +8,9 @@
 import { pathToFileURL } from "node:url";
 import { loadNodeImage } from "../src/hardware/node.ts";
 import { nodeBootSnapshot, nodeCodec } from "../src/hypervisor/boot-snapshot-node.ts";
+import { decodeSnapshot } from "../src/hypervisor/delta-snapshot.ts";
 import { Hypervisor } from "../src/hypervisor/hypervisor.ts";
-import { decodeSnapshot, readSnapshotHeader } from "../src/hypervisor/snapshot.ts";
+import { readSnapshotHeader } from "../src/hypervisor/snapshot.ts";
 import type { Vm, VmSnapshotOptions } from "../src/hypervisor/vm.ts";
 import { type Summary, summarize } from "./stats.ts";
 

@@ -10,7 +10,7 @@
 // - reference: plain TypeScript reading the same Uint8Array in place.
 // Delta encode reads the base and the current memory (GB/s counts the
 // current one only) and hashes both for the header's digests.
-import { startGuest } from "../src/guest/node-guest.ts";
+import { startGuest } from "../src/hypervisor/local-guest.ts";
 import { loadMemoryEngine, type MemoryImage, PAGE_SIZE } from "../src/hypervisor/memory-engine.ts";
 import { memoryReference as reference } from "../src/hypervisor/memory-reference.ts";
 import { type Summary, summarize } from "./stats.ts";

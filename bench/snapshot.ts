@@ -15,7 +15,8 @@ import { Machine } from "../src/hardware/machine.ts";
 import { loadNodeImage, v86Wasm } from "../src/hardware/node.ts";
 import { buildBootSnapshot } from "../src/hypervisor/boot-snapshot.ts";
 import { nodeCodec } from "../src/hypervisor/boot-snapshot-node.ts";
-import { type Snapshot, type SnapshotCodec, decodeSnapshot, encodeSnapshot, restoreSnapshot, webCodec } from "../src/hypervisor/snapshot.ts";
+import { decodeSnapshot } from "../src/hypervisor/delta-snapshot.ts";
+import { type Snapshot, type SnapshotCodec, encodeSnapshot, restoreSnapshot, webCodec } from "../src/hypervisor/snapshot.ts";
 import { type Summary, summarize } from "./stats.ts";
 
 const cli = fileURLToPath(new URL("../bin/hyperlab.js", import.meta.url));

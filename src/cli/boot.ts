@@ -1,7 +1,7 @@
 // `hyperlab boot`: start the default guest (restored from the boot snapshot,
 // or booted cold); attach the terminal, or run one command.
 import { HyperlabError } from "../errors.ts";
-import { startGuest, startsFromSnapshot } from "../guest/node-guest.ts";
+import { startGuest, startsFromSnapshot } from "../hypervisor/local-guest.ts";
 import { SerialShell } from "../guest/serial-shell.ts";
 import { type Firmware, Machine } from "../hardware/machine.ts";
 import { loadNodeImage, v86Wasm } from "../hardware/node.ts";

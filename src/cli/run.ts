@@ -4,7 +4,7 @@ import { type CreateOptions, ContainerEngine, RUNTIMES, type Runtime } from "../
 import { parseCpus, parseMemory, parsePidsLimit } from "../containers/limits.ts";
 import { nodeImageStore } from "../containers/node-store.ts";
 import { HyperlabError } from "../errors.ts";
-import { startGuest } from "../guest/node-guest.ts";
+import { startGuest } from "../hypervisor/local-guest.ts";
 import { attachTerminal, terminalSize, writeOutput } from "./terminal.ts";
 import { API_VERSION } from "../daemon/socket.ts";
 import type { ContainerJson } from "../daemon/v1.ts";

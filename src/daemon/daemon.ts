@@ -3,9 +3,9 @@
 // and VM commands share them (the Docker split of a CLI and a daemon).
 import { ContainerEngine } from "../containers/engine.ts";
 import { nodeImageStore } from "../containers/node-store.ts";
-import { startGuest } from "../guest/node-guest.ts";
 import { HyperlabError } from "../errors.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
+import { startGuest } from "../hypervisor/local-guest.ts";
 import { serveApi } from "./server.ts";
 import { isAlive } from "./socket.ts";
 

@@ -3,7 +3,7 @@
 // request, calls the engine or the hypervisor, and answers JSON.
 import type { Container, ContainerEngine, CreateOptions } from "../containers/engine.ts";
 import type { CreateVmOptions, Hypervisor } from "../hypervisor/hypervisor.ts";
-import type { VmExecOptions } from "../hypervisor/vm-worker.ts";
+import type { VmExecOptions } from "../hypervisor/worker-protocol.ts";
 import { type Route, body, rawBody, send, streamOutput } from "./http.ts";
 import { API_VERSION } from "./socket.ts";
 

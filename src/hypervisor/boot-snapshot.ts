@@ -8,13 +8,13 @@ import { HyperlabError } from "../errors.ts";
 import { AgentClient } from "../guest/agent.ts";
 import type { GuestImage } from "../hardware/guest-image.ts";
 import { DEFAULT_CMDLINE, Machine, defaultMemoryMiB } from "../hardware/machine.ts";
+import { decodeSnapshot } from "./delta-snapshot.ts";
 import {
   type Compression,
   SNAPSHOT_FORMAT,
   type Snapshot,
   type SnapshotCodec,
   captureSnapshot,
-  decodeSnapshot,
   encodeSnapshot,
   imageDigest,
   webCodec,

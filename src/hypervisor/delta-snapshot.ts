@@ -6,37 +6,26 @@
 // v86's state is kept as it is. Applying one puts v86's state back together
 // byte for byte, working on the base's packed pages (never on a whole RAM
 // image), after the engine's digests have checked that the base is the
-// delta's base and that the delta is whole. Format: docs/snapshots.md.
+// delta's base and that the delta is whole. The file format (the header, the
+// payload's two parts) is snapshot.ts's; this file builds on it, and decodes
+// any snapshot file, whole or delta, back to a whole snapshot. Format:
+// docs/snapshots.md.
 import { HyperlabError } from "../errors.ts";
 import { V86_PAGE_SIZE, type V86StateLayout, readV86State, v86Buffer } from "../hardware/v86-state.ts";
-import { DELTA_HEADER_SIZE, type MemoryKernels, type MemoryOps, PAGE_SIZE, ZERO_PAGE_HASH, readDeltaHeader } from "./memory-engine.ts";
-import type { Snapshot, SnapshotHeader } from "./snapshot.ts";
-
-/** The snapshot file format version of delta snapshots (whole snapshots stay format 1). */
-export const DELTA_SNAPSHOT_FORMAT = 2;
-
-/** What a delta snapshot was taken against: a boot snapshot, identified three ways. */
-export interface SnapshotBase {
-  /** the boot snapshot's key (`bootSnapshotKey`), for messages and for finding it; "" when it has none */
-  key: string;
-  /** sha256 (hex) of the base's v86 state: what a restore compares first */
-  sha256: string;
-  /** the memory engine's digest of the base RAM's page hashes (16 hex digits), which the RAM delta checks again */
-  memoryDigest: string;
-}
-
-/** The header section of a delta snapshot: its base and how its payload is split. */
-export interface SnapshotDeltaInfo {
-  base: SnapshotBase;
-  /** bytes of the payload's first part: v86's state without guest RAM and without the buffers equal to the base's */
-  stateBytes: number;
-  /** bytes of the payload's second part: the RAM delta, in the memory engine's format */
-  memoryBytes: number;
-  /** ids of v86 buffers taken unchanged from the base */
-  baseBuffers: number[];
-  /** pages of RAM that differ from the base's */
-  changedPages: number;
-}
+import { DELTA_HEADER_SIZE, type MemoryKernels, type MemoryOps, PAGE_SIZE, ZERO_PAGE_HASH, loadMemoryEngine, readDeltaHeader } from "./memory-engine.ts";
+import {
+  DELTA_SNAPSHOT_FORMAT,
+  type DeltaSnapshot,
+  SNAPSHOT_FORMAT,
+  type Snapshot,
+  type SnapshotBase,
+  type SnapshotCodec,
+  type SnapshotExpectation,
+  type SnapshotHeader,
+  stateDigest,
+  unpackSnapshot,
+  webCodec,
+} from "./snapshot.ts";
 
 /** A base as the VM worker needs it to take a delta snapshot. */
 export interface DeltaBase {
@@ -47,13 +36,20 @@ export interface DeltaBase {
   sha256: string;
 }
 
-/** A delta snapshot in memory: the header, the rest of v86's state, and the RAM delta. */
-export interface DeltaSnapshot {
-  header: SnapshotHeader & { delta: SnapshotDeltaInfo };
-  /** v86's header and description, then the buffers neither RAM nor equal to the base's, each padded to 4 bytes */
-  state: Uint8Array;
-  /** guest RAM against the base's, as `MemoryOps.encodeDelta` writes it */
-  memory: Uint8Array;
+/**
+ * Finds the base a delta snapshot was taken against (normally the boot
+ * snapshot of its image and memory size), or undefined when there is none.
+ * The decoder checks its sha256 itself.
+ */
+export type BaseResolver = (base: SnapshotBase, header: SnapshotHeader) => Promise<{ snapshot: Snapshot; key?: string } | undefined>;
+
+/** Options of decodeSnapshot. */
+export interface DecodeOptions {
+  codec?: SnapshotCodec;
+  /** where a delta snapshot's base comes from (without one, a delta snapshot fails with SNAPSHOT_MISMATCH) */
+  base?: BaseResolver;
+  /** the memory engine that checks a delta against its base (default: this thread's Wasm engine) */
+  engine?: MemoryKernels;
 }
 
 /** Set in a RAM delta's index entry when the page became all zero (memory-engine.ts). */
@@ -247,10 +243,40 @@ export function applyDeltaSnapshot(delta: DeltaSnapshot, base: Snapshot, engine:
   return { header: wholeHeader(delta.header), state: out };
 }
 
+/**
+ * Checks and unpacks snapshot bytes (unpackSnapshot: magic, format,
+ * checksum, what `expected` asks for, the payload). A delta snapshot is put
+ * back together with its base (`opts.base`), so the result is always a whole
+ * snapshot. Throws SNAPSHOT_CORRUPT (bad magic, truncated, checksum
+ * mismatch, payload that does not decompress or is not a v86 state, a RAM
+ * delta that does not give the RAM it was taken from) or SNAPSHOT_MISMATCH
+ * (other format, image, memory or firmware; a delta whose base is missing).
+ */
+export async function decodeSnapshot(bytes: Uint8Array, expected: SnapshotExpectation = {}, opts: DecodeOptions = {}): Promise<Snapshot> {
+  const codec = opts.codec ?? webCodec;
+  const unpacked = await unpackSnapshot(bytes, expected, { codec });
+  if (!("memory" in unpacked)) return unpacked;
+  const delta = unpacked.header.delta;
+  const base = await opts.base?.(delta.base, unpacked.header);
+  const has = base ? await stateDigest(base.snapshot, codec) : undefined;
+  if (!base || has !== delta.base.sha256) {
+    const wanted = `${delta.base.key || "a boot snapshot"} (sha256 ${delta.base.sha256.slice(0, 12)}…)`;
+    const found = base ? `the boot snapshot here for this image and memory size is ${base.key || "another one"} (sha256 ${has!.slice(0, 12)}…): boot snapshots differ from one build to the next` : "there is no boot snapshot here to apply it to";
+    throw new HyperlabError(
+      "SNAPSHOT_MISMATCH",
+      `the snapshot stores only what changed since ${wanted}, and that base is missing: ${found}. ` +
+        "Restore it where it was taken, or take a whole snapshot there (vm.snapshot({ full: true }), hyperlab vm snapshot --full).",
+      { base: delta.base, found: base ? { key: base.key, sha256: has } : null },
+    );
+  }
+  const engine = opts.engine ?? (await loadMemoryEngine());
+  return applyDeltaSnapshot(unpacked, base.snapshot, engine);
+}
+
 /** The header of the whole snapshot a delta snapshot stands for. */
 function wholeHeader(header: DeltaSnapshot["header"]): SnapshotHeader {
   const { delta: _delta, ...rest } = header;
-  return { ...rest, format: 1, payload: { compression: "none", bytes: header.state.bytes } };
+  return { ...rest, format: SNAPSHOT_FORMAT, payload: { compression: "none", bytes: header.state.bytes } };
 }
 
 /**

@@ -1,54 +1,13 @@
 // The host's side of a VM worker: spawns the worker (worker_threads in Node,
 // a module Web Worker in a browser), wraps its API with Comlink, and turns an
 // unexpected exit into WORKER_DIED for every call in flight and every later
-// one. Our error class crosses the boundary with its code and detail.
+// one. Our error class crosses the boundary with its code and detail
+// (worker-transfer.ts).
 import * as Comlink from "comlink";
 import type { NodeEndpoint } from "comlink/dist/esm/node-adapter.mjs";
 import { HyperlabError } from "../errors.ts";
-import type { VmWorkerApi, WorkerEvent } from "./vm-worker.ts";
-
-/** Serialized form of a thrown HyperlabError (what crosses the worker boundary). */
-interface WireError {
-  hyperlab: true;
-  code: HyperlabError["code"];
-  message: string;
-  detail?: Record<string, unknown>;
-  stack?: string;
-}
-
-let installed = false;
-
-/**
- * Makes thrown HyperlabErrors keep their `code` and `detail` across Comlink
- * (its own handler keeps only name, message and stack). Both sides call it;
- * other errors still take Comlink's path.
- */
-export function installErrorTransfer(): void {
-  if (installed) return;
-  installed = true;
-  const original = Comlink.transferHandlers.get("throw") as Comlink.TransferHandler<{ value: unknown }, unknown>;
-  const handler: Comlink.TransferHandler<{ value: unknown }, unknown> = {
-    canHandle: (v): v is { value: unknown } => original.canHandle(v),
-    serialize: (thrown) => {
-      const e = thrown.value;
-      if (e instanceof HyperlabError) {
-        const wire: WireError = { hyperlab: true, code: e.code, message: e.message, detail: e.detail, stack: e.stack };
-        return [wire, []];
-      }
-      return original.serialize(thrown);
-    },
-    deserialize: (s) => {
-      const w = s as Partial<WireError>;
-      if (w.hyperlab) {
-        const err = new HyperlabError(w.code!, w.message!, w.detail);
-        if (w.stack) err.stack = w.stack;
-        throw err;
-      }
-      return original.deserialize(s);
-    },
-  };
-  Comlink.transferHandlers.set("throw", handler as Comlink.TransferHandler<unknown, unknown>);
-}
+import type { VmWorkerApi, WorkerEvent } from "./worker-protocol.ts";
+import { installErrorTransfer } from "./worker-transfer.ts";
 
 /** Promise-returning view of the worker's API (every method async across the boundary). */
 export type VmWorkerRemote = { [K in keyof VmWorkerApi]: VmWorkerApi[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<Awaited<R>> : never };
@@ -273,9 +232,4 @@ export async function spawnVmWorker(): Promise<VmWorker> {
       await raw.terminate();
     },
   };
-}
-
-/** Marks a buffer to move (not copy) to the other side of a Comlink call. */
-export function moved<T extends Uint8Array>(data: T): T {
-  return Comlink.transfer(data, [data.buffer as ArrayBuffer]);
 }

@@ -2,16 +2,18 @@
 // what the state must be restored with (guest image, memory size, firmware,
 // kernel arguments) and carries a checksum, so a damaged file or one taken
 // with other options fails with a clear error instead of a confused guest.
-// A delta snapshot (format 2, delta-snapshot.ts) holds only what differs from
-// a boot snapshot; decoding puts the whole state back together.
+// This file owns the file format, of whole snapshots and of delta snapshots
+// (format 2: only what differs from a boot snapshot). Taking a delta and
+// putting the whole state back together from one is delta-snapshot.ts's work.
 import { HyperlabError } from "../errors.ts";
 import type { GuestImage } from "../hardware/guest-image.ts";
 import { type Firmware, Machine, type RestoreReport } from "../hardware/machine.ts";
-import { DELTA_SNAPSHOT_FORMAT, type DeltaSnapshot, type SnapshotBase, type SnapshotDeltaInfo, applyDeltaSnapshot } from "./delta-snapshot.ts";
-import { type MemoryKernels, loadMemoryEngine } from "./memory-engine.ts";
 
 /** The file format of whole snapshots (delta snapshots are DELTA_SNAPSHOT_FORMAT, 2); this hyperlab reads both. */
 export const SNAPSHOT_FORMAT = 1;
+
+/** The snapshot file format version of delta snapshots (whole snapshots stay format 1). */
+export const DELTA_SNAPSHOT_FORMAT = 2;
 
 /** How the state is stored after the header. */
 export type Compression = "none" | "deflate-raw";
@@ -38,18 +40,43 @@ export interface SnapshotHeader {
   delta?: SnapshotDeltaInfo;
 }
 
+/** What a delta snapshot was taken against: a boot snapshot, identified three ways. */
+export interface SnapshotBase {
+  /** the boot snapshot's key (`bootSnapshotKey`), for messages and for finding it; "" when it has none */
+  key: string;
+  /** sha256 (hex) of the base's v86 state: what a restore compares first */
+  sha256: string;
+  /** the memory engine's digest of the base RAM's page hashes (16 hex digits), which the RAM delta checks again */
+  memoryDigest: string;
+}
+
+/** The header section of a delta snapshot: its base and how its payload is split. */
+export interface SnapshotDeltaInfo {
+  base: SnapshotBase;
+  /** bytes of the payload's first part: v86's state without guest RAM and without the buffers equal to the base's */
+  stateBytes: number;
+  /** bytes of the payload's second part: the RAM delta, in the memory engine's format */
+  memoryBytes: number;
+  /** ids of v86 buffers taken unchanged from the base */
+  baseBuffers: number[];
+  /** pages of RAM that differ from the base's */
+  changedPages: number;
+}
+
 /** A snapshot in memory: the header and v86's state, decoded (uncompressed, spanning its own ArrayBuffer). */
 export interface Snapshot {
   header: SnapshotHeader;
   state: Uint8Array;
 }
 
-/**
- * Finds the base a delta snapshot was taken against (normally the boot
- * snapshot of its image and memory size), or undefined when there is none.
- * The decoder checks its sha256 itself.
- */
-export type BaseResolver = (base: SnapshotBase, header: SnapshotHeader) => Promise<{ snapshot: Snapshot; key?: string } | undefined>;
+/** A delta snapshot in memory: the header, the rest of v86's state, and the RAM delta. */
+export interface DeltaSnapshot {
+  header: SnapshotHeader & { delta: SnapshotDeltaInfo };
+  /** v86's header and description, then the buffers neither RAM nor equal to the base's, each padded to 4 bytes */
+  state: Uint8Array;
+  /** guest RAM against the base's, as `MemoryOps.encodeDelta` writes it */
+  memory: Uint8Array;
+}
 
 /** What a caller requires of a snapshot; anything else fails with SNAPSHOT_MISMATCH. */
 export interface SnapshotExpectation {
@@ -280,25 +307,16 @@ export function checkSnapshot(header: SnapshotHeader, expected: SnapshotExpectat
   }
 }
 
-/** Options of decodeSnapshot. */
-export interface DecodeOptions {
-  codec?: SnapshotCodec;
-  /** where a delta snapshot's base comes from (without one, a delta snapshot fails with SNAPSHOT_MISMATCH) */
-  base?: BaseResolver;
-  /** the memory engine that checks a delta against its base (default: this thread's Wasm engine) */
-  engine?: MemoryKernels;
-}
-
 /**
- * Checks and unpacks snapshot bytes: magic, format, checksum, then what
- * `expected` asks for, then the payload. A delta snapshot is put back
- * together with its base (`opts.base`), so the result is always a whole
- * snapshot. Throws SNAPSHOT_CORRUPT (bad magic, truncated, checksum
- * mismatch, payload that does not decompress or is not a v86 state, a RAM
- * delta that does not give the RAM it was taken from) or SNAPSHOT_MISMATCH
- * (other format, image, memory or firmware; a delta whose base is missing).
+ * Checks snapshot bytes and unpacks their payload: magic, format, checksum,
+ * then what `expected` asks for, then the payload. A whole snapshot comes
+ * back as a Snapshot; a delta snapshot as its parts, to be put back together
+ * with its base (decodeSnapshot in delta-snapshot.ts does both). Throws
+ * SNAPSHOT_CORRUPT (bad magic, truncated, checksum mismatch, payload that
+ * does not decompress or is not a v86 state) or SNAPSHOT_MISMATCH (other
+ * format, image, memory or firmware).
  */
-export async function decodeSnapshot(bytes: Uint8Array, expected: SnapshotExpectation = {}, opts: DecodeOptions = {}): Promise<Snapshot> {
+export async function unpackSnapshot(bytes: Uint8Array, expected: SnapshotExpectation = {}, opts: { codec?: SnapshotCodec } = {}): Promise<Snapshot | DeltaSnapshot> {
   const codec = opts.codec ?? webCodec;
   const header = readSnapshotHeader(bytes);
   const start = PREFIX + new DataView(bytes.buffer, bytes.byteOffset + 12, 4).getUint32(0, true);
@@ -337,26 +355,7 @@ export async function decodeSnapshot(bytes: Uint8Array, expected: SnapshotExpect
     throw corrupt("its payload is not a v86 machine state");
   }
   if (!delta) return { header, state: raw };
-
-  const base = await opts.base?.(delta.base, header);
-  const has = base ? await stateDigest(base.snapshot, codec) : undefined;
-  if (!base || has !== delta.base.sha256) {
-    const wanted = `${delta.base.key || "a boot snapshot"} (sha256 ${delta.base.sha256.slice(0, 12)}…)`;
-    const found = base ? `the boot snapshot here for this image and memory size is ${base.key || "another one"} (sha256 ${has!.slice(0, 12)}…): boot snapshots differ from one build to the next` : "there is no boot snapshot here to apply it to";
-    throw new HyperlabError(
-      "SNAPSHOT_MISMATCH",
-      `the snapshot stores only what changed since ${wanted}, and that base is missing: ${found}. ` +
-        "Restore it where it was taken, or take a whole snapshot there (vm.snapshot({ full: true }), hyperlab vm snapshot --full).",
-      { base: delta.base, found: base ? { key: base.key, sha256: has } : null },
-    );
-  }
-  const engine = opts.engine ?? (await loadMemoryEngine());
-  const parts: DeltaSnapshot = {
-    header: { ...header, delta },
-    state: raw.subarray(0, delta.stateBytes),
-    memory: raw.subarray(delta.stateBytes),
-  };
-  return applyDeltaSnapshot(parts, base.snapshot, engine);
+  return { header: { ...header, delta }, state: raw.subarray(0, delta.stateBytes), memory: raw.subarray(delta.stateBytes) };
 }
 
 /**

@@ -7,101 +7,31 @@ import { HyperlabError } from "../errors.ts";
 import { type AgentChannel, AgentClient, type ExecOptions, type ExecResult, type GuestProcess } from "../guest/agent.ts";
 import type { GuestImage } from "../hardware/guest-image.ts";
 import { Machine } from "../hardware/machine.ts";
-import { type DeltaBase, type DeltaSnapshot, makeDeltaSnapshot } from "./delta-snapshot.ts";
+import { type DeltaBase, makeDeltaSnapshot } from "./delta-snapshot.ts";
 import { loadMemoryEngine } from "./memory-engine.ts";
-import { type Snapshot, captureSnapshot, checkSnapshot, imageDigest } from "./snapshot.ts";
+import { type DeltaSnapshot, type Snapshot, captureSnapshot, checkSnapshot, imageDigest } from "./snapshot.ts";
 import type { NodeEndpoint } from "comlink/dist/esm/node-adapter.mjs";
-import { installErrorTransfer, moved } from "./rpc.ts";
+import {
+  AGENT_REQUESTS,
+  type AgentRequest,
+  type DeviceCounters,
+  type GuestMemory,
+  type PrepareConfig,
+  type ProcessEvent,
+  type ProcessInput,
+  SAMPLE_MS,
+  type StartReport,
+  type VmExecOptions,
+  type VmWorkerApi,
+  type WorkerConfig,
+  type WorkerEvent,
+  type WorkerSample,
+} from "./worker-protocol.ts";
+import { installErrorTransfer, moved } from "./worker-transfer.ts";
 
-/** How often the worker reports its counters (the scheduler's clock), ms. */
-export const SAMPLE_MS = 20;
 /** Console text is sent once this much is pending, or at the next sample. */
 const CONSOLE_BATCH = 4096;
 const encoder = new TextEncoder();
-
-/** What a worker needs to build its machine. */
-export interface WorkerConfig {
-  name: string;
-  image: GuestImage;
-  /** v86's compiled WebAssembly, shared with the host (compiled once per process) */
-  wasm: WebAssembly.Module;
-  memoryMiB: number;
-  cmdline?: string;
-}
-
-/** What a worker builds a machine ahead for (see prepare()): a restore of a snapshot with these options. */
-export interface PrepareConfig {
-  image: GuestImage;
-  wasm: WebAssembly.Module;
-  memoryMiB: number;
-  /** the snapshot's extra kernel arguments (its header's vm.cmdline) */
-  cmdline?: string;
-  /** a state like the one to be restored (e.g. the boot snapshot's): its RAM pages are faulted in ahead */
-  pagesOf?: Uint8Array;
-}
-
-/** How long a start took, in the worker. */
-export interface StartReport {
-  /** until the machine ran (booted, or its state loaded) */
-  machineMs: number;
-  /** until the guest agent answered (and, after a restore, the guest clock was set) */
-  wallMs: number;
-  /** a restore's steps: building the emulator, loading the state, reaching the agent, setting the clock */
-  phases?: { emulatorMs: number; stateMs: number; agentMs?: number; clockMs?: number };
-}
-
-/** Byte counters of the VM's devices. */
-export interface DeviceCounters {
-  /** serial console bytes from the guest / to the guest */
-  consoleOut: number;
-  consoleIn: number;
-  /** control channel (virtio console) bytes from the guest / to the guest */
-  controlOut: number;
-  controlIn: number;
-}
-
-/** Cumulative counters of one VM, sent every SAMPLE_MS. */
-export interface WorkerSample extends DeviceCounters {
-  instructions: number;
-  /** wall ms the emulator was allowed to run (neither paused nor held) */
-  runMs: number;
-  /** of that, ms the worker's event loop was busy (low when the guest halts) */
-  activeMs: number;
-}
-
-/** Messages from a worker to the host, on the events port. */
-export type WorkerEvent =
-  | { type: "console"; data: string }
-  | ({ type: "sample" } & WorkerSample)
-  | { type: "stopped"; code: HyperlabError["code"]; message: string; detail?: Record<string, unknown> };
-
-/** Exec options that can cross the worker boundary (stdin given whole, not streamed). */
-export type VmExecOptions = Omit<ExecOptions, "stdin"> & { stdin?: string | Uint8Array };
-
-/** The agent's file-system requests a host may make by name through `agentRequest` (what a container engine does besides exec and file I/O). */
-export const AGENT_REQUESTS = ["stat", "mkdir", "remove", "mount", "umount"] as const;
-/** One of AGENT_REQUESTS. */
-export type AgentRequest = (typeof AGENT_REQUESTS)[number];
-
-/** What a process started by `spawn` tells its listener, in order: its output, then its end (or why it could not go on). */
-export type ProcessEvent =
-  | { type: "output"; stream: 1 | 2; data: Uint8Array }
-  | { type: "exited"; exitCode: number; signal: number }
-  | { type: "failed"; code: HyperlabError["code"]; message: string; detail?: Record<string, unknown> };
-
-/** What the host can do to a process started by `spawn`. */
-export type ProcessInput =
-  | { type: "write"; data: string | Uint8Array }
-  | { type: "close-stdin" }
-  | { type: "resize"; rows: number; cols: number }
-  | { type: "kill"; signal?: number };
-
-/** Guest memory as the guest's /proc/meminfo tells it, in KiB. */
-export interface GuestMemory {
-  totalKiB: number;
-  availableKiB: number;
-  usedKiB: number;
-}
 
 const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string";
 
@@ -116,7 +46,7 @@ function needAgent(agent: AgentClient | undefined, action: string): AgentClient 
 }
 
 /** Parses the KiB figures of /proc/meminfo. */
-export function parseMeminfo(text: string): GuestMemory {
+function parseMeminfo(text: string): GuestMemory {
   const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN);
   const totalKiB = kib("MemTotal");
   const availableKiB = kib("MemAvailable");
@@ -124,7 +54,7 @@ export function parseMeminfo(text: string): GuestMemory {
 }
 
 /** One VM's worker: the object exposed to the host. */
-class VmWorkerImpl {
+class VmWorkerImpl implements VmWorkerApi {
   private port: MessagePort | undefined;
   private config: WorkerConfig | undefined;
   /** a machine built ahead for a restore, and the options it was built with */
@@ -522,9 +452,6 @@ function elu(): { active: number } | undefined {
   const perf = performance as Performance & { eventLoopUtilization?: () => { active: number } };
   return perf.eventLoopUtilization?.();
 }
-
-/** The API a VM worker serves; the host calls it through Comlink (see rpc.ts). */
-export type VmWorkerApi = VmWorkerImpl;
 
 installErrorTransfer();
 async function hostEndpoint(): Promise<Comlink.Endpoint> {

@@ -9,7 +9,7 @@ import type { VmWorker } from "./rpc.ts";
 import { MAX_SHARE, MIN_SHARE, validShare } from "./scheduler.ts";
 import type { Compression } from "./snapshot.ts";
 import { type VmState, assertState, assertTransition } from "./vm-state.ts";
-import type { AgentRequest, DeviceCounters, GuestMemory, ProcessEvent, ProcessInput, VmExecOptions, WorkerEvent, WorkerSample } from "./vm-worker.ts";
+import type { AgentRequest, DeviceCounters, GuestMemory, ProcessEvent, ProcessInput, VmExecOptions, WorkerEvent, WorkerSample } from "./worker-protocol.ts";
 
 /** How a VM came to be. */
 export type VmOrigin = "boot" | "snapshot" | "restore" | "fork" | "pool";

@@ -8,8 +8,9 @@
 import { bootSnapshots as SITE_SNAPSHOTS } from "virtual:hyperlab-boot-snapshots";
 import { HyperlabError } from "../errors.ts";
 import { type GuestImage, type GuestManifest, type ImageParts, SETUP_HEADER_BYTES, loadGuestImage } from "../hardware/guest-image.ts";
+import { decodeSnapshot } from "../hypervisor/delta-snapshot.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
-import { type Snapshot, decodeSnapshot, imageDigest, webCodec } from "../hypervisor/snapshot.ts";
+import { type Snapshot, imageDigest, webCodec } from "../hypervisor/snapshot.ts";
 import { guestAssetUrl, v86Url } from "./assets.ts";
 import { ProgressTracker, compileWasm, fetchBytes, fetchHead } from "./progress.ts";
 

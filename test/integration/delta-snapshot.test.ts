@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadNodeImage } from "../../src/hardware/node.ts";
 import { readV86State, v86Buffer } from "../../src/hardware/v86-state.ts";
 import { nodeBootSnapshot, nodeCodec } from "../../src/hypervisor/boot-snapshot-node.ts";
+import { decodeSnapshot } from "../../src/hypervisor/delta-snapshot.ts";
 import { Hypervisor } from "../../src/hypervisor/hypervisor.ts";
 import { ZERO_PAGE_HASH } from "../../src/hypervisor/memory-engine.ts";
-import { type Snapshot, decodeSnapshot, readSnapshotHeader } from "../../src/hypervisor/snapshot.ts";
+import { type Snapshot, readSnapshotHeader } from "../../src/hypervisor/snapshot.ts";
 import type { Vm } from "../../src/hypervisor/vm.ts";
 import { errorOf } from "./guest.ts";
 

@@ -5,7 +5,7 @@ import { SerialShell } from "../../src/guest/serial-shell.ts";
 import { type BootReport, Machine, type MachineOptions } from "../../src/hardware/machine.ts";
 import { loadNodeImage, v86Wasm } from "../../src/hardware/node.ts";
 import type { AgentClient } from "../../src/guest/agent.ts";
-import { startGuest } from "../../src/guest/node-guest.ts";
+import { startGuest } from "../../src/hypervisor/local-guest.ts";
 
 const running = new Set<Machine>();
 afterAll(async () => {

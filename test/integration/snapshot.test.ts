@@ -3,12 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentClient } from "../../src/guest/agent.ts";
-import { startGuest } from "../../src/guest/node-guest.ts";
 import { Machine } from "../../src/hardware/machine.ts";
 import { loadNodeImage, v86Wasm } from "../../src/hardware/node.ts";
 import { bootSnapshot, bootSnapshotKey, dropBootSnapshots } from "../../src/hypervisor/boot-snapshot.ts";
 import { fileSnapshotStore, nodeCodec } from "../../src/hypervisor/boot-snapshot-node.ts";
-import { type Snapshot, captureSnapshot, decodeSnapshot, encodeSnapshot, imageDigest, restoreSnapshot } from "../../src/hypervisor/snapshot.ts";
+import { decodeSnapshot } from "../../src/hypervisor/delta-snapshot.ts";
+import { startGuest } from "../../src/hypervisor/local-guest.ts";
+import { type Snapshot, captureSnapshot, encodeSnapshot, imageDigest, restoreSnapshot } from "../../src/hypervisor/snapshot.ts";
 import { errorOf, newMachine } from "./guest.ts";
 
 /** Byte equality without vitest's element-by-element diff (states are tens of MB). */

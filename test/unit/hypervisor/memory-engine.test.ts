@@ -3,7 +3,6 @@
 // of deltas and page sharing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isHyperlabError } from "../../../src/errors.ts";
-import { startGuest } from "../../../src/guest/node-guest.ts";
 import {
   bitmapHas,
   DELTA_HEADER_SIZE,
@@ -13,6 +12,7 @@ import {
   PAGE_SIZE,
   ZERO_PAGE_HASH,
 } from "../../../src/hypervisor/memory-engine.ts";
+import { startGuest } from "../../../src/hypervisor/local-guest.ts";
 import { memoryReference as reference, xxh3Page } from "../../../src/hypervisor/memory-reference.ts";
 
 /** Guest RAM (128 MiB) right after boot, and after `echo hi`; both read while paused. */

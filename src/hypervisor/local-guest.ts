@@ -1,12 +1,13 @@
-// A running guest with its agent, in Node: what the CLI and tests start from.
-// By default it is restored from the boot snapshot (instant start); a cold
-// boot is asked for, or implied by options the snapshot cannot have.
+// One running guest with its agent, in this Node process (no worker, no
+// hypervisor): what the CLI's single-guest verbs and tests start from. By
+// default it is restored from the boot snapshot (instant start); a cold boot
+// is asked for, or implied by options the snapshot cannot have.
+import { AgentClient } from "../guest/agent.ts";
 import type { Firmware } from "../hardware/machine.ts";
 import { Machine } from "../hardware/machine.ts";
 import { loadNodeImage, v86Wasm } from "../hardware/node.ts";
-import { nodeBootSnapshot } from "../hypervisor/boot-snapshot-node.ts";
-import { restoreSnapshot } from "../hypervisor/snapshot.ts";
-import { AgentClient } from "./agent.ts";
+import { nodeBootSnapshot } from "./boot-snapshot-node.ts";
+import { restoreSnapshot } from "./snapshot.ts";
 
 /** A running guest and the connection to its agent. */
 export interface Guest {
