@@ -29,15 +29,19 @@ export function defaultPlatform(): Platform {
   if (!isNode) return { loadImage: missing("loadImage"), wasm: missing("wasm"), spawnWorker: spawnVmWorker, codec: webCodec };
   const node = import("../hardware/node.ts");
   const snapshots = import("./boot-snapshot-node.ts");
-  let codec: SnapshotCodec | undefined;
-  void snapshots.then((s) => (codec = s.nodeCodec));
+  // Node's zlib and crypto codec, loaded with the module: each call waits for it (a getter read
+  // before the import settled would have fixed the slower web codec for good).
+  const loaded = snapshots.then((s) => s.nodeCodec);
+  const codec: SnapshotCodec = {
+    compress: async (data, compression) => (await loaded).compress(data, compression),
+    decompress: async (data, compression, size) => (await loaded).decompress(data, compression, size),
+    sha256: async (data) => (await loaded).sha256(data),
+  };
   return {
     loadImage: async (ref) => (await node).loadNodeImage(ref),
     wasm: async () => (await node).v86Wasm(),
     spawnWorker: spawnVmWorker,
     bootSnapshot: async (image, memoryMiB) => (await snapshots).nodeBootSnapshot(image, { memoryMiB }),
-    get codec() {
-      return codec ?? webCodec;
-    },
+    codec,
   };
 }
