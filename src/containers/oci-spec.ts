@@ -79,7 +79,9 @@ export function bundleConfig(o: BundleOptions): Record<string, unknown> {
     mounts: MOUNTS.map(([destination, type, source, options]) => ({ destination, type, source, options })),
     hooks: {
       ...(o.networkHook ? { prestart: [o.networkHook] } : {}),
-      ...(o.startedMarker ? { poststart: [{ path: "/bin/sh", args: ["sh", "-c", `: > ${o.startedMarker}`] }] } : {}),
+      // The hook reads the state the runtime writes to its stdin before it exits: crun 1.8 fails the
+      // whole run ("writing to pipe: Broken pipe") when a hook is gone before that write.
+      ...(o.startedMarker ? { poststart: [{ path: "/bin/sh", args: ["sh", "-c", `read -r _; : > ${o.startedMarker}`] }] } : {}),
     },
     annotations: o.annotations ?? {},
     linux: {
