@@ -3,6 +3,7 @@
 const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   boot: () => import("./boot.ts"),
   containers: () => import("./containers.ts"),
+  daemon: () => import("./daemon.ts"),
   hypervisor: () => import("./hypervisor-report.ts"),
   web: () => import("./web.ts"),
 };

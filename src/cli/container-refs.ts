@@ -25,3 +25,14 @@ export async function forEachContainer(verb: string, refs: string[], request: (d
 
 /** A container reference as a path segment. */
 export const enc = encodeURIComponent;
+
+/** The API path of containers in VM `vm` (none given: the daemon's `default` VM), then `rest`. */
+export function containersPath(vm: string | undefined, rest = ""): string {
+  return `${vm === undefined ? "" : `/vms/${enc(vm)}`}/containers${rest}`;
+}
+
+/** The --vm option every container verb takes. */
+export const VM_OPTION = { vm: { type: "string" } } as const;
+
+/** How --vm reads in a verb's help. */
+export const VM_HELP = "      --vm NAME          the VM the container is in (default: default)";

@@ -8,11 +8,12 @@ import type { Verb } from "./verb.ts";
 const USAGE = "hyperlab daemon [OPTIONS]";
 const HELP = `Usage: ${USAGE}
 
-Starts a guest for containers and a hypervisor for VMs, and serves their API
-on a Unix socket (docs/api.md). While it runs, 'hyperlab run', 'ps', 'exec',
-'logs', 'stop', 'kill', 'rm', 'inspect' and 'stats CONTAINER' use its guest,
-and 'hyperlab vm ...' and 'stats' its hypervisor. Stop it with Ctrl-C or
-SIGTERM (its VMs are destroyed).
+Starts a hypervisor with one VM named 'default' and serves their API on a
+Unix socket (docs/api.md). Every VM hosts containers: while the daemon runs,
+'hyperlab run', 'ps', 'exec', 'logs', 'stop', 'kill', 'rm', 'inspect' and
+'stats CONTAINER' use the VM named by --vm (default: 'default'), and
+'hyperlab vm ...' and 'stats' the hypervisor. Stop it with Ctrl-C or SIGTERM
+(its VMs and their containers are destroyed).
 
 Options:
   --socket PATH          where to listen (default ${defaultSocketPath()}; or $HYPERLAB_SOCKET)
@@ -42,16 +43,18 @@ async function daemonCommand(args: string[]): Promise<number> {
     warmPool: wholeNumber("--warm-pool", values["warm-pool"]) ?? 1,
   });
   process.stderr.write(`hyperlab: daemon ready on ${daemon.socketPath}\n`);
-  const code = await new Promise<number>((resolve) => {
-    process.once("SIGINT", () => resolve(0));
-    process.once("SIGTERM", () => resolve(0));
-    void daemon.guestStopped.then((reason) => {
-      process.stderr.write(`hyperlab: the daemon's guest stopped: ${reason.message}\n`);
-      resolve(1);
-    });
+  // A VM that stops on its own (a guest panic, its worker dying) is reported; the daemon serves on.
+  daemon.hypervisor.onEvent((e) => {
+    if (e.type === "state" && e.state === "stopped" && e.reason && e.reason.code !== "GUEST_STOPPED") {
+      process.stderr.write(`hyperlab: VM ${e.vm} stopped: ${e.reason.message} [${e.reason.code}]\n`);
+    }
+  });
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
   });
   await daemon.close();
-  return code;
+  return 0;
 }
 
 export const daemonVerb: Verb = {

@@ -2,12 +2,12 @@
 // with -i/-t over an upgraded two-way stream (stdin, terminal size).
 import { API_VERSION } from "../daemon/socket.ts";
 import { usageError } from "./args.ts";
-import { containerDaemon, enc } from "./container-refs.ts";
+import { containerDaemon, containersPath, enc } from "./container-refs.ts";
 import { openStream } from "./daemon-client.ts";
 import { attachTerminal, terminalSize, writeOutput } from "./terminal.ts";
 import { type Verb, write } from "./verb.ts";
 
-const USAGE = "hyperlab exec [-i] [-t] [-e KEY=VALUE] CONTAINER COMMAND [ARG...]";
+const USAGE = "hyperlab exec [-i] [-t] [-e KEY=VALUE] [--vm NAME] CONTAINER COMMAND [ARG...]";
 const HELP = `Usage: ${USAGE}
 
 Runs a command in a running container and exits with its status.
@@ -16,10 +16,12 @@ Options:
   -i, --interactive     keep stdin open
   -t, --tty             allocate a pseudo-terminal
   -e, --env KEY=VALUE   set an environment variable (repeatable)
+      --vm NAME         the VM the container is in (default: default)
   -h, --help            show this help
 `;
 
 interface ExecFlags {
+  vm?: string;
   interactive?: boolean;
   tty?: boolean;
   env: string[];
@@ -43,6 +45,10 @@ function parseExecArgs(args: string[]): { flags: ExecFlags; ref: string; argv: s
       if (v === undefined) throw usageError("exec", USAGE, `flag ${arg} needs a value`);
       flags.env.push(v);
     } else if (arg.startsWith("--env=")) flags.env.push(arg.slice("--env=".length));
+    else if (arg === "--vm") {
+      flags.vm = args[++i];
+      if (flags.vm === undefined) throw usageError("exec", USAGE, `flag ${arg} needs a value`);
+    } else if (arg.startsWith("--vm=")) flags.vm = arg.slice("--vm=".length);
     else throw usageError("exec", USAGE, `unknown flag: ${arg}`);
   }
   const [ref, ...argv] = args.slice(i);
@@ -59,10 +65,10 @@ export const execVerb: Verb = {
     const { flags, ref, argv } = parsed;
     const client = await containerDaemon("exec");
     if (!flags.interactive && !flags.tty) {
-      return client.stream("POST", `/containers/${enc(ref)}/exec`, { argv, env: flags.env }, writeOutput);
+      return client.stream("POST", containersPath(flags.vm, `/${enc(ref)}/exec`), { argv, env: flags.env }, writeOutput);
     }
     const options = { argv, env: flags.env, interactive: flags.interactive, tty: flags.tty ? terminalSize() : undefined };
-    const stream = await openStream(client.socketPath, `/${API_VERSION}/containers/${enc(ref)}/exec?options=${enc(JSON.stringify(options))}`, writeOutput);
+    const stream = await openStream(client.socketPath, `/${API_VERSION}${containersPath(flags.vm, `/${enc(ref)}/exec`)}?options=${enc(JSON.stringify(options))}`, writeOutput);
     return attachTerminal(stream, flags);
   },
 };

@@ -1,10 +1,14 @@
-// `hyperlab run`: Docker's `run` on a real OCI runtime in a guest booted for
-// this command (the daemon, when running, will make that guest instant).
-import { type CreateOptions, ContainerEngine, RUNTIMES, type Runtime } from "../containers/engine.ts";
+// `hyperlab run`: Docker's `run` on a real OCI runtime in a VM: one of the
+// daemon's VMs when a daemon runs (default: `default`), else a VM restored
+// from the boot snapshot in this process's own hypervisor, for this command.
+import { type CreateOptions, RUNTIMES, type Runtime } from "../containers/engine.ts";
+import { DEFAULT_VM, VmContainers } from "../containers/vm-containers.ts";
+import { Hypervisor } from "../hypervisor/hypervisor.ts";
+import { defaultSocketPath } from "../daemon/socket.ts";
+import { containersPath } from "./container-refs.ts";
 import { parseCpus, parseMemory, parsePidsLimit } from "../containers/limits.ts";
 import { nodeImageStore } from "../containers/node-store.ts";
 import { HyperlabError } from "../errors.ts";
-import { startGuest } from "../hypervisor/local-guest.ts";
 import { attachTerminal, terminalSize, writeOutput } from "./terminal.ts";
 import { API_VERSION } from "../daemon/socket.ts";
 import type { ContainerJson } from "../daemon/v1.ts";
@@ -32,6 +36,7 @@ Options:
       --network MODE       bridge (default: own address on 10.88.0.0/16) or none
   -h, --hostname NAME      container host name
       --runtime NAME       crun (default) or runc
+      --vm NAME            the daemon's VM to run it in (default: default)
       --cold               boot the guest's kernel instead of restoring the boot
                            snapshot (without a daemon only)
 `;
@@ -39,6 +44,8 @@ Options:
 type Flag = { takes: boolean; apply: (o: RunFlags, v: string) => void };
 interface RunFlags extends Omit<CreateOptions, "image"> {
   detach?: boolean;
+  /** the daemon's VM to run in (default: default) */
+  vm?: string;
   /** boot the guest cold instead of restoring the boot snapshot */
   cold?: boolean;
 }
@@ -51,6 +58,7 @@ const FLAGS: Record<string, Flag> = {
   "--detach": { takes: false, apply: (o) => (o.detach = true) },
   "--cold": { takes: false, apply: (o) => (o.cold = true) },
   "--name": { takes: true, apply: (o, v) => (o.name = v) },
+  "--vm": { takes: true, apply: (o, v) => (o.vm = v) },
   "--env": { takes: true, apply: (o, v) => (o.env = [...(o.env ?? []), v.includes("=") ? v : `${v}=${process.env[v] ?? ""}`]) },
   "--memory": { takes: true, apply: (o, v) => (o.limits = { ...o.limits, memoryBytes: parseMemory(v) }) },
   "--cpus": { takes: true, apply: (o, v) => (o.limits = { ...o.limits, ...parseCpus(v) }) },
@@ -110,7 +118,7 @@ async function runCommand(args: string[]): Promise<number> {
     return 0;
   }
   const { flags: allFlags, image, command } = parsed;
-  const { cold, ...flags } = allFlags;
+  const { cold, vm, ...flags } = allFlags;
   const store = nodeImageStore();
   await store.get(image); // an unknown image fails before any VM boots
 
@@ -118,22 +126,26 @@ async function runCommand(args: string[]): Promise<number> {
   const daemon = await findDaemon();
   if (daemon) {
     const { detach, ...create } = flags;
-    const c = await daemon.call<ContainerJson>("POST", "/containers", { ...create, image, command });
+    const c = await daemon.call<ContainerJson>("POST", containersPath(vm), { ...create, image, command });
     if (detach) {
-      await daemon.call("POST", `/containers/${c.id}/start`);
+      await daemon.call("POST", containersPath(vm, `/${c.id}/start`));
       process.stdout.write(`${c.id}\n`);
       return 0;
     }
     if (!flags.interactive && !flags.tty) {
-      return daemon.stream("POST", `/containers/${c.id}/start?attach=1`, {}, writeOutput);
+      return daemon.stream("POST", containersPath(vm, `/${c.id}/start?attach=1`), {}, writeOutput);
     }
-    const stream = await openStream(daemon.socketPath, `/${API_VERSION}/containers/${c.id}/start`, writeOutput);
+    const stream = await openStream(daemon.socketPath, `/${API_VERSION}${containersPath(vm, `/${c.id}/start`)}`, writeOutput);
     return attachTerminal(stream, flags);
   }
 
-  const guest = await startGuest({ cold });
+  if (vm !== undefined) throw new HyperlabError("INVALID_ARGUMENT", `--vm needs a running daemon (none answers on ${defaultSocketPath()}): VMs live in the daemon. Start one with 'hyperlab daemon &'.`);
+  // Without a daemon: a hypervisor in this process with one VM for this container, in its worker as the daemon's are.
+  const hypervisor = await Hypervisor.create({ spareWorkers: 0, warmPool: 0 });
+  const containers = new VmContainers(hypervisor, store);
   try {
-    const engine = new ContainerEngine(guest.agent, store);
+    await hypervisor.createVm({ name: DEFAULT_VM, cold });
+    const engine = containers.engine(DEFAULT_VM);
     const { container, attachment } = await engine.run({ ...flags, image, command }, { attached: !flags.detach });
     if (flags.detach) {
       process.stdout.write(`${container.id}\n`);
@@ -147,7 +159,8 @@ async function runCommand(args: string[]): Promise<number> {
       flags,
     );
   } finally {
-    await guest.stop();
+    containers.close();
+    await hypervisor.close();
   }
 }
 

@@ -2,18 +2,21 @@
 // share and each VM's allocation and use; with container names, those
 // containers' memory, CPU and pids.
 import type { ContainerStats } from "../containers/engine.ts";
+import type { ContainerJson } from "../daemon/v1.ts";
 import type { HypervisorStats, PageSharing } from "../hypervisor/hypervisor.ts";
 import { parseVerb } from "./args.ts";
-import { containerDaemon, enc } from "./container-refs.ts";
+import { VM_OPTION, containerDaemon, containersPath, enc } from "./container-refs.ts";
 import { humanSize, table } from "./format.ts";
 import { type Verb, write } from "./verb.ts";
 
-const USAGE = "hyperlab stats [--no-stream] [CONTAINER...]";
+const USAGE = "hyperlab stats [--no-stream] [--vm NAME] [CONTAINER...]";
 const HELP = `Usage: ${USAGE}
 
 Without arguments: the daemon's memory budget, the pages its VMs could share,
-and each VM's allocation and use. With containers: their memory, CPU and pids
-usage, read once (--no-stream is accepted, as Docker users type it).
+and each VM's allocation and use, with the containers each VM hosts under it.
+With containers: their memory, CPU and pids usage, read once (--no-stream is
+accepted, as Docker users type it); --vm names the VM they are in (default:
+default).
 `;
 
 const mib = (n: number) => `${n} MiB`;
@@ -28,11 +31,11 @@ export function sharingLines(p: PageSharing): string {
   );
 }
 
-async function containerStats(refs: string[]): Promise<number> {
+async function containerStats(vm: string | undefined, refs: string[]): Promise<number> {
   const d = await containerDaemon("stats");
   const rows = [];
   for (const ref of refs) {
-    const s = await d.call<ContainerStats>("GET", `/containers/${enc(ref)}/stats`);
+    const s = await d.call<ContainerStats>("GET", containersPath(vm, `/${enc(ref)}/stats`));
     rows.push([
       ref,
       `${(s.cpuUsageUs / 1e6).toFixed(2)}s`,
@@ -46,15 +49,17 @@ async function containerStats(refs: string[]): Promise<number> {
 }
 
 async function hypervisorStats(): Promise<number> {
-  const s = await (await containerDaemon("stats")).call<HypervisorStats>("GET", "/stats");
+  const s = await (await containerDaemon("stats")).call<Omit<HypervisorStats, "vms"> & { vms: Array<HypervisorStats["vms"][number] & { containers?: ContainerJson[] }> }>("GET", "/stats");
   const b = s.budget;
   write(`memory budget: ${mib(b.usedMiB)} of ${mib(b.totalMiB)} reserved (${mib(b.freeMiB)} free; warm pool ${mib(b.warmPoolMiB)})\n`);
   if (s.sharing) write(sharingLines(s.sharing));
   write("\n");
-  const rows = s.vms.map((v) => {
+  const rows = s.vms.flatMap((v) => {
     const m = v.metrics;
     const guest = m?.memory.guest;
-    return [
+    // The containers a VM hosts, one line each under it: the stack as the page's hypervisor panel draws it.
+    const hosted = (v.containers ?? []).map((c) => [`  └ ${c.name}`, c.status, "", "", "", "", "", `${c.image} (${c.id.slice(0, 12)})`]);
+    return [[
       v.name,
       v.state,
       String(v.cpuShare),
@@ -63,7 +68,7 @@ async function hypervisorStats(): Promise<number> {
       mib(v.memoryMiB),
       guest ? `${(guest.usedKiB / 1024).toFixed(1)} MiB` : "-",
       m ? `${humanSize(m.devices.consoleOut + m.devices.consoleIn)} / ${humanSize(m.devices.controlOut + m.devices.controlIn)}` : "-",
-    ];
+    ], ...hosted];
   });
   write(table(["VM", "STATE", "CPU SHARE", "INSTR/S", "INSTRUCTIONS", "MEM ALLOCATED", "MEM USED (GUEST)", "CONSOLE / AGENT BYTES"], rows));
   return 0;
@@ -73,8 +78,8 @@ export const statsVerb: Verb = {
   name: "stats",
   summary: "the VMs' memory budget, allocation and use (with containers: their usage)",
   run: async (args) => {
-    const parsed = parseVerb("stats", USAGE, args, { options: { "no-stream": { type: "boolean" } } });
+    const parsed = parseVerb("stats", USAGE, args, { options: { "no-stream": { type: "boolean" }, ...VM_OPTION } });
     if (parsed === "help") return write(HELP), 0;
-    return parsed.positionals.length ? containerStats(parsed.positionals) : hypervisorStats();
+    return parsed.positionals.length ? containerStats(parsed.values.vm, parsed.positionals) : hypervisorStats();
   },
 };

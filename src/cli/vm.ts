@@ -95,7 +95,15 @@ const subcommands: Record<string, Subcommand> = {
   }),
   pause: sub("pause VM...", { options: {}, positionals: { min: 1 } }, (_v, vms) => each("pause", vms, (vm) => `/vms/${enc(vm)}/pause`)),
   resume: sub("resume VM...", { options: {}, positionals: { min: 1 } }, (_v, vms) => each("resume", vms, (vm) => `/vms/${enc(vm)}/resume`)),
-  rm: sub("rm VM...", { options: {}, positionals: { min: 1 } }, (_v, vms) => each("rm", vms, (vm) => `/vms/${enc(vm)}`, "DELETE")),
+  rm: sub("rm VM...", { options: {}, positionals: { min: 1 } }, async (_v, vms) => {
+    const d = await daemon("vm rm");
+    for (const vm of vms) {
+      // A VM's containers go with it: say which.
+      const { containers } = await d.call<{ containers: Array<{ name: string }> }>("DELETE", `/vms/${enc(vm)}`);
+      write(containers.length ? `${vm} (with its containers: ${containers.map((c) => c.name).join(", ")})\n` : `${vm}\n`);
+    }
+    return 0;
+  }),
   snapshot: sub("snapshot VM FILE [--full]", { options: { full: { type: "boolean" } }, positionals: { min: 2, max: 2 } }, async (v, [vm, file]) => {
     const { data } = await (await daemon("vm snapshot")).bytes("POST", `/vms/${enc(vm!)}/snapshot${v.full ? "?full=1" : ""}`);
     await writeFile(file!, data);

@@ -12,7 +12,8 @@ import { bundleConfig } from "./oci-spec.ts";
  * What the engine asks of the guest's agent: an AgentClient, or anything that
  * forwards to one (a page's VM, whose agent lives in the VM's worker).
  */
-export type EngineAgent = Pick<AgentClient, "exec" | "spawn" | "writeFile" | "readFile" | "stat" | "mkdir" | "remove" | "mount" | "umount">;
+export type EngineAgent = Pick<AgentClient, "exec" | "spawn" | "writeFile" | "readFile" | "stat" | "mkdir" | "remove" | "mount" | "umount"> &
+  Partial<Pick<AgentClient, "adopt">>;
 
 /** The OCI runtimes the guest has. */
 export const RUNTIMES = ["crun", "runc"] as const;
@@ -73,6 +74,8 @@ export interface Container {
   oomKilled: boolean;
   /** PID of the runtime process (`crun run`) in the guest */
   shimPid?: number;
+  /** the agent request that started the runtime process (a restored guest's host follows it by this id) */
+  shimRequestId?: number;
   logs: Array<{ stream: 1 | 2; data: Uint8Array }>;
 }
 
@@ -96,6 +99,20 @@ export interface ContainerStats {
   cpuThrottledUs: number;
   pids: number;
   pidsLimit?: number;
+}
+
+/** A container's record as it is kept in a VM's snapshot (JSON: dates as ISO strings, logs base64). */
+export interface ContainerRecord extends Omit<Container, "createdAt" | "startedAt" | "finishedAt" | "logs"> {
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  logs: Array<{ stream: 1 | 2; data: string }>;
+}
+
+/** What an engine knows that its guest's memory does not: its containers' records, kept in the VM's snapshots. */
+export interface EngineRecords {
+  containers: ContainerRecord[];
+  nextAddress: number;
 }
 
 const STATE_DIR = "/run/hyperlab/containers";
@@ -126,10 +143,14 @@ export class ContainerEngine {
   /** layer digest → its pull in progress or done, so concurrent runs share one pull */
   private readonly pulls = new Map<string, Promise<void>>();
   private nextAddress = 2;
+  /** containers whose bundle has no started-marker hook yet (see create) */
+  private readonly markerless = new Set<string>();
 
   constructor(
     private readonly agent: EngineAgent,
     private readonly store: ImageStore,
+    /** `vm`: the VM this engine's guest is, named in its messages */
+    private readonly opts: { vm?: string } = {},
   ) {}
 
   /** The images this engine can run. */
@@ -151,7 +172,7 @@ export class ContainerEngine {
     if (matches.length > 1) {
       throw new HyperlabError("INVALID_ARGUMENT", `'${ref}' matches ${matches.length} containers; give more of the id`);
     }
-    throw new HyperlabError("CONTAINER_NOT_FOUND", `no such container: ${ref}`);
+    throw new HyperlabError("CONTAINER_NOT_FOUND", `no such container: ${ref}${this.opts.vm ? ` (in VM ${this.opts.vm})` : ""}`);
   }
 
   /** Creates a container (bundle, root filesystem, cgroup) without starting it. */
@@ -209,19 +230,11 @@ export class ContainerEngine {
 
     const dir = `${STATE_DIR}/${id}`;
     const layers = image.layers.map((l) => `${LAYER_DIR}/${l.digest.replace("sha256:", "")}`).reverse();
-    const config = bundleConfig({
-      args: command,
-      env: c.env,
-      cwd: image.config.WorkingDir || "/",
-      hostname: c.hostname,
-      cgroupsPath: `/hyperlab/${id}/payload`,
-      limits: c.limits,
-      terminal: !!c.tty,
-      // Both runtimes bring up the loopback of a new network namespace: only a bridge needs the hook.
-      networkHook: c.ipAddress ? { path: NETWORK_HOOK_PATH, args: networkHookArgs(c.ipAddress, 16, `hl${id.slice(0, 8)}`) } : undefined,
-      startedMarker: start.attached ? undefined : `${dir}/started`,
-      annotations: { "io.hyperlab.name": name, "io.hyperlab.image": image.reference },
-    });
+    // The started marker's hook costs a process per start: only a start that waits for it
+    // (not attached) needs it. A create that does not know yet leaves it out; start adds it then.
+    const withMarker = start.attached === false;
+    const config = this.bundle(c, withMarker);
+    if (!withMarker) this.markerless.add(id);
     // The bundle: overlayfs over the image layers with a private writable
     // layer, and the container's parent cgroup. The agent does each step
     // itself (no process started), and it carries out file requests in the
@@ -255,23 +268,51 @@ export class ContainerEngine {
       throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot start container ${c.name}: it is ${c.status} (a container starts once; run a new one)`);
     }
     const dir = `${STATE_DIR}/${c.id}`;
+    if (!opts.attached && this.markerless.has(c.id)) {
+      await this.agent.writeFile(`${dir}/config.json`, JSON.stringify(this.bundle(c, true), null, 1));
+      this.markerless.delete(c.id);
+    }
     const shim = this.agent.spawn([c.runtime, "run", "--bundle", dir, c.id], {
       stdin: c.interactive ? true : undefined,
       pty: c.tty,
       timeoutMs: Infinity,
     });
+    const attachment = this.follow(c, shim);
+    c.shimPid = await shim.pid;
+    c.shimRequestId = shim.requestId;
+    c.status = "running";
+    c.startedAt = new Date();
+    if (!opts.attached) await this.waitStarted(c, attachment.exited);
+    return attachment;
+  }
+
+  /** The container's OCI runtime config; `startedMarker`: with the poststart hook that marks it started (see waitStarted). */
+  private bundle(c: Container, startedMarker: boolean): object {
+    return bundleConfig({
+      args: c.command,
+      env: c.env,
+      cwd: c.image.config.WorkingDir || "/",
+      hostname: c.hostname,
+      cgroupsPath: `/hyperlab/${c.id}/payload`,
+      limits: c.limits,
+      terminal: !!c.tty,
+      // Both runtimes bring up the loopback of a new network namespace: only a bridge needs the hook.
+      networkHook: c.ipAddress ? { path: NETWORK_HOOK_PATH, args: networkHookArgs(c.ipAddress, 16, `hl${c.id.slice(0, 8)}`) } : undefined,
+      startedMarker: startedMarker ? `${STATE_DIR}/${c.id}/started` : undefined,
+      annotations: { "io.hyperlab.name": c.name, "io.hyperlab.image": c.image.reference },
+    });
+  }
+
+  /** Keeps a running container's output in its log and its exit in its record; the streams callers attach to. */
+  private follow(c: Container, shim: GuestProcess): Attachment {
     const listeners: Array<(stream: 1 | 2, data: Uint8Array) => void> = [];
     shim.onOutput((stream, data) => {
       c.logs.push({ stream, data });
       for (const l of listeners) l(stream, data);
     });
-    c.shimPid = await shim.pid;
-    c.status = "running";
-    c.startedAt = new Date();
     const exited = shim.exited.then(async ({ exitCode, signal }) => this.onExit(c, signal ? 128 + signal : exitCode));
     exited.catch(() => {});
     this.exits.set(c.id, exited);
-    if (!opts.attached) await this.waitStarted(c, exited);
     return {
       // Output that came before the caller listened (a quick command) is replayed first.
       onOutput: (l) => {
@@ -283,6 +324,55 @@ export class ContainerEngine {
       resize: (rows, cols) => shim.resize(rows, cols),
       exited,
     };
+  }
+
+  /** The containers' records, for the VM's snapshot (see `restoreRecords`). */
+  records(): EngineRecords {
+    const b64 = (d: Uint8Array) => btoa(Array.from(d, (x) => String.fromCharCode(x)).join(""));
+    return {
+      nextAddress: this.nextAddress,
+      containers: [...this.containers.values()].map((c) => ({
+        ...c,
+        createdAt: c.createdAt.toISOString(),
+        startedAt: c.startedAt?.toISOString(),
+        finishedAt: c.finishedAt?.toISOString(),
+        logs: c.logs.map((l) => ({ stream: l.stream, data: b64(l.data) })),
+      })),
+    };
+  }
+
+  /**
+   * Takes back the records a snapshot kept, in the guest restored (or forked)
+   * from it: its containers are listed again, and each that was running is
+   * followed through the agent's request that started it, so its output, exit
+   * and `exec` work as before. A running container whose process the agent
+   * cannot hand over is marked exited (-1). Legal on a new engine, before any create.
+   */
+  restoreRecords(records: EngineRecords): void {
+    if (this.containers.size) throw new HyperlabError("CONTAINER_INVALID_STATE", "an engine takes back a snapshot's records only before it has containers of its own");
+    const bytes = (b: string) => Uint8Array.from(atob(b), (ch) => ch.charCodeAt(0));
+    this.nextAddress = records.nextAddress;
+    this.prepared = Promise.resolve(); // the guest was prepared before its snapshot
+    for (const r of records.containers) {
+      const c: Container = {
+        ...r,
+        createdAt: new Date(r.createdAt),
+        startedAt: r.startedAt ? new Date(r.startedAt) : undefined,
+        finishedAt: r.finishedAt ? new Date(r.finishedAt) : undefined,
+        logs: r.logs.map((l) => ({ stream: l.stream, data: bytes(l.data) })),
+      };
+      this.containers.set(c.id, c);
+      // Whether its bundle has the started marker's hook is not recorded: a start writes it again.
+      if (c.status === "created") this.markerless.add(c.id);
+      if (c.status !== "running") continue;
+      if (this.agent.adopt && c.shimRequestId !== undefined && c.shimPid !== undefined) {
+        this.follow(c, this.checked(this.agent.adopt(c.shimRequestId, { pid: c.shimPid, what: `${c.runtime} run ${c.id}` }), c.shimPid));
+      } else {
+        c.status = "exited";
+        c.exitCode = -1;
+        c.finishedAt = new Date();
+      }
+    }
   }
 
   /**
@@ -306,7 +396,7 @@ export class ContainerEngine {
 
   /** Creates and starts a container. */
   async run(opts: CreateOptions, start: StartOptions = {}): Promise<{ container: Container; attachment: Attachment }> {
-    const container = await this.create(opts, start);
+    const container = await this.create(opts, { attached: start.attached ?? false });
     try {
       return { container, attachment: await this.start(container.id, start) };
     } catch (err) {
@@ -321,6 +411,22 @@ export class ContainerEngine {
     await this.prepare();
     await this.pullLayers(image);
     return image;
+  }
+
+  /**
+   * An adopted runtime process whose end the restored guest may never report:
+   * one that exited just before the snapshot was taken (its exit went to the
+   * earlier host). If its PID is gone and no exit came within a second, it
+   * counts as exited with 255 (status unknown).
+   */
+  private checked(proc: GuestProcess, pid: number): GuestProcess {
+    const lost = new Promise<{ exitCode: number; signal: number }>((resolve) => {
+      void this.agent.stat(`/proc/${pid}`).then(
+        () => {},
+        (err) => isAbsent(err) && setTimeout(() => resolve({ exitCode: 255, signal: 0 }), 1000),
+      );
+    });
+    return { ...proc, pid: proc.pid, exited: Promise.race([proc.exited, lost]) };
   }
 
   /** Waits until a container has stopped; resolves with its exit code. */
@@ -479,6 +585,7 @@ export class ContainerEngine {
    * failure is reported after every step has been tried.
    */
   private async cleanup(c: Container): Promise<void> {
+    this.markerless.delete(c.id);
     const dir = `${STATE_DIR}/${c.id}`;
     const exists = (path: string) => this.agent.stat(path).then(() => true, (err) => (isAbsent(err) ? false : Promise.reject(err)));
     const failures: unknown[] = [];

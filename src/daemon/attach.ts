@@ -7,6 +7,7 @@ import type { IncomingMessage } from "node:http";
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { ContainerEngine } from "../containers/engine.ts";
+import { DEFAULT_VM } from "../containers/vm-containers.ts";
 import type { HyperlabError } from "../errors.ts";
 import { Frame, STREAM_PROTOCOL, StreamFrameReader, encodeStreamFrame } from "./stream-frames.ts";
 
@@ -29,11 +30,12 @@ interface Streams {
 
 /**
  * Serves an upgrade request on the daemon's server:
- * `POST /v1/containers/{id}/start` (attach to a created container, stdin
- * included) or `POST /v1/containers/{id}/exec?options={json}`.
+ * `POST /v1[/vms/{vm}]/containers/{id}/start` (attach to a created container,
+ * stdin included) or `POST /v1[/vms/{vm}]/containers/{id}/exec?options={json}`;
+ * `engineOf` gives the engine of the VM named (default: `default`).
  */
 export async function handleStreamUpgrade(
-  engine: ContainerEngine,
+  engineOf: (vm: string) => ContainerEngine,
   req: IncomingMessage,
   socket: Duplex,
   api: { version: string; statusOf(code: string): number },
@@ -50,11 +52,12 @@ export async function handleStreamUpgrade(
       return refuse(400, "INVALID_ARGUMENT", `unknown upgrade '${req.headers.upgrade}': this daemon speaks ${STREAM_PROTOCOL}`);
     }
     const url = new URL(req.url ?? "/", "http://hyperlab");
-    const m = url.pathname.match(new RegExp(`^/${apiVersion}/containers/([^/]+)/(start|exec)$`));
+    const m = url.pathname.match(new RegExp(`^/${apiVersion}(?:/vms/([^/]+))?/containers/([^/]+)/(start|exec)$`));
     if (!m || req.method !== "POST") return refuse(404, "NOT_FOUND", `no such stream route: ${req.method} ${url.pathname}`);
-    const ref = decodeURIComponent(m[1]!);
+    const engine = engineOf(m[1] === undefined ? DEFAULT_VM : decodeURIComponent(m[1]));
+    const ref = decodeURIComponent(m[2]!);
     let streams: Streams;
-    if (m[2] === "start") {
+    if (m[3] === "start") {
       streams = await engine.start(ref, { attached: true });
     } else {
       let o: ExecStreamOptions;

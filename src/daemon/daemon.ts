@@ -1,11 +1,13 @@
-// The hyperlab daemon: one guest and its container engine, a hypervisor for
-// VMs, and the server that serves them on a Unix socket, so that container
-// and VM commands share them (the Docker split of a CLI and a daemon).
-import { ContainerEngine } from "../containers/engine.ts";
+// The hyperlab daemon: a hypervisor whose VMs host containers (the VM named
+// `default` is created at start, from the warm pool or the boot snapshot),
+// one container engine per VM, and the server that serves them on a Unix
+// socket, so that container and VM commands share them (the Docker split of
+// a CLI and a daemon). Every guest runs in its VM's worker: this thread
+// serves the API and never runs an emulator.
 import { nodeImageStore } from "../containers/node-store.ts";
+import { DEFAULT_VM, VmContainers } from "../containers/vm-containers.ts";
 import { HyperlabError } from "../errors.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
-import { startGuest } from "../hypervisor/local-guest.ts";
 import { serveApi } from "./server.ts";
 import { isAlive } from "./socket.ts";
 
@@ -16,45 +18,41 @@ export interface DaemonOptions {
   memoryBudgetMiB?: number;
   /** VMs kept restored and paused for instant creates */
   warmPool?: number;
+  /** guest RAM of the `default` VM, MiB (default: the image's default) */
+  defaultVmMemoryMiB?: number;
 }
 
 /** A running daemon. */
 export interface Daemon {
   readonly socketPath: string;
-  /** resolves with the reason if the daemon's guest stops on its own (the daemon is then of no use) */
-  readonly guestStopped: Promise<HyperlabError>;
-  /** stops serving, destroys the VMs and powers the guest off */
+  readonly hypervisor: Hypervisor;
+  /** stops serving and destroys the VMs (their containers with them) */
   close(): Promise<void>;
 }
 
-/** Starts the guest, the hypervisor and the server; resolves once the socket answers. */
+/** Starts the hypervisor, its `default` VM and the server; resolves once the socket answers. */
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
-  // Checked again when listening; this only spares booting a guest for nothing.
+  // Checked again when listening; this only spares starting VMs for nothing.
   if (await isAlive(opts.socketPath)) throw new HyperlabError("INVALID_ARGUMENT", `a hyperlab daemon is already listening on ${opts.socketPath}`);
-  const guest = await startGuest();
-  const engine = new ContainerEngine(guest.agent, nodeImageStore());
+  const hypervisor = await Hypervisor.create({ memoryBudgetMiB: opts.memoryBudgetMiB, warmPool: opts.warmPool });
+  const containers = new VmContainers(hypervisor, nodeImageStore());
   let server;
-  let hypervisor: Hypervisor | undefined;
   try {
-    hypervisor = await Hypervisor.create({ memoryBudgetMiB: opts.memoryBudgetMiB, warmPool: opts.warmPool });
-    server = await serveApi(engine, opts.socketPath, { hypervisor });
+    await hypervisor.createVm({ name: DEFAULT_VM, memoryMiB: opts.defaultVmMemoryMiB });
+    server = await serveApi(containers, hypervisor, opts.socketPath);
   } catch (err) {
-    await hypervisor?.close();
-    await guest.stop();
+    containers.close();
+    await hypervisor.close();
     throw err;
   }
-  const hv = hypervisor;
   const api = server;
-  let closing = false;
-  const guestStopped = new Promise<HyperlabError>((resolve) => guest.machine.onStopped((reason) => !closing && resolve(reason)));
   return {
     socketPath: opts.socketPath,
-    guestStopped,
+    hypervisor,
     close: async () => {
-      closing = true;
       await api.close();
-      await hv.close();
-      await guest.stop();
+      containers.close();
+      await hypervisor.close();
     },
   };
 }

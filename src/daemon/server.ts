@@ -3,7 +3,7 @@
 // hands upgrade requests (interactive streams) to attach.ts.
 import { type IncomingMessage, createServer } from "node:http";
 import type { Duplex } from "node:stream";
-import type { ContainerEngine } from "../containers/engine.ts";
+import type { VmContainers } from "../containers/vm-containers.ts";
 import { HyperlabError } from "../errors.ts";
 import type { Hypervisor } from "../hypervisor/hypervisor.ts";
 import { handleStreamUpgrade } from "./attach.ts";
@@ -18,12 +18,12 @@ export interface ApiServer {
 }
 
 /**
- * Serves `engine` (and, when given, `hypervisor`'s VMs) on a Unix socket. A
+ * Serves the hypervisor's VMs and each VM's containers on a Unix socket. A
  * socket left by a dead daemon is replaced; a live one is an error.
  */
-export async function serveApi(engine: ContainerEngine, socketPath: string, opts: { hypervisor?: Hypervisor } = {}): Promise<ApiServer> {
+export async function serveApi(containers: VmContainers, hypervisor: Hypervisor, socketPath: string): Promise<ApiServer> {
   await claimSocket(socketPath);
-  const routes: Route[] = v1Routes(engine, opts.hypervisor);
+  const routes: Route[] = v1Routes(containers, hypervisor);
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://hyperlab");
     const prefix = `/${API_VERSION}`;
@@ -40,7 +40,7 @@ export async function serveApi(engine: ContainerEngine, socketPath: string, opts
     });
   });
   // Interactive streams (run -i/-t, exec -i/-t) upgrade the connection.
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex) => void handleStreamUpgrade(engine, req, socket, { version: API_VERSION, statusOf }));
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex) => void handleStreamUpgrade((vm) => containers.engine(vm), req, socket, { version: API_VERSION, statusOf }));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(socketPath, () => resolve());

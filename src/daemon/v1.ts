@@ -2,14 +2,16 @@
 // the hypervisor (docs/api.md). Each route is a thin adapter: it reads the
 // request, calls the engine or the hypervisor, and answers JSON.
 import type { Container, ContainerEngine, CreateOptions } from "../containers/engine.ts";
+import { DEFAULT_VM, type VmContainers } from "../containers/vm-containers.ts";
 import type { CreateVmOptions, Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { VmExecOptions } from "../hypervisor/worker-protocol.ts";
 import { type Route, body, rawBody, send, streamOutput } from "./http.ts";
 import { API_VERSION } from "./socket.ts";
 
-/** A container as the API returns it (dates as ISO strings, no log bytes). */
-export function containerJson(c: Container) {
+/** A container as the API returns it (dates as ISO strings, no log bytes), with the VM it lives in. */
+export function containerJson(c: Container, vm: string) {
   return {
+    vm,
     id: c.id,
     name: c.name,
     image: c.image.reference,
@@ -26,7 +28,7 @@ export function containerJson(c: Container) {
 export type ContainerJson = ReturnType<typeof containerJson>;
 
 /** The VM routes (docs/api.md): the hypervisor's API over HTTP. */
-function vmRoutes(hv: Hypervisor): Route[] {
+function vmRoutes(hv: Hypervisor, containers: VmContainers): Route[] {
   const vm = (m: RegExpMatchArray) => hv.get(decodeURIComponent(m[1]!));
   const info = (ref: RegExpMatchArray) => vm(ref).info();
   return [
@@ -90,60 +92,103 @@ function vmRoutes(hv: Hypervisor): Route[] {
         send(res, 201, (await vm(m).fork(count ?? 1)).map((v) => v.info()));
       },
     ],
-    ["DELETE", /^\/vms\/([^/]+)$/, async (m, _r, res) => send(res, 204, await vm(m).destroy())],
-    ["GET", /^\/stats$/, async (_m, _r, res) => send(res, 200, await hv.stats())],
+    [
+      "DELETE",
+      /^\/vms\/([^/]+)$/,
+      async (m, _r, res) => {
+        // The VM's containers go with it: say which.
+        const v = vm(m);
+        const gone = containers.containersOf(v, { all: true }).map((c) => containerJson(c, v.name));
+        await v.destroy();
+        send(res, 200, { vm: v.info(), containers: gone });
+      },
+    ],
+    [
+      "GET",
+      /^\/stats$/,
+      async (_m, _r, res) => {
+        const stats = await hv.stats();
+        // Each VM with the containers it hosts: the stack as it stands.
+        const vms = stats.vms.map((info) => {
+          const v = hv.list().find((x) => x.id === info.id);
+          return { ...info, containers: v ? containers.containersOf(v, { all: true }).map((c) => containerJson(c, v.name)) : [] };
+        });
+        send(res, 200, { ...stats, vms });
+      },
+    ],
   ];
 }
 
-/** Every /v1 route: the engine's containers and images and, when given, the hypervisor's VMs. */
-export function v1Routes(engine: ContainerEngine, hypervisor?: Hypervisor): Route[] {
+/** The path of a container route, with or without its VM: `/containers…` (VM `default`) or `/vms/{vm}/containers…`. */
+function containerRoute(rest: string): RegExp {
+  return new RegExp(`^(?:/vms/([^/]+))?/containers${rest}$`);
+}
+
+/** Every /v1 route: each VM's containers, the images, and the hypervisor's VMs. */
+export function v1Routes(containers: VmContainers, hypervisor: Hypervisor): Route[] {
+  const vmOf = (m: RegExpMatchArray) => (m[1] === undefined ? DEFAULT_VM : decodeURIComponent(m[1]));
+  const engine = (m: RegExpMatchArray): ContainerEngine => containers.engine(vmOf(m));
+  const ref = (m: RegExpMatchArray) => decodeURIComponent(m[2]!);
+  const json = (m: RegExpMatchArray, c: Container) => containerJson(c, containers.vm(vmOf(m)).name);
   return [
     ["GET", /^\/version$/, async (_m, _q, res) => send(res, 200, { api: API_VERSION, name: "hyperlab" })],
-    ["GET", /^\/images$/, async (_m, _q, res) => send(res, 200, await engine.images())],
-    ["GET", /^\/containers$/, async (_m, _r, res, q) => send(res, 200, engine.ps({ all: q.get("all") === "1" }).map(containerJson))],
+    ["GET", /^\/images$/, async (_m, _q, res) => send(res, 200, await containers.images())],
     [
-      "POST",
-      /^\/containers$/,
-      async (_m, req, res) => {
-        const c = await engine.create((await body(req)) as CreateOptions);
-        send(res, 201, containerJson(c));
+      "GET",
+      containerRoute(""),
+      async (m, _r, res, q) => {
+        const all = q.get("all") === "1";
+        // Every VM's containers (ps --all-vms), or one VM's, read from the host's records.
+        if (q.get("allVms") === "1" && m[1] === undefined) return send(res, 200, containers.all({ all }).map(({ vm, container }) => containerJson(container, vm.name)));
+        const vm = containers.vm(vmOf(m));
+        send(res, 200, containers.containersOf(vm, { all }).map((c) => containerJson(c, vm.name)));
       },
     ],
     [
       "POST",
-      /^\/containers\/([^/]+)\/start$/,
+      containerRoute(""),
+      async (m, req, res) => {
+        const c = await engine(m).create((await body(req)) as CreateOptions);
+        send(res, 201, json(m, c));
+      },
+    ],
+    [
+      "POST",
+      containerRoute("/([^/]+)/start"),
       async (m, _r, res, q) => {
         const attached = q.get("attach") === "1";
-        const a = await engine.start(m[1]!, { attached });
+        const a = await engine(m).start(ref(m), { attached });
         if (attached) streamOutput(res, a.onOutput, a.exited);
         else send(res, 204);
       },
     ],
     [
       "POST",
-      /^\/containers\/([^/]+)\/exec$/,
+      containerRoute("/([^/]+)/exec"),
       async (m, req, res) => {
         const { argv, env } = (await body(req)) as { argv: string[]; env?: string[] };
-        const p = await engine.exec(m[1]!, argv ?? [], { env });
+        const p = await engine(m).exec(ref(m), argv ?? [], { env });
         streamOutput(res, p.onOutput, p.exited.then((e) => (e.signal ? 128 + e.signal : e.exitCode)));
       },
     ],
-    ["POST", /^\/containers\/([^/]+)\/stop$/, async (m, _r, res, q) => send(res, 204, await engine.stop(m[1]!, { timeoutS: Number(q.get("t") ?? 10) }))],
-    ["POST", /^\/containers\/([^/]+)\/kill$/, async (m, _r, res, q) => send(res, 204, await engine.kill(m[1]!, q.get("signal") ?? "KILL"))],
-    ["POST", /^\/containers\/([^/]+)\/wait$/, async (m, _r, res) => send(res, 200, { exitCode: await engine.wait(m[1]!) })],
-    ["DELETE", /^\/containers\/([^/]+)$/, async (m, _r, res, q) => send(res, 204, await engine.remove(m[1]!, { force: q.get("force") === "1" }))],
-    ["GET", /^\/containers\/([^/]+)\/json$/, async (m, _r, res) => send(res, 200, engine.inspect(m[1]!))],
-    ["GET", /^\/containers\/([^/]+)\/stats$/, async (m, _r, res) => send(res, 200, await engine.stats(m[1]!))],
+    ["POST", containerRoute("/([^/]+)/stop"), async (m, _r, res, q) => send(res, 204, await engine(m).stop(ref(m), { timeoutS: Number(q.get("t") ?? 10) }))],
+    ["POST", containerRoute("/([^/]+)/kill"), async (m, _r, res, q) => send(res, 204, await engine(m).kill(ref(m), q.get("signal") ?? "KILL"))],
+    ["POST", containerRoute("/([^/]+)/wait"), async (m, _r, res) => send(res, 200, { exitCode: await engine(m).wait(ref(m)) })],
+    ["DELETE", containerRoute("/([^/]+)"), async (m, _r, res, q) => send(res, 204, await engine(m).remove(ref(m), { force: q.get("force") === "1" }))],
+    ["GET", containerRoute("/([^/]+)/json"), async (m, _r, res) => send(res, 200, { ...engine(m).inspect(ref(m)), Vm: containers.vm(vmOf(m)).name })],
+    ["GET", containerRoute("/([^/]+)/stats"), async (m, _r, res) => send(res, 200, await engine(m).stats(ref(m)))],
     [
       "GET",
-      /^\/containers\/([^/]+)\/logs$/,
+      containerRoute("/([^/]+)/logs"),
       async (m, _r, res) =>
         send(
           res,
           200,
-          engine.logs(m[1]!).map((l) => ({ stream: l.stream, data: Buffer.from(l.data).toString("base64") })),
+          engine(m)
+            .logs(ref(m))
+            .map((l) => ({ stream: l.stream, data: Buffer.from(l.data).toString("base64") })),
         ),
     ],
-    ...(hypervisor ? vmRoutes(hypervisor) : []),
+    ...vmRoutes(hypervisor, containers),
   ];
 }

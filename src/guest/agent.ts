@@ -48,6 +48,8 @@ export interface GuestStat {
 
 /** A running guest process: stream its output, feed its stdin, signal it. */
 export interface GuestProcess {
+  /** the agent request that started it (its frames carry this id); a restored guest's host adopts it by this id */
+  readonly requestId?: number;
   readonly pid: Promise<number>;
   /** resolves when the process has exited and all its output has arrived */
   readonly exited: Promise<{ exitCode: number; signal: number }>;
@@ -66,6 +68,8 @@ interface Pending {
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Frames of not-yet-adopted processes a restored guest's client keeps (see adopt). */
+const MAX_ORPHAN_FRAMES = 1024;
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
 const READ_CHUNK = 1_000_000;
 /** STDIN bytes per frame: well under the protocol's 1 MiB payload limit. */
@@ -94,6 +98,9 @@ export class AgentClient {
   private nextId = 1;
   private gone: HyperlabError | undefined;
   private helloWaiters: Array<(frame: Frame) => void> = [];
+  /** frames of processes nobody follows yet, by request id (only in a client attached to a restored guest) */
+  private orphans: Map<number, Frame[]> | undefined;
+  private orphanCount = 0;
   private hellos = 0;
   private readonly unsubscribe: Array<() => void>;
   /** what the agent said of itself in its last hello */
@@ -123,7 +130,7 @@ export class AgentClient {
    */
   static async attach(
     channel: AgentChannel,
-    opts: { timeoutMs?: number; agent?: { version: number; name: string; pid?: number } | null } = {},
+    opts: { timeoutMs?: number; agent?: { version: number; name: string; pid?: number; nextRequestId?: number } | null } = {},
   ): Promise<AgentClient> {
     if (opts.agent && opts.agent.version !== PROTOCOL_VERSION) {
       throw new HyperlabError(
@@ -132,7 +139,10 @@ export class AgentClient {
       );
     }
     const client = new AgentClient(channel);
-    if (opts.agent && client.hellos === 0) client.agent = { pid: 0, ...opts.agent };
+    client.orphans = new Map();
+    if (opts.agent && client.hellos === 0) client.agent = { pid: opts.agent.pid ?? 0, version: opts.agent.version, name: opts.agent.name };
+    // Ids the earlier host used may still be served by the agent (its processes run on): start above them.
+    if (opts.agent?.nextRequestId) client.nextId = Math.max(client.nextId, opts.agent.nextRequestId);
     // The agent answering here said its hello before the snapshot: a hello
     // from now on is a new agent (the old one died), as after connect().
     if (client.hellos === 0) client.hellos = 1;
@@ -197,6 +207,50 @@ export class AgentClient {
     if (opts.pty) fields.push([Tag.ROWS, opts.pty.rows], [Tag.COLS, opts.pty.cols]);
 
     const id = this.nextId++;
+    const proc = this.processEntry(id, what, { timeoutMs: opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS });
+    this.track(id, proc.entry, REQUEST_TIMEOUT_MS, `the agent to start ${what}`);
+    void this.send(MessageType.EXEC, id, fields);
+
+    if (typeof opts.stdin === "string" || opts.stdin instanceof Uint8Array) {
+      this.sendStdin(id, typeof opts.stdin === "string" ? encoder.encode(opts.stdin) : opts.stdin, true);
+    }
+    return proc.handle;
+  }
+
+  /**
+   * Takes over a process an earlier host started in this guest (a restored or
+   * forked guest's agent still serves the processes of the snapshot): its
+   * output and exit, which carry `requestId`, come to the handle from now on.
+   * Legal once per process, on a client attached to a restored guest.
+   */
+  adopt(requestId: number, opts: { pid: number; what: string }): GuestProcess {
+    if (this.pending.has(requestId)) throw new HyperlabError("INVALID_ARGUMENT", `request ${requestId} is already followed by this host`);
+    if (requestId >= this.nextId) this.nextId = requestId + 1;
+    const proc = this.processEntry(requestId, opts.what, { timeoutMs: Infinity, pid: opts.pid });
+    if (this.gone) {
+      proc.entry.fail(this.gone);
+      return proc.handle;
+    }
+    this.pending.set(requestId, proc.entry);
+    this.started.add(requestId);
+    // What arrived before this call, in order; an exit among it settles the handle at once.
+    const kept = this.orphans?.get(requestId) ?? [];
+    this.orphans?.delete(requestId);
+    this.orphanCount -= kept.length;
+    for (const frame of kept) this.onFrame(frame);
+    return proc.handle;
+  }
+
+  /** The next request id; a snapshot keeps it so a restored host never reuses an id the guest's agent still serves. */
+  get nextRequestId(): number {
+    return this.nextId;
+  }
+
+  /**
+   * The bookkeeping of one process's frames: STARTED (unless `pid` says it
+   * runs already), OUTPUT, EXITED, and a start error; and the handle callers get.
+   */
+  private processEntry(id: number, what: string, opts: { timeoutMs: number; pid?: number }): { entry: Pending; handle: GuestProcess } {
     const listeners: Array<(stream: 1 | 2, data: Uint8Array) => void> = [];
     let resolvePid!: (pid: number) => void;
     let rejectPid!: (err: Error) => void;
@@ -205,8 +259,9 @@ export class AgentClient {
     const pid = new Promise<number>((res, rej) => ((resolvePid = res), (rejectPid = rej)));
     const exited = new Promise<{ exitCode: number; signal: number }>((res, rej) => ((resolveExit = res), (rejectExit = rej)));
     pid.catch(() => {});
-    let started = false;
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+    let started = opts.pid !== undefined;
+    if (opts.pid !== undefined) resolvePid(opts.pid);
+    const timeoutMs = opts.timeoutMs;
 
     const entry: Pending = {
       what,
@@ -250,14 +305,9 @@ export class AgentClient {
         rejectExit(err);
       },
     };
-    this.track(id, entry, REQUEST_TIMEOUT_MS, `the agent to start ${what}`);
-    void this.send(MessageType.EXEC, id, fields);
 
-    if (typeof opts.stdin === "string" || opts.stdin instanceof Uint8Array) {
-      this.sendStdin(id, typeof opts.stdin === "string" ? encoder.encode(opts.stdin) : opts.stdin, true);
-    }
-
-    return {
+    const handle: GuestProcess = {
+      requestId: id,
       pid,
       exited,
       onOutput: (l) => void listeners.push(l),
@@ -270,6 +320,7 @@ export class AgentClient {
         await this.request(`resize ${what}`, MessageType.RESIZE, [[Tag.ROWS, rows], [Tag.COLS, cols]], undefined, isOk, id);
       },
     };
+    return { entry, handle };
   }
 
   /** Writes a file in the guest (parents created), replacing it unless `append`. */
@@ -459,12 +510,29 @@ export class AgentClient {
       if (routes.length === 0) this.replyRoutes.delete(frame.id);
     }
     const entry = this.pending.get(id);
-    if (!entry) return;
+    if (!entry) {
+      this.keepOrphan(frame);
+      return;
+    }
     if (entry.onFrame(frame)) {
       clearTimeout(entry.timer);
       this.pending.delete(id);
       this.started.delete(id);
     }
+  }
+
+  /**
+   * In a restored guest, output and exits of processes an earlier host
+   * started arrive before anyone adopts them: kept (a bounded number) so that
+   * adopt() replays them instead of missing an exit.
+   */
+  private keepOrphan(frame: Frame): void {
+    if (!this.orphans || (frame.type !== MessageType.OUTPUT && frame.type !== MessageType.EXITED)) return;
+    if (this.orphanCount >= MAX_ORPHAN_FRAMES) return;
+    const kept = this.orphans.get(frame.id) ?? [];
+    kept.push(frame);
+    this.orphans.set(frame.id, kept);
+    this.orphanCount++;
   }
 
   private onHello(frame: Frame): void {

@@ -132,6 +132,8 @@ interface Registration {
   reservation?: Reservation;
   /** starts the machine in `worker` */
   start: (vm: Vm, worker: VmWorker) => Promise<StartReport>;
+  /** records kept in the snapshot it starts from (see Vm.records) */
+  records?: Record<string, unknown>;
 }
 
 /**
@@ -375,6 +377,7 @@ export class Hypervisor {
       memoryMiB,
       cpuShare: opts.cpuShare,
       origin: opts.origin,
+      records: snapshot.header.records,
       start: async (v, w) => w.api.restore({ name: v.name, image: loaded.shared, wasm: await this.images.v86(), memoryMiB, cmdline }, shared, { timeoutMs }),
     });
     if (opts.fromBootSnapshot) this.fromBootSnapshot.add(vm);
@@ -385,7 +388,9 @@ export class Hypervisor {
   /** `n` copies of `vm` (see Vm.fork): one snapshot, restored n times. */
   private async fork(vm: Vm, worker: VmWorker, n: number): Promise<Vm[]> {
     this.placement.checkFork(vm, n);
+    const records = vm.collectRecords();
     const snapshot = await worker.api.snapshot();
+    snapshot.header.records = records;
     const loaded = await this.images.image(vm.image === "default" ? undefined : vm.image);
     const names = Array.from({ length: n }, () => this.freeName(`${vm.name}-fork-`));
     const forks = await Promise.allSettled(
@@ -402,7 +407,9 @@ export class Hypervisor {
   /** `vm`'s snapshot as bytes: a delta against the boot snapshot when it descends from it (unless `full`), else whole. */
   private async snapshot(vm: Vm, worker: VmWorker, opts: VmSnapshotOptions): Promise<Uint8Array> {
     const base = opts.full ? undefined : await this.deltaBase(vm);
+    const records = vm.collectRecords();
     const snap = base ? await worker.api.deltaSnapshot(base) : await worker.api.snapshot();
+    snap.header.records = records;
     return encodeSnapshot(snap, { compression: opts.compression, codec: this.platform.codec });
   }
 
@@ -452,7 +459,7 @@ export class Hypervisor {
         this.placement.remove(v);
       },
     };
-    const vm = new Vm({ id: randomId(), name, memoryMiB, cpuShare, image: r.image ?? "default", origin: r.origin, reservation }, host);
+    const vm = new Vm({ id: randomId(), name, memoryMiB, cpuShare, image: r.image ?? "default", origin: r.origin, reservation, records: r.records }, host);
     this.vms.set(name, vm);
     this.placement.add(vm);
     vm.onEvent((e) => {

@@ -28,8 +28,8 @@ export interface SnapshotHeader {
   vm: { memoryMiB: number; firmware: Firmware; cmdline: string };
   /** the whole kernel command line the guest booted with (informational) */
   kernelCmdline: string;
-  /** the guest agent that was running, when one was */
-  agent: { version: number; name: string; pid: number } | null;
+  /** the guest agent that was running, when one was; `nextRequestId`: the host's next request id (a restored host starts above the ids the agent still serves) */
+  agent: SnapshotAgent | null;
   /** host time when the state was saved (ISO 8601); the guest's clock stopped then */
   createdAt: string;
   /** v86's state: its size and v86's own state format version */
@@ -38,6 +38,21 @@ export interface SnapshotHeader {
   payload: { compression: Compression; bytes: number };
   /** only in a delta snapshot (format 2): its base, and how its payload is split */
   delta?: SnapshotDeltaInfo;
+  /**
+   * What the layers above the hypervisor keep about this VM that its memory
+   * does not hold (e.g. the container engine's records), by key; a restored
+   * or forked VM hands it back (`Vm.records`). Opaque to the hypervisor.
+   */
+  records?: Record<string, unknown>;
+}
+
+/** The guest agent a snapshot was taken with. */
+export interface SnapshotAgent {
+  version: number;
+  name: string;
+  pid: number;
+  /** the next request id of the host that was connected (absent in older snapshots) */
+  nextRequestId?: number;
 }
 
 /** What a delta snapshot was taken against: a boot snapshot, identified three ways. */
@@ -159,7 +174,7 @@ export function stateDigest(snapshot: Snapshot, codec: SnapshotCodec = webCodec)
  */
 export async function captureSnapshot(
   machine: Machine,
-  opts: { image: GuestImage; agent?: { version: number; name: string; pid: number } | null },
+  opts: { image: GuestImage; agent?: SnapshotAgent | null },
 ): Promise<Snapshot> {
   const state = await machine.saveState();
   const header: SnapshotHeader = {

@@ -190,7 +190,7 @@ class VmWorkerImpl implements VmWorkerApi {
     this.saving++;
     try {
       await this.applyRun();
-      const snap = await captureSnapshot(machine, { image: config.image, agent: this.agent?.agent ?? this.snapshotAgent });
+      const snap = await captureSnapshot(machine, { image: config.image, agent: this.agentInfo() });
       return Comlink.transfer(snap, [snap.state.buffer as ArrayBuffer]);
     } finally {
       this.saving--;
@@ -211,7 +211,7 @@ class VmWorkerImpl implements VmWorkerApi {
     this.saving++;
     try {
       await this.applyRun();
-      const full = await captureSnapshot(machine, { image: config.image, agent: this.agent?.agent ?? this.snapshotAgent });
+      const full = await captureSnapshot(machine, { image: config.image, agent: this.agentInfo() });
       // Still stopped: RAM is what the state just saved.
       const delta = makeDeltaSnapshot(full, machine.memory(), base, engine);
       return Comlink.transfer(delta, [delta.state.buffer as ArrayBuffer, delta.memory.buffer as ArrayBuffer]);
@@ -246,6 +246,12 @@ class VmWorkerImpl implements VmWorkerApi {
       clearInterval(this.sampler);
       this.post({ type: "stopped", code: reason.code, message: reason.message, detail: reason.detail });
     });
+  }
+
+  /** The connected agent (or the one the VM was restored with) as a snapshot records it. */
+  private agentInfo(): Snapshot["header"]["agent"] {
+    if (!this.agent) return this.snapshotAgent;
+    return { ...this.agent.agent, nextRequestId: this.agent.nextRequestId };
   }
 
   /** Pauses the emulator for the VM's user. Legal while running. */
@@ -314,8 +320,23 @@ class VmWorkerImpl implements VmWorkerApi {
    * Resolves with a handle for processInput() and the guest PID once it
    * runs. Legal while running.
    */
-  async spawn(argv: string[], opts: ExecOptions, listener: (e: ProcessEvent) => unknown): Promise<{ handle: number; pid: number }> {
+  async spawn(argv: string[], opts: ExecOptions, listener: (e: ProcessEvent) => unknown): Promise<{ handle: number; pid: number; requestId?: number }> {
     const proc = needAgent(this.agent, "spawn a process").spawn(argv, opts);
+    return { ...(await this.stream(proc, listener)), requestId: proc.requestId };
+  }
+
+  /**
+   * Follows a process that was running in the guest when its snapshot was
+   * taken (see AgentClient.adopt), as spawn() follows a new one. Legal while
+   * running, in a VM restored from a snapshot.
+   */
+  async adopt(requestId: number, opts: { pid: number; what: string }, listener: (e: ProcessEvent) => unknown): Promise<{ handle: number; pid: number }> {
+    const proc = needAgent(this.agent, "follow a process").adopt(requestId, opts);
+    return this.stream(proc, listener);
+  }
+
+  /** Sends a process's output, then its end, to `listener` (a Comlink proxy from the host); resolves with its handle and PID once it runs. */
+  private async stream(proc: GuestProcess, listener: (e: ProcessEvent) => unknown): Promise<{ handle: number; pid: number }> {
     const handle = this.nextProcess++;
     this.processes.set(handle, proc);
     // A view into a larger frame would carry the whole frame's buffer across: each chunk gets its own.

@@ -91,6 +91,8 @@ export interface VmConfig {
   image: string;
   origin: VmOrigin;
   reservation: Reservation;
+  /** records kept in the snapshot this VM was restored or forked from (see Vm.records) */
+  records?: Record<string, unknown>;
 }
 
 /** Wall ms between two metrics events of a running VM. */
@@ -125,6 +127,13 @@ export class Vm {
   private holdChange: Promise<void> = Promise.resolve();
   /** how to fail each process from spawn() that has not ended, should the VM stop */
   private readonly processes = new Set<(reason: HyperlabError) => void>();
+  private readonly recordProviders = new Map<string, () => unknown>();
+  /**
+   * What the layers above kept about this VM in the snapshot it was restored
+   * or forked from (e.g. its containers' records), by key; undefined for a VM
+   * that started otherwise. Legal in any state.
+   */
+  readonly records: Readonly<Record<string, unknown>> | undefined;
 
   constructor(
     config: VmConfig,
@@ -137,8 +146,9 @@ export class Vm {
     this.image = config.image;
     this.origin = config.origin;
     this.reservation = config.reservation;
+    this.records = config.records;
     host.ready.then(
-      (worker) => this.adopt(worker),
+      (worker) => this.adoptWorker(worker),
       () => {}, // reported by start()
     );
   }
@@ -181,6 +191,24 @@ export class Vm {
       createdAt: this.createdAt.toISOString(),
       stopReason: this._stopReason && { code: this._stopReason.code, message: this._stopReason.message },
     };
+  }
+
+  /**
+   * Makes every snapshot of this VM (and so every fork) keep `provider()`'s
+   * value under `key`, read just before the guest's state is saved: how a
+   * layer above (the container engine) keeps what the guest's memory does
+   * not hold. Returns a function that stops it. Legal in any state.
+   */
+  provideRecords(key: string, provider: () => unknown): () => void {
+    this.recordProviders.set(key, provider);
+    return () => this.recordProviders.get(key) === provider && this.recordProviders.delete(key);
+  }
+
+  /** The records a snapshot taken now keeps: each provider's value, else what this VM was restored with. Called by the hypervisor. */
+  collectRecords(): Record<string, unknown> | undefined {
+    const out: Record<string, unknown> = { ...this.records };
+    for (const [key, provider] of this.recordProviders) out[key] = provider();
+    return Object.keys(out).length ? out : undefined;
   }
 
   /** Subscribes to this VM's events (state, batched console, metrics). Returns an unsubscribe function. Legal in any state. */
@@ -278,6 +306,21 @@ export class Vm {
    */
   spawn(argv: string[], opts: ExecOptions = {}): GuestProcess {
     assertState(this._state, ["running"], { action: "spawn a process", vm: this.name });
+    return this.follow((w, onEvent) => w.api.spawn(argv, opts, proxy(onEvent)));
+  }
+
+  /**
+   * Follows a process that was running in the guest when the snapshot this VM
+   * was restored or forked from was taken, by the agent request that started
+   * it (`GuestProcess.requestId`), as spawn() follows a new one. Legal while running.
+   */
+  adopt(requestId: number, opts: { pid: number; what: string }): GuestProcess {
+    assertState(this._state, ["running"], { action: "follow a process", vm: this.name });
+    return this.follow((w, onEvent) => w.api.adopt(requestId, opts, proxy(onEvent)));
+  }
+
+  /** A process handle over `start`, which has the worker stream a process's events to `onEvent`. */
+  private follow(start: (w: VmWorker, onEvent: (e: ProcessEvent) => void) => Promise<{ handle: number; pid: number; requestId?: number }>): GuestProcess {
     const listeners: Array<(stream: 1 | 2, data: Uint8Array) => void> = [];
     let settle!: { resolve: (r: { exitCode: number; signal: number }) => void; reject: (err: HyperlabError) => void };
     const exited = new Promise<{ exitCode: number; signal: number }>((resolve, reject) => (settle = { resolve, reject }));
@@ -290,14 +333,17 @@ export class Vm {
       else if (e.type === "exited") settle.resolve({ exitCode: e.exitCode, signal: e.signal });
       else settle.reject(new HyperlabError(e.code, e.message, e.detail));
     };
-    const started = this.call((w) => w.api.spawn(argv, opts, proxy(onEvent)));
+    const started = this.call((w) => start(w, onEvent));
     started.catch((err: unknown) => settle.reject(err instanceof HyperlabError ? err : new HyperlabError("AGENT_ERROR", String(err))));
     const input = async (i: ProcessInput) => {
       const { handle } = await started;
       await this.call((w) => w.api.processInput(handle, i));
     };
-    return {
-      pid: started.then((s) => s.pid),
+    const handle: { requestId?: number } & GuestProcess = {
+      pid: started.then((s) => {
+        handle.requestId = s.requestId;
+        return s.pid;
+      }),
       exited,
       onOutput: (l) => void listeners.push(l),
       write: (data) => void input({ type: "write", data }).catch(() => {}),
@@ -305,6 +351,7 @@ export class Vm {
       kill: (signal) => input({ type: "kill", signal }),
       resize: (rows, cols) => input({ type: "resize", rows, cols }),
     };
+    return handle;
   }
 
   /** Types into the VM's serial console (the human's terminal). Legal while booting, running or paused. */
@@ -412,7 +459,7 @@ export class Vm {
   }
 
   /** Listens to the worker: counters, console, the guest stopping, the worker dying. */
-  private adopt(worker: VmWorker): void {
+  private adoptWorker(worker: VmWorker): void {
     this.worker = worker;
     worker.onEvent((e) => this.onWorkerEvent(e));
     void worker.died.then((reason) => this.markStopped(reason));

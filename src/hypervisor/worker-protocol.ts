@@ -135,7 +135,9 @@ export interface VmWorkerApi {
   /** One of the agent's file-system requests (AGENT_REQUESTS), by name, with its arguments. Legal while running. */
   agentRequest<M extends AgentRequest>(method: M, ...args: Parameters<AgentClient[M]>): Promise<Awaited<ReturnType<AgentClient[M]>>>;
   /** Starts a guest process whose output and end go to `listener`; resolves with a handle for processInput() and its PID. Legal while running. */
-  spawn(argv: string[], opts: ExecOptions, listener: (e: ProcessEvent) => unknown): Promise<{ handle: number; pid: number }>;
+  spawn(argv: string[], opts: ExecOptions, listener: (e: ProcessEvent) => unknown): Promise<{ handle: number; pid: number; requestId?: number }>;
+  /** Follows a process that ran when the VM's snapshot was taken (AgentClient.adopt), as spawn() does a new one. Legal while running. */
+  adopt(requestId: number, opts: { pid: number; what: string }, listener: (e: ProcessEvent) => unknown): Promise<{ handle: number; pid: number }>;
   /** Feeds, resizes or signals a process from spawn(). Legal until it has ended. */
   processInput(handle: number, input: ProcessInput): Promise<void>;
   /** The guest's own view of its memory. Legal while running. */

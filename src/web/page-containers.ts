@@ -1,11 +1,13 @@
-// Containers on a page VM. The container engine (src/containers) runs on the
-// page's thread, as the CLI's runs in its process; its requests to the guest
-// go to the VM's agent in the VM's worker, one Comlink call each, and the
-// images come from the OCI layout the site ships.
+// Containers on a page VM. The page's VMs host containers as the daemon's do:
+// one engine per VM (src/containers/vm-containers.ts) on the page's thread,
+// its requests to the guest going to the VM's agent in the VM's worker, one
+// Comlink call each, and the images from the OCI layout the site ships.
 import { HyperlabError } from "../errors.ts";
-import { type Container, ContainerEngine, type ContainerStats, type CreateOptions, type EngineAgent } from "../containers/engine.ts";
+import { type Container, ContainerEngine, type ContainerStats, type CreateOptions } from "../containers/engine.ts";
+import { VmContainers } from "../containers/vm-containers.ts";
+import type { Hypervisor } from "../hypervisor/hypervisor.ts";
 import { ImageStore } from "../containers/image-store.ts";
-import type { ExecOptions, GuestProcess } from "../guest/agent.ts";
+import type { GuestProcess } from "../guest/agent.ts";
 import type { Vm } from "../hypervisor/vm.ts";
 import { imageLayoutUrl } from "./assets.ts";
 
@@ -24,23 +26,13 @@ export function siteImageStore(base: string = imageLayoutUrl()): ImageStore {
   }, base);
 }
 
-/** The agent of a page VM as the engine uses it: every request goes to the VM's worker. */
-export function vmAgent(vm: Vm): EngineAgent {
-  return {
-    exec: (argv, opts: ExecOptions = {}) => {
-      // A VM's exec takes its stdin whole; the engine never keeps one open for exec.
-      if (opts.stdin === true) return Promise.reject(new HyperlabError("INVALID_ARGUMENT", "exec through a VM takes its stdin whole: use spawn to keep it open"));
-      return vm.exec([...argv], { ...opts, stdin: opts.stdin });
-    },
-    spawn: (argv, opts) => vm.spawn([...argv], opts),
-    writeFile: (path, data, opts) => vm.writeFile(path, data, opts),
-    readFile: (path) => vm.readFile(path),
-    stat: (path) => vm.agentRequest("stat", path),
-    mkdir: (path, opts) => vm.agentRequest("mkdir", path, opts),
-    remove: (path, opts) => vm.agentRequest("remove", path, opts),
-    mount: (m) => vm.agentRequest("mount", m),
-    umount: (target, opts) => vm.agentRequest("umount", target, opts),
-  };
+const registries = new WeakMap<Hypervisor, VmContainers>();
+
+/** The container engines of the page's VMs: one set per hypervisor, images from the site. Legal any time. */
+export function pageVmContainers(hypervisor: Hypervisor): VmContainers {
+  let registry = registries.get(hypervisor);
+  if (!registry) registries.set(hypervisor, (registry = new VmContainers(hypervisor, siteImageStore())));
+  return registry;
 }
 
 /** A container as the stack view shows it: the engine's record, its init's PID in the VM, and its current use. */
@@ -58,8 +50,8 @@ export const PAGE_CONTAINER_IMAGES = ["busybox", "lua:5.4", "lua:5.1"] as const;
 export class PageContainers {
   readonly engine: ContainerEngine;
 
-  constructor(vm: Vm) {
-    this.engine = new ContainerEngine(vmAgent(vm), siteImageStore());
+  constructor(hypervisor: Hypervisor, vm: Vm) {
+    this.engine = pageVmContainers(hypervisor).engine(vm.name);
   }
 
   /** Creates and starts a container in the background (`docker run -d`); resolves once it runs, with how long that took. */

@@ -189,7 +189,7 @@ export class PageVm {
   /** The containers of this VM (the engine on this page, its images from the site). Legal once running. */
   containers(): PageContainers {
     if (!this.vm || !this.running) throw new HyperlabError("VM_INVALID_STATE", `cannot run containers: VM ${this.name} is not running yet`);
-    this._containers ??= new PageContainers(this.vm);
+    this._containers ??= new PageContainers(this.hv!, this.vm);
     return this._containers;
   }
 

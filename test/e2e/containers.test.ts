@@ -45,6 +45,14 @@ describe("containers from the page", () => {
     await run(lab.page, VM, "cat /sys/fs/cgroup/hyperlab/*/payload/memory.max /sys/fs/cgroup/hyperlab/*/payload/pids.max", /67108864\s+32/);
   });
 
+  it("lists the container under the VM that hosts it in the Hypervisor layer, as `hyperlab stats` does", async () => {
+    const name = (await layer("containers").locator(".item.container[data-status=running] strong").textContent())!;
+    const vm = layer("hypervisor").locator(".item.vm").first();
+    await expect
+      .poll(async () => (await vm.textContent()) ?? "", { timeout: 20_000, message: "the container in its VM's entry" })
+      .toContain(`containers${name} (busybox:latest, running)`);
+  });
+
   it("shows the container's own namespaces beside the VM's", async () => {
     const table = layer("kernel").locator("table.namespaces");
     await expect.poll(async () => (await table.textContent()) ?? "", { timeout: 20_000 }).toMatch(/pid\d+\d{10}/);

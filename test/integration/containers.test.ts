@@ -1,13 +1,19 @@
-import { beforeAll, describe, expect, it } from "vitest";
-import { ContainerEngine, type CreateOptions, type Runtime } from "../../src/containers/engine.ts";
+// Containers as users get them: in a hypervisor VM (its guest in a worker
+// thread, restored from the boot snapshot), driven by the VM's engine through
+// the worker, under crun and under runc.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ContainerEngine, CreateOptions, Runtime } from "../../src/containers/engine.ts";
 import { nodeImageStore } from "../../src/containers/node-store.ts";
-import type { AgentClient } from "../../src/guest/agent.ts";
-import { errorOf, restoredGuest } from "./guest.ts";
+import { VmContainers } from "../../src/containers/vm-containers.ts";
+import { Hypervisor } from "../../src/hypervisor/hypervisor.ts";
+import type { Vm } from "../../src/hypervisor/vm.ts";
+import { errorOf } from "./guest.ts";
 
 
 describe.each(["crun", "runc"] as Runtime[])("containers with %s", (runtime) => {
   let engine: ContainerEngine;
-  let agent: AgentClient;
+  let hypervisor: Hypervisor;
+  let vm: Vm;
 
   /** Runs a container to completion; returns its exit code and output. */
   async function run(opts: Omit<CreateOptions, "runtime">): Promise<{ code: number; stdout: string; stderr: string; id: string }> {
@@ -17,11 +23,15 @@ describe.each(["crun", "runc"] as Runtime[])("containers with %s", (runtime) => 
     const code = await attachment.exited;
     return { code, stdout: out[0]!, stderr: out[1]!, id: container.id };
   }
-  const host = async (cmd: string) => (await agent.exec(["/bin/sh", "-c", cmd])).stdout;
+  const host = async (cmd: string) => (await vm.exec(["/bin/sh", "-c", cmd])).stdout;
 
   beforeAll(async () => {
-    ({ agent } = await restoredGuest());
-    engine = new ContainerEngine(agent, nodeImageStore());
+    hypervisor = await Hypervisor.create({ spareWorkers: 0, warmPool: 0 });
+    vm = await hypervisor.createVm({ name: `containers-${runtime}` });
+    engine = new VmContainers(hypervisor, nodeImageStore()).engine(vm.name);
+  });
+  afterAll(async () => {
+    await hypervisor?.close();
   });
 
   it("runs the command as PID 1 with the container's own host name", async () => {

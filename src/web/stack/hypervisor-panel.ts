@@ -5,6 +5,7 @@
 import { HyperlabError } from "../../errors.ts";
 import type { Hypervisor, PageSharing } from "../../hypervisor/hypervisor.ts";
 import type { Vm, VmMetrics } from "../../hypervisor/vm.ts";
+import { pageVmContainers } from "../page-containers.ts";
 import { RESTORE_IMAGE, pageHost } from "../page-host.ts";
 import type { PageVm } from "../page-vm.ts";
 import type { TerminalIo } from "../terminal.ts";
@@ -57,9 +58,14 @@ export class HypervisorPanel {
         const guest = metrics.get(v.name)?.memory.guest;
         const busy = this.busy.has(v.name);
         const guestText = guest ? `${mib(guest.usedKiB * 1024)} of its ${v.memoryMiB} MiB` : "";
+        // The containers this VM hosts, as `hyperlab stats` lists them under their VM.
+        const hosted = pageVmContainers(hv)
+          .containersOf(vm, { all: true })
+          .map((c) => `${c.name} (${c.image.reference}, ${c.status})`)
+          .join(", ");
         return {
           key: `vm ${v.name}`,
-          signature: [v.state, busy, guestText, v.stopReason?.code ?? ""].join(" "),
+          signature: [v.state, busy, guestText, v.stopReason?.code ?? "", hosted].join(" "),
           render: () => {
             const item = el("div", { className: "item vm" });
             item.dataset.vm = v.name;
@@ -73,6 +79,7 @@ export class HypervisorPanel {
             );
             const rows: Array<[string, string]> = [];
             if (guestText) rows.push(["guest uses", guestText]);
+            rows.push(["containers", hosted || "none"]);
             if (v.stopReason) rows.push(["stopped", `${v.stopReason.code}: ${v.stopReason.message}`]);
             const actions = el("div", { className: "actions" });
             const act = (text: string, name: string, fn: (vm: Vm) => Promise<unknown>, enabled: boolean) =>

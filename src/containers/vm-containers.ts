@@ -1,0 +1,108 @@
+// Containers per VM: one container engine for each of a hypervisor's VMs,
+// talking to that VM's agent through its worker (vm-agent.ts). Each engine's
+// records ride in its VM's snapshots, so a restored or forked VM lists its
+// containers again and follows the ones that were running. The daemon and
+// the page both reach containers through this.
+import { HyperlabError } from "../errors.ts";
+import type { Hypervisor } from "../hypervisor/hypervisor.ts";
+import type { Vm } from "../hypervisor/vm.ts";
+import { type Container, ContainerEngine, type EngineRecords } from "./engine.ts";
+import type { ImageStore } from "./image-store.ts";
+import { vmAgent } from "./vm-agent.ts";
+
+/** The VM containers go to when none is named. */
+export const DEFAULT_VM = "default";
+
+/** The key of the engine's records in a VM's snapshot. */
+const RECORDS_KEY = "containers";
+
+/** A container with the VM it lives in. */
+export interface VmContainer {
+  vm: Vm;
+  container: Container;
+}
+
+/** The container engines of a hypervisor's VMs. Legal until the hypervisor closes. */
+export class VmContainers {
+  private readonly engines = new WeakMap<Vm, ContainerEngine>();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly hypervisor: Hypervisor,
+    private readonly store: ImageStore,
+  ) {
+    // A VM restored or forked with containers takes them back as soon as it runs, before
+    // anyone asks: the processes it follows may print or exit at any moment.
+    this.unsubscribe = hypervisor.onEvent((e) => {
+      if (e.type !== "state" || e.state !== "running") return;
+      const vm = hypervisor.list().find((v) => v.name === e.vm);
+      if (vm?.records?.[RECORDS_KEY]) this.engineOf(vm);
+    });
+  }
+
+  /**
+   * The VM named `ref` (default: `default`): VM_NOT_FOUND listing the VMs there
+   * are. Legal any time.
+   */
+  vm(ref: string = DEFAULT_VM): Vm {
+    return this.hypervisor.get(ref);
+  }
+
+  /**
+   * The engine of VM `ref` for a request that needs its guest: VM_NOT_FOUND
+   * (listing the VMs) for an unknown VM, VM_INVALID_STATE naming its state
+   * for one that is not running.
+   */
+  engine(ref: string = DEFAULT_VM): ContainerEngine {
+    const vm = this.vm(ref);
+    if (vm.state !== "running") {
+      const how = vm.state === "paused" ? `; resume it with 'hyperlab vm resume ${vm.name}'` : "";
+      throw new HyperlabError("VM_INVALID_STATE", `cannot reach the containers of VM ${vm.name}: it is ${vm.state}${how}`, { state: vm.state, vm: vm.name });
+    }
+    return this.engineOf(vm);
+  }
+
+  /** The containers of `vm`, newest first, read from the host's records (its guest is not asked, so a paused VM lists too). */
+  containersOf(vm: Vm, opts: { all?: boolean } = {}): Container[] {
+    const engine = this.engines.get(vm);
+    if (engine) return engine.ps(opts);
+    const records = vm.records?.[RECORDS_KEY] as EngineRecords | undefined;
+    // Not taken back yet (the VM has not run since it was restored): what its snapshot says.
+    return (records?.containers ?? [])
+      .filter((r) => opts.all || r.status === "running")
+      .map((r) => ({ ...r, createdAt: new Date(r.createdAt), startedAt: r.startedAt ? new Date(r.startedAt) : undefined, finishedAt: r.finishedAt ? new Date(r.finishedAt) : undefined, logs: [] }))
+      .sort((a, b) => +b.createdAt - +a.createdAt);
+  }
+
+  /** Every VM's containers, VMs in the hypervisor's order. */
+  all(opts: { all?: boolean } = {}): VmContainer[] {
+    return this.hypervisor
+      .list()
+      .filter((vm) => vm.state !== "destroyed")
+      .flatMap((vm) => this.containersOf(vm, opts).map((container) => ({ vm, container })));
+  }
+
+  /** The images every VM's containers can run (the host's store). */
+  images(): ReturnType<ImageStore["list"]> {
+    return this.store.list();
+  }
+
+  /** Stops taking back containers of new VMs (the engines stay with their VMs). */
+  close(): void {
+    this.unsubscribe();
+  }
+
+  /** `vm`'s engine, made on first use; its records go into the VM's snapshots from then on. */
+  private engineOf(vm: Vm): ContainerEngine {
+    let engine = this.engines.get(vm);
+    if (!engine) {
+      engine = new ContainerEngine(vmAgent(vm), this.store, { vm: vm.name });
+      const records = vm.records?.[RECORDS_KEY] as EngineRecords | undefined;
+      if (records) engine.restoreRecords(records);
+      const e = engine;
+      vm.provideRecords(RECORDS_KEY, () => e.records());
+      this.engines.set(vm, engine);
+    }
+    return engine;
+  }
+}
