@@ -24,7 +24,13 @@ export type ErrorCode =
   | "VM_NOT_FOUND"
   | "WORKER_DIED"
   | "SNAPSHOT_MISMATCH"
-  | "SNAPSHOT_CORRUPT";
+  | "SNAPSHOT_CORRUPT"
+  /** the container's process could not be started (its executable is missing or not executable) */
+  | "CONTAINER_START_FAILED"
+  /** something asked for that hyperlab does not do (yet): a field, a flag, an endpoint */
+  | "NOT_SUPPORTED"
+  /** no such API endpoint */
+  | "NOT_FOUND";
 
 /** The one error class of hyperlab; `code` survives worker boundaries. */
 export class HyperlabError extends Error {

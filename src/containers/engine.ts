@@ -1,12 +1,14 @@
 // The container engine: Docker's verbs on top of a real OCI runtime (crun by
 // default, runc on request) inside the guest. The host decides (ids, names,
 // addresses, the OCI config); the guest does (overlayfs, cgroups, the runtime).
+import { concatBytes } from "../bytes.ts";
 import { HyperlabError } from "../errors.ts";
 import type { AgentClient, GuestProcess } from "../guest/agent.ts";
 import type { ImageInfo, ImageStore } from "./image-store.ts";
 import { type Limits } from "./limits.ts";
 import { BRIDGE_GATEWAY, BRIDGE_PREFIX, NETWORK_HOOK_PATH, networkHookArgs } from "./network.ts";
 import { bundleConfig } from "./oci-spec.ts";
+import { type ProcessUser, resolveUser } from "./users.ts";
 
 /**
  * What the engine asks of the guest's agent: an AgentClient, or anything that
@@ -25,8 +27,19 @@ export type ContainerStatus = "created" | "running" | "exited";
 /** What `create` and `run` take (Docker's flags). */
 export interface CreateOptions {
   image: string;
-  /** command and arguments; default: the image's Cmd */
+  /** command and arguments (Docker's Cmd), after the entrypoint; default: the image's Cmd (none when `entrypoint` is given) */
   command?: string[];
+  /** replaces the image's entrypoint ([] clears it) */
+  entrypoint?: string[];
+  /** the process's working directory (default: the image's, else /) */
+  workingDir?: string;
+  /** `user[:group]`, by name or number, resolved in the container's /etc/passwd and /etc/group (default: root) */
+  user?: string;
+  labels?: Record<string, string>;
+  /** the signal `stop` sends first (default SIGTERM) */
+  stopSignal?: string;
+  /** what an API adapter keeps with the container (JSON; kept in the VM's snapshots) */
+  meta?: Record<string, unknown>;
   name?: string;
   env?: string[];
   hostname?: string;
@@ -51,12 +64,32 @@ export interface StartOptions {
   attached?: boolean;
 }
 
+/** One chunk of a container's output, with when it came (ms since 1970). */
+export interface LogEntry {
+  stream: 1 | 2;
+  data: Uint8Array;
+  time: number;
+}
+
 /** One container's record. */
 export interface Container {
   id: string;
   name: string;
   image: ImageInfo;
+  /** the whole argv: entrypoint, then cmd */
   command: string[];
+  entrypoint: string[];
+  cmd: string[];
+  workingDir: string;
+  /** as given (`user[:group]`) */
+  user?: string;
+  /** as resolved in the container's files */
+  processUser?: ProcessUser;
+  labels: Record<string, string>;
+  stopSignal: string;
+  meta: Record<string, unknown>;
+  /** why the container's process could not start (its exit code is then 126 or 127) */
+  startError?: string;
   env: string[];
   hostname: string;
   limits: Limits;
@@ -76,8 +109,25 @@ export interface Container {
   shimPid?: number;
   /** the agent request that started the runtime process (a restored guest's host follows it by this id) */
   shimRequestId?: number;
-  logs: Array<{ stream: 1 | 2; data: Uint8Array }>;
+  logs: LogEntry[];
 }
+
+/** Something that happened to a container, as `docker events` reports it. */
+export interface ContainerEvent {
+  type: "container";
+  /** create, start, die, oom, kill, stop, destroy, … */
+  action: string;
+  id: string;
+  name: string;
+  image: string;
+  /** ms since 1970 */
+  time: number;
+  /** e.g. exitCode for die, signal for kill */
+  attributes: Record<string, string>;
+}
+
+/** When `waitFor` resolves (Docker's wait conditions). */
+export type WaitCondition = "not-running" | "next-exit" | "removed";
 
 /** A started container's streams. */
 export interface Attachment {
@@ -106,7 +156,7 @@ export interface ContainerRecord extends Omit<Container, "createdAt" | "startedA
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
-  logs: Array<{ stream: 1 | 2; data: string }>;
+  logs: Array<{ stream: 1 | 2; data: string; time?: number }>;
 }
 
 /** What an engine knows that its guest's memory does not: its containers' records, kept in the VM's snapshots. */
@@ -145,6 +195,13 @@ export class ContainerEngine {
   private nextAddress = 2;
   /** containers whose bundle has no started-marker hook yet (see create) */
   private readonly markerless = new Set<string>();
+  private readonly listeners = new Set<(e: ContainerEvent) => void>();
+  /** output listeners of `attach`, by container id */
+  private readonly attached = new Map<string, Set<(stream: 1 | 2, data: Uint8Array) => void>>();
+  /** the runtime process of each running container (its stdin, size and signals) */
+  private readonly shims = new Map<string, GuestProcess>();
+  /** stdin written through `attach` before the container started */
+  private readonly earlyStdin = new Map<string, Array<Uint8Array | "eof">>();
 
   constructor(
     private readonly agent: EngineAgent,
@@ -197,9 +254,17 @@ export class ContainerEngine {
       if (!/^[^=]+=/.test(e)) throw new HyperlabError("INVALID_ARGUMENT", `invalid environment entry '${e}': use KEY=VALUE`);
     }
     const image = await this.store.get(opts.image);
-    const command = opts.command?.length ? opts.command : [...(image.config.Entrypoint ?? []), ...(image.config.Cmd ?? [])];
+    // Docker's rule: the entrypoint, then the command; an entrypoint given here drops the image's Cmd.
+    const entrypoint = opts.entrypoint ?? image.config.Entrypoint ?? [];
+    const cmd = opts.command?.length ? opts.command : opts.entrypoint !== undefined ? [] : (image.config.Cmd ?? []);
+    const command = [...entrypoint, ...cmd];
     if (command.length === 0) {
       throw new HyperlabError("INVALID_ARGUMENT", `image ${image.reference} has no default command; give one after the image name`);
+    }
+    const stopSignal = opts.stopSignal ?? "SIGTERM";
+    if (!/^(SIG)?[A-Z0-9]+$/i.test(stopSignal)) throw new HyperlabError("INVALID_ARGUMENT", `invalid stop signal '${stopSignal}'`);
+    for (const [k, v] of Object.entries(opts.labels ?? {})) {
+      if (typeof v !== "string") throw new HyperlabError("INVALID_ARGUMENT", `label '${k}' must be a string`);
     }
 
     await this.prepare();
@@ -213,6 +278,13 @@ export class ContainerEngine {
       name,
       image,
       command,
+      entrypoint,
+      cmd,
+      workingDir: opts.workingDir || image.config.WorkingDir || "/",
+      user: opts.user,
+      labels: { ...opts.labels },
+      stopSignal,
+      meta: { ...opts.meta },
       env: mergeEnv(image.config.Env ?? [], opts.env ?? [], opts.tty ? ["TERM=xterm"] : []),
       hostname: opts.hostname ?? id.slice(0, 12),
       limits: opts.limits ?? {},
@@ -233,8 +305,9 @@ export class ContainerEngine {
     // The started marker's hook costs a process per start: only a start that waits for it
     // (not attached) needs it. A create that does not know yet leaves it out; start adds it then.
     const withMarker = start.attached === false;
-    const config = this.bundle(c, withMarker);
     if (!withMarker) this.markerless.add(id);
+    // A user is resolved in the container's own files, which exist once its root is mounted: its config comes after.
+    const config = c.user === undefined ? this.bundle(c, withMarker) : undefined;
     // The bundle: overlayfs over the image layers with a private writable
     // layer, and the container's parent cgroup. The agent does each step
     // itself (no process started), and it carries out file requests in the
@@ -244,7 +317,7 @@ export class ContainerEngine {
       await Promise.all([
         ...["rootfs", "upper", "work"].map((d) => this.agent.mkdir(`${dir}/${d}`)),
         this.agent.mkdir(`${CGROUP_ROOT}/${id}`),
-        this.agent.writeFile(`${dir}/config.json`, JSON.stringify(config, null, 1)),
+        ...(config ? [this.agent.writeFile(`${dir}/config.json`, JSON.stringify(config, null, 1))] : []),
         this.agent.mount({
           target: `${dir}/rootfs`,
           source: "overlay",
@@ -253,11 +326,18 @@ export class ContainerEngine {
         }),
         this.agent.writeFile(`${CGROUP_ROOT}/${id}/cgroup.subtree_control`, CONTROLLERS),
       ]);
+      if (c.user !== undefined) {
+        const read = (f: string) => this.agent.readFile(`${dir}/rootfs/etc/${f}`).then((b) => new TextDecoder().decode(b), () => undefined);
+        const [passwd, group] = await Promise.all([read("passwd"), read("group")]);
+        c.processUser = resolveUser(c.user, { passwd, group });
+        await this.agent.writeFile(`${dir}/config.json`, JSON.stringify(this.bundle(c, withMarker), null, 1));
+      }
     } catch (err) {
       await this.cleanup(c).catch(() => {});
       throw err;
     }
     this.containers.set(id, c);
+    this.emit(c, "create");
     return c;
   }
 
@@ -282,7 +362,14 @@ export class ContainerEngine {
     c.shimRequestId = shim.requestId;
     c.status = "running";
     c.startedAt = new Date();
-    if (!opts.attached) await this.waitStarted(c, attachment.exited);
+    this.emit(c, "start");
+    for (const chunk of this.earlyStdin.get(c.id) ?? []) chunk === "eof" ? shim.closeStdin() : shim.write(chunk);
+    this.earlyStdin.delete(c.id);
+    if (!opts.attached) {
+      await this.waitStarted(c, attachment.exited);
+      // Its process could not even start (exit code 126 or 127): a failed start, as Docker reports it.
+      if (c.startError && (c.status as ContainerStatus) === "exited") throw new HyperlabError("CONTAINER_START_FAILED", c.startError, { exitCode: c.exitCode });
+    }
     return attachment;
   }
 
@@ -291,7 +378,8 @@ export class ContainerEngine {
     return bundleConfig({
       args: c.command,
       env: c.env,
-      cwd: c.image.config.WorkingDir || "/",
+      cwd: c.workingDir,
+      user: c.processUser,
       hostname: c.hostname,
       cgroupsPath: `/hyperlab/${c.id}/payload`,
       limits: c.limits,
@@ -307,9 +395,11 @@ export class ContainerEngine {
   private follow(c: Container, shim: GuestProcess): Attachment {
     const listeners: Array<(stream: 1 | 2, data: Uint8Array) => void> = [];
     shim.onOutput((stream, data) => {
-      c.logs.push({ stream, data });
+      c.logs.push({ stream, data, time: Date.now() });
       for (const l of listeners) l(stream, data);
+      for (const l of this.attached.get(c.id) ?? []) l(stream, data);
     });
+    this.shims.set(c.id, shim);
     const exited = shim.exited.then(async ({ exitCode, signal }) => this.onExit(c, signal ? 128 + signal : exitCode));
     exited.catch(() => {});
     this.exits.set(c.id, exited);
@@ -336,7 +426,7 @@ export class ContainerEngine {
         createdAt: c.createdAt.toISOString(),
         startedAt: c.startedAt?.toISOString(),
         finishedAt: c.finishedAt?.toISOString(),
-        logs: c.logs.map((l) => ({ stream: l.stream, data: b64(l.data) })),
+        logs: c.logs.map((l) => ({ stream: l.stream, data: b64(l.data), time: l.time })),
       })),
     };
   }
@@ -359,7 +449,7 @@ export class ContainerEngine {
         createdAt: new Date(r.createdAt),
         startedAt: r.startedAt ? new Date(r.startedAt) : undefined,
         finishedAt: r.finishedAt ? new Date(r.finishedAt) : undefined,
-        logs: r.logs.map((l) => ({ stream: l.stream, data: bytes(l.data) })),
+        logs: r.logs.map((l) => ({ stream: l.stream, data: bytes(l.data), time: l.time ?? Date.parse(r.createdAt) })),
       };
       this.containers.set(c.id, c);
       // Whether its bundle has the started marker's hook is not recorded: a start writes it again.
@@ -438,6 +528,75 @@ export class ContainerEngine {
     return exit;
   }
 
+  /**
+   * Resolves with the exit code as Docker's wait does: `not-running` at once
+   * for a container that is not running, else at its exit; `next-exit` at
+   * its next exit (a created one's first); `removed` once it is removed
+   * (with the exit code it had). Registered before this call returns, so a
+   * start that follows cannot be missed.
+   */
+  waitFor(ref: string, condition: WaitCondition = "not-running"): Promise<number> {
+    const c = this.get(ref);
+    if (condition === "not-running" && c.status !== "running") return Promise.resolve(c.exitCode ?? 0);
+    const action = condition === "removed" ? "destroy" : "die";
+    return new Promise((resolve) => {
+      const off = this.onEvent((e) => {
+        if (e.id !== c.id || e.action !== action) return;
+        off();
+        resolve(c.exitCode ?? Number(e.attributes.exitCode ?? 0));
+      });
+    });
+  }
+
+  /**
+   * Follows a container's output from now on (`logs`: everything it printed
+   * so far first), and writes to its stdin: before it starts, what is
+   * written waits for the start. Legal while created or running.
+   */
+  attach(ref: string, opts: { logs?: boolean } = {}): { onOutput(l: (stream: 1 | 2, data: Uint8Array) => void): void; write(d: Uint8Array): void; closeStdin(): void; detach(): void } {
+    const c = this.get(ref);
+    if (c.status === "exited") throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot attach to container ${c.name}: it has exited`);
+    const own = new Set<(stream: 1 | 2, data: Uint8Array) => void>();
+    let set = this.attached.get(c.id);
+    if (!set) this.attached.set(c.id, (set = new Set()));
+    const all = set;
+    const stdin = (chunk: Uint8Array | "eof") => {
+      const shim = this.shims.get(c.id);
+      if (shim) chunk === "eof" ? shim.closeStdin() : shim.write(chunk);
+      else if (c.status === "created") this.earlyStdin.set(c.id, [...(this.earlyStdin.get(c.id) ?? []), chunk]);
+    };
+    return {
+      onOutput: (l) => {
+        if (opts.logs) for (const e of c.logs) l(e.stream, e.data);
+        own.add(l);
+        all.add(l);
+      },
+      write: (d) => stdin(d),
+      closeStdin: () => stdin("eof"),
+      detach: () => {
+        for (const l of own) all.delete(l);
+      },
+    };
+  }
+
+  /** Subscribes to container events (create, start, die, oom, kill, stop, destroy, …); returns the unsubscribe. */
+  onEvent(listener: (e: ContainerEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  /** Tells the event listeners that `action` happened to `c`. */
+  protected emit(c: Container, action: string, attributes: Record<string, string> = {}): void {
+    const e: ContainerEvent = { type: "container", action, id: c.id, name: c.name, image: c.image.reference, time: Date.now(), attributes: { name: c.name, image: c.image.reference, ...c.labels, ...attributes } };
+    for (const l of [...this.listeners]) {
+      try {
+        l(e);
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+  }
+
   /** Runs a command in a running container (`docker exec`). */
   async exec(ref: string, argv: string[], opts: { env?: string[]; tty?: { rows: number; cols: number }; interactive?: boolean } = {}): Promise<GuestProcess> {
     const c = this.get(ref);
@@ -465,6 +624,7 @@ export class ContainerEngine {
     const sig = signal.replace(/^SIG/i, "").toUpperCase();
     if (!/^(\d+|[A-Z0-9]+)$/.test(sig)) throw new HyperlabError("INVALID_ARGUMENT", `invalid signal '${signal}'`);
     await this.program(c.runtime, ["kill", c.id, sig], `kill container ${c.name}`);
+    this.emit(c, "kill", { signal: sig });
   }
 
   /** Stops a container: SIGTERM, then SIGKILL after `timeoutS` seconds (`docker stop`). */
@@ -472,7 +632,7 @@ export class ContainerEngine {
     const c = this.get(ref);
     if (c.status !== "running") return;
     const exit = this.exits.get(c.id)!;
-    await this.kill(c.id, "TERM").catch(() => {});
+    await this.kill(c.id, c.stopSignal).catch(() => {});
     const timeoutMs = (opts.timeoutS ?? 10) * 1000;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const grace = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
@@ -482,6 +642,7 @@ export class ContainerEngine {
       await this.kill(c.id, "KILL").catch(() => {});
       await exit;
     }
+    this.emit(c, "stop");
   }
 
   /** Removes a container; a running one only with `force` (which kills it first). */
@@ -498,11 +659,11 @@ export class ContainerEngine {
       await this.exits.get(c.id);
     }
     await this.cleanup(c);
-    this.containers.delete(c.id);
+    this.forget(c);
   }
 
-  /** What the container printed, by stream, in order. */
-  logs(ref: string): Array<{ stream: 1 | 2; data: Uint8Array }> {
+  /** What the container printed, by stream, in order, with when. */
+  logs(ref: string): LogEntry[] {
     return this.get(ref).logs;
   }
 
@@ -572,11 +733,27 @@ export class ContainerEngine {
     );
     c.oomKilled = /^oom_kill [1-9]/m.test(events);
     c.exitCode = c.oomKilled ? 137 : exitCode;
+    const failed = exitCode === 1 ? startFailure(c) : undefined;
+    if (failed) {
+      c.exitCode = failed.exitCode;
+      c.startError = failed.message;
+    }
+    this.shims.delete(c.id);
+    this.attached.delete(c.id);
+    if (c.oomKilled) this.emit(c, "oom");
+    this.emit(c, "die", { exitCode: String(c.exitCode) });
     if (c.autoRemove) {
       await this.cleanup(c).catch(() => {});
-      this.containers.delete(c.id);
+      this.forget(c);
     }
     return c.exitCode;
+  }
+
+  /** Drops a removed container's record. */
+  private forget(c: Container): void {
+    this.containers.delete(c.id);
+    this.earlyStdin.delete(c.id);
+    this.emit(c, "destroy", { exitCode: String(c.exitCode ?? 0) });
   }
 
   /**
@@ -668,6 +845,32 @@ export class ContainerEngine {
   private sh(command: string, what: string): Promise<string> {
     return this.program("/bin/sh", ["-c", command], what);
   }
+}
+
+/**
+ * A container whose process never started: the runtime said so on stderr and
+ * exited 1. Docker reports these as a failed start with exit code 127 (no
+ * such executable) or 126 (not executable), in words its CLI recognises.
+ */
+function startFailure(c: Container): { exitCode: number; message: string } | undefined {
+  // Only the runtime's own words, at the very start of stderr: a container that prints "no such file" is not a failed start.
+  const first = c.logs.find((l) => l.stream === 2);
+  const stderr = first ? new TextDecoder().decode(first.data) : "";
+  const prefix = `OCI runtime create failed: ${c.runtime}: unable to start container process: exec: ${JSON.stringify(c.command[0] ?? "")}`;
+  const notFound = { exitCode: 127, message: `${prefix}: executable file not found in $PATH: unknown` };
+  const denied = { exitCode: 126, message: `${prefix}: permission denied: unknown` };
+  if (c.runtime === "crun") {
+    // crun 1.8: "executable file `x` not found in $PATH: …", "open executable: Permission denied" (or EPERM for a directory).
+    if (/^executable file `[^`]*` not found in \$PATH/.test(stderr)) return notFound;
+    if (/^open executable: /.test(stderr)) return denied;
+    return undefined;
+  }
+  // runc 1.1: `… msg="runc run failed: unable to start container process: exec: \"x\": <why>"`.
+  const why = /runc run failed: unable to start container process: exec: \\?"[^"\\]*\\?": ([^"\n]*)/.exec(stderr)?.[1];
+  if (!why) return undefined;
+  if (/permission denied|is a directory/.test(why)) return denied;
+  if (/executable file not found|no such file or directory/.test(why)) return notFound;
+  return undefined;
 }
 
 /** True for the agent's "no such file" (a step with nothing left to undo). */

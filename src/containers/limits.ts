@@ -10,6 +10,16 @@ export interface Limits {
   cpuPeriodUs?: number;
   /** pids.max */
   pidsLimit?: number;
+  /** cpu.weight (1-10000; Docker's --cpu-shares 1024 is weight 100) */
+  cpuWeight?: number;
+}
+
+/** Docker's CPU shares (2-262144, default 1024) as cgroup v2 cpu.weight (1-10000), the conversion runc and crun use. */
+export function cpuSharesToWeight(shares: number): number {
+  if (!Number.isInteger(shares) || shares < 2 || shares > 262144) {
+    throw new HyperlabError("INVALID_ARGUMENT", `invalid CPU shares ${shares}: use a whole number from 2 to 262144 (Docker's default is 1024)`);
+  }
+  return 1 + Math.floor(((shares - 2) * 9999) / 262142);
 }
 
 const UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };

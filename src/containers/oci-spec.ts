@@ -12,6 +12,8 @@ export interface BundleOptions {
   cgroupsPath: string;
   limits: Limits;
   terminal: boolean;
+  /** the user the process runs as (default root) */
+  user?: { uid: number; gid: number; additionalGids?: number[] };
   /** a prestart hook that wires the network namespace (none: loopback only) */
   networkHook?: { path: string; args: string[] };
   /** a file the runtime creates once the container's process has started (poststart hook) */
@@ -60,13 +62,14 @@ export function bundleConfig(o: BundleOptions): Record<string, unknown> {
   const resources: Record<string, unknown> = {};
   if (o.limits.memoryBytes !== undefined) resources.memory = { limit: o.limits.memoryBytes };
   if (o.limits.cpuQuotaUs !== undefined) resources.cpu = { quota: o.limits.cpuQuotaUs, period: o.limits.cpuPeriodUs };
+  if (o.limits.cpuWeight !== undefined) resources.unified = { "cpu.weight": String(o.limits.cpuWeight) };
   if (o.limits.pidsLimit !== undefined) resources.pids = { limit: o.limits.pidsLimit };
   const caps = DEFAULT_CAPABILITIES;
   return {
     ociVersion: "1.0.2",
     process: {
       terminal: o.terminal,
-      user: { uid: 0, gid: 0 },
+      user: o.user ?? { uid: 0, gid: 0 },
       args: o.args,
       env: o.env,
       cwd: o.cwd,
