@@ -43,6 +43,7 @@ async function daemonCommand(args: string[]): Promise<number> {
     warmPool: wholeNumber("--warm-pool", values["warm-pool"]) ?? 1,
   });
   process.stderr.write(`hyperlab: daemon ready on ${daemon.socketPath}\n`);
+  process.stderr.write(`hyperlab: the Docker Engine API answers on the same socket: export DOCKER_HOST=unix://${daemon.socketPath}\n`);
   // A VM that stops on its own (a guest panic, its worker dying) is reported; the daemon serves on.
   daemon.hypervisor.onEvent((e) => {
     if (e.type === "state" && e.state === "stopped" && e.reason && e.reason.code !== "GUEST_STOPPED") {

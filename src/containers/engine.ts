@@ -202,6 +202,12 @@ export class ContainerEngine {
   private readonly shims = new Map<string, GuestProcess>();
   /** stdin written through `attach` before the container started */
   private readonly earlyStdin = new Map<string, Array<Uint8Array | "eof">>();
+  /**
+   * Output held back from `attach` listeners until a start that waits is
+   * confirmed: if the process could not start, the runtime's complaint is
+   * not the container's output (Docker reports it as the start's error).
+   */
+  private readonly held = new Map<string, LogEntry[]>();
 
   constructor(
     private readonly agent: EngineAgent,
@@ -247,6 +253,7 @@ export class ContainerEngine {
         throw new HyperlabError(
           "CONTAINER_EXISTS",
           `the container name '${opts.name}' is already in use by container ${taken.id.slice(0, 12)}; remove it or choose another name`,
+          { id: taken.id, name: opts.name },
         );
       }
     }
@@ -352,6 +359,7 @@ export class ContainerEngine {
       await this.agent.writeFile(`${dir}/config.json`, JSON.stringify(this.bundle(c, true), null, 1));
       this.markerless.delete(c.id);
     }
+    if (!opts.attached) this.held.set(c.id, []);
     const shim = this.agent.spawn([c.runtime, "run", "--bundle", dir, c.id], {
       stdin: c.interactive ? true : undefined,
       pty: c.tty,
@@ -366,7 +374,7 @@ export class ContainerEngine {
     for (const chunk of this.earlyStdin.get(c.id) ?? []) chunk === "eof" ? shim.closeStdin() : shim.write(chunk);
     this.earlyStdin.delete(c.id);
     if (!opts.attached) {
-      await this.waitStarted(c, attachment.exited);
+      await this.waitStarted(c, attachment.exited).finally(() => this.release(c));
       // Its process could not even start (exit code 126 or 127): a failed start, as Docker reports it.
       if (c.startError && (c.status as ContainerStatus) === "exited") throw new HyperlabError("CONTAINER_START_FAILED", c.startError, { exitCode: c.exitCode });
     }
@@ -395,9 +403,12 @@ export class ContainerEngine {
   private follow(c: Container, shim: GuestProcess): Attachment {
     const listeners: Array<(stream: 1 | 2, data: Uint8Array) => void> = [];
     shim.onOutput((stream, data) => {
-      c.logs.push({ stream, data, time: Date.now() });
+      const entry = { stream, data, time: Date.now() };
+      c.logs.push(entry);
       for (const l of listeners) l(stream, data);
-      for (const l of this.attached.get(c.id) ?? []) l(stream, data);
+      const held = this.held.get(c.id);
+      if (held) held.push(entry);
+      else for (const l of this.attached.get(c.id) ?? []) l(stream, data);
     });
     this.shims.set(c.id, shim);
     const exited = shim.exited.then(async ({ exitCode, signal }) => this.onExit(c, signal ? 128 + signal : exitCode));
@@ -737,7 +748,13 @@ export class ContainerEngine {
     if (failed) {
       c.exitCode = failed.exitCode;
       c.startError = failed.message;
+      // The runtime's complaint is the start's error, not the container's output.
+      const complaint = c.logs.find((l) => l.stream === 2);
+      c.logs = c.logs.filter((l) => l !== complaint);
+      const held = this.held.get(c.id);
+      if (held) this.held.set(c.id, held.filter((l) => l !== complaint));
     }
+    this.release(c);
     this.shims.delete(c.id);
     this.attached.delete(c.id);
     if (c.oomKilled) this.emit(c, "oom");
@@ -747,6 +764,14 @@ export class ContainerEngine {
       this.forget(c);
     }
     return c.exitCode;
+  }
+
+  /** Passes held output on to the `attach` listeners, and what comes next straight away. */
+  private release(c: Container): void {
+    const held = this.held.get(c.id);
+    if (!held) return;
+    this.held.delete(c.id);
+    for (const e of held) for (const l of this.attached.get(c.id) ?? []) l(e.stream, e.data);
   }
 
   /** Drops a removed container's record. */

@@ -1,0 +1,461 @@
+// Container endpoints of the Docker Engine API: create, start, attach, wait,
+// logs, list, inspect, kill, stop, remove. Each reads Docker's request,
+// calls the container engine of Docker's VM, and answers in Docker's JSON and
+// stream shapes (multiplexed frames without a terminal, raw bytes with one).
+import type { Container, ContainerEngine, WaitCondition } from "../../containers/engine.ts";
+import { BRIDGE_GATEWAY } from "../../containers/network.ts";
+import { HyperlabError } from "../../errors.ts";
+import { type DockerRoute, type RouteCall, compareVersions, dockerHeaders, flag, jsonBody, sendEmpty, sendJson } from "./api.ts";
+import { type DockerCreateBody, type DockerMeta, createOptions } from "./create-options.ts";
+import { frame } from "./stdcopy.ts";
+
+const encoder = new TextEncoder();
+
+/** Docker's full image reference (busybox → busybox:latest). */
+function fullReference(ref: string): string {
+  return ref.slice(ref.lastIndexOf("/") + 1).includes(":") || ref.includes("@") ? ref : `${ref}:latest`;
+}
+
+/** The container `ref` names, with dockerd's words when there is none. */
+export function containerOf(engine: ContainerEngine, ref: string): Container {
+  try {
+    return engine.get(ref);
+  } catch (err) {
+    if (err instanceof HyperlabError && err.code === "CONTAINER_NOT_FOUND") throw new HyperlabError("CONTAINER_NOT_FOUND", `No such container: ${ref}`);
+    throw err;
+  }
+}
+
+/** What the Docker adapter kept with a container (absent for containers created through /v1 or the page). */
+export function metaOf(c: Container): DockerMeta | undefined {
+  return c.meta.docker as DockerMeta | undefined;
+}
+
+/** Docker's state name: created, running, paused, exited. */
+function stateOf(c: Container): string {
+  return c.status;
+}
+
+/** "Up 3 seconds", "Exited (0) 2 minutes ago", "Created", as `docker ps` shows it. */
+function statusText(c: Container, now = Date.now()): string {
+  const since = (d: Date | undefined) => {
+    const s = Math.max(0, Math.round((now - (d?.getTime() ?? now)) / 1000));
+    if (s < 1) return "Less than a second";
+    if (s < 60) return `${s} seconds`;
+    if (s < 120) return "About a minute";
+    if (s < 3600) return `${Math.floor(s / 60)} minutes`;
+    if (s < 7200) return "About an hour";
+    if (s < 86400) return `${Math.floor(s / 3600)} hours`;
+    return `${Math.floor(s / 86400)} days`;
+  };
+  if (c.status === "running") return `Up ${since(c.startedAt)}`;
+  if (c.status === "exited") return `Exited (${c.exitCode ?? 0}) ${since(c.finishedAt)} ago`;
+  return (c.status as string) === "paused" ? `Up ${since(c.startedAt)} (Paused)` : "Created";
+}
+
+/** The networks section of a container, as list and inspect show it. */
+function networks(c: Container): Record<string, unknown> {
+  const name = c.network === "none" ? "none" : (metaOf(c)?.networkMode ?? "bridge") === "default" ? "bridge" : (metaOf(c)?.networkMode ?? "bridge");
+  return {
+    [name]: {
+      IPAMConfig: null,
+      Links: null,
+      Aliases: null,
+      NetworkID: name,
+      EndpointID: c.ipAddress ? c.id.slice(0, 32) : "",
+      Gateway: c.ipAddress ? BRIDGE_GATEWAY : "",
+      IPAddress: c.ipAddress ?? "",
+      IPPrefixLen: c.ipAddress ? 16 : 0,
+      IPv6Gateway: "",
+      GlobalIPv6Address: "",
+      GlobalIPv6PrefixLen: 0,
+      MacAddress: "",
+      DriverOpts: null,
+    },
+  };
+}
+
+/** One entry of `GET /containers/json`. */
+export function summary(c: Container): Record<string, unknown> {
+  return {
+    Id: c.id,
+    Names: [`/${c.name}`],
+    Image: c.image.reference,
+    ImageID: c.image.id,
+    Command: c.command.join(" "),
+    Created: Math.floor(c.createdAt.getTime() / 1000),
+    Ports: [],
+    Labels: c.labels,
+    State: stateOf(c),
+    Status: statusText(c),
+    HostConfig: { NetworkMode: metaOf(c)?.networkMode ?? c.network },
+    NetworkSettings: { Networks: networks(c) },
+    Mounts: [],
+  };
+}
+
+/** RFC 3339 with nanoseconds, as Docker writes times ("0001-01-01T00:00:00Z" for never). */
+export function dockerTime(d: Date | number | undefined): string {
+  if (d === undefined) return "0001-01-01T00:00:00Z";
+  return new Date(d).toISOString().replace(/\.(\d{3})Z$/, ".$1000000Z");
+}
+
+/** `GET /containers/{id}/json`. */
+export function inspectJson(c: Container, vm: string): Record<string, unknown> {
+  const meta = metaOf(c);
+  const config = meta?.config ?? {};
+  const host = meta?.hostConfig ?? {};
+  return {
+    Id: c.id,
+    Created: dockerTime(c.createdAt),
+    Path: c.command[0],
+    Args: c.command.slice(1),
+    State: {
+      Status: stateOf(c),
+      Running: c.status === "running",
+      Paused: (c.status as string) === "paused",
+      Restarting: false,
+      OOMKilled: c.oomKilled,
+      Dead: false,
+      Pid: c.status === "running" ? (c.shimPid ?? 0) : 0,
+      ExitCode: c.exitCode ?? 0,
+      Error: c.startError ?? "",
+      StartedAt: dockerTime(c.startedAt),
+      FinishedAt: dockerTime(c.finishedAt),
+    },
+    Image: c.image.id,
+    ResolvConfPath: "",
+    HostnamePath: "",
+    HostsPath: "",
+    LogPath: "",
+    Name: `/${c.name}`,
+    RestartCount: 0,
+    Driver: "overlay2",
+    Platform: "linux",
+    MountLabel: "",
+    ProcessLabel: "",
+    AppArmorProfile: "",
+    ExecIDs: null,
+    HostConfig: {
+      ...host,
+      NetworkMode: meta?.networkMode ?? c.network,
+      Runtime: c.runtime,
+      AutoRemove: c.autoRemove,
+      Memory: c.limits.memoryBytes ?? 0,
+      NanoCpus: c.limits.cpuQuotaUs && !host.CpuQuota ? Math.round((c.limits.cpuQuotaUs / (c.limits.cpuPeriodUs ?? 100_000)) * 1e9) : 0,
+      CpuQuota: host.CpuQuota ?? 0,
+      CpuPeriod: host.CpuPeriod ?? 0,
+      CpuShares: host.CpuShares ?? 0,
+      PidsLimit: c.limits.pidsLimit ?? null,
+    },
+    GraphDriver: { Data: null, Name: "overlay2" },
+    Mounts: [],
+    Config: {
+      Hostname: c.hostname,
+      Domainname: "",
+      User: c.user ?? "",
+      AttachStdin: config.AttachStdin ?? false,
+      AttachStdout: config.AttachStdout ?? false,
+      AttachStderr: config.AttachStderr ?? false,
+      Tty: !!c.tty,
+      OpenStdin: c.interactive,
+      StdinOnce: config.StdinOnce ?? false,
+      Env: c.env,
+      Cmd: c.cmd,
+      Image: config.Image ?? c.image.reference,
+      Volumes: null,
+      WorkingDir: c.workingDir === "/" && !config.WorkingDir ? "" : c.workingDir,
+      Entrypoint: c.entrypoint.length ? c.entrypoint : null,
+      OnBuild: null,
+      Labels: c.labels,
+      StopSignal: c.stopSignal,
+    },
+    NetworkSettings: {
+      Bridge: "",
+      SandboxID: "",
+      HairpinMode: false,
+      Ports: {},
+      SandboxKey: "",
+      Gateway: c.ipAddress ? BRIDGE_GATEWAY : "",
+      IPAddress: c.ipAddress ?? "",
+      IPPrefixLen: c.ipAddress ? 16 : 0,
+      MacAddress: "",
+      Networks: networks(c),
+    },
+    // Where the container lives in hyperlab: its VM.
+    HyperlabVm: vm,
+  };
+}
+
+/** Docker's list filters, from `filters` (a JSON map of lists, or of maps for old clients). */
+function parseFilters(raw: string | null): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  if (!raw) return out;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new HyperlabError("INVALID_ARGUMENT", `invalid filters: ${raw} is not JSON`);
+  }
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+    out.set(k, Array.isArray(v) ? v.map(String) : Object.keys(v as object));
+  }
+  return out;
+}
+
+const FILTERS: Record<string, (c: Container, value: string) => boolean> = {
+  id: (c, v) => c.id.startsWith(v),
+  name: (c, v) => new RegExp(v.replace(/^\//, "")).test(c.name),
+  label: (c, v) => {
+    const [k, val] = v.split("=", 2) as [string, string | undefined];
+    return k in c.labels && (val === undefined || c.labels[k] === val);
+  },
+  status: (c, v) => stateOf(c) === v,
+  ancestor: (c, v) => c.image.reference === fullReference(v) || c.image.id.replace("sha256:", "").startsWith(v.replace("sha256:", "")),
+  exited: (c, v) => c.status === "exited" && String(c.exitCode ?? 0) === v,
+};
+
+/** `GET /containers/json`: all, limit, filters (id, name, label, status, ancestor, exited). */
+async function list(call: RouteCall): Promise<void> {
+  const { containers, vm } = call.api.context;
+  const filters = parseFilters(call.query.get("filters"));
+  for (const k of filters.keys()) if (!(k in FILTERS)) throw new HyperlabError("INVALID_ARGUMENT", `invalid filter '${k}'`);
+  const limit = Number(call.query.get("limit") ?? -1);
+  const all = flag(call.query, "all") || limit > 0 || filters.has("status") || filters.has("exited");
+  let found = containers.containersOf(containers.vm(vm), { all });
+  // Within one filter the values are alternatives; different filters must all hold.
+  for (const [k, values] of filters) found = found.filter((c) => values.some((v) => FILTERS[k]!(c, v)));
+  if (limit > 0) found = found.slice(0, limit);
+  sendJson(call.res, 200, found.map(summary));
+}
+
+/** `POST /containers/create?name=&platform=`. */
+async function create(call: RouteCall): Promise<void> {
+  const body = await jsonBody<DockerCreateBody>(call.req);
+  const { options, meta } = createOptions(body, { name: call.query.get("name"), platform: call.query.get("platform") });
+  const engine = call.api.engine();
+  let c: Container;
+  try {
+    c = await engine.create({ ...options, meta: { docker: meta } });
+  } catch (err) {
+    if (err instanceof HyperlabError && err.code === "IMAGE_NOT_FOUND") throw new HyperlabError("IMAGE_NOT_FOUND", `No such image: ${fullReference(options.image)}`);
+    if (err instanceof HyperlabError && err.code === "CONTAINER_EXISTS") {
+      throw new HyperlabError(
+        "CONTAINER_EXISTS",
+        `Conflict. The container name "/${options.name}" is already in use by container "${String(err.detail?.id ?? "")}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
+    }
+    throw err;
+  }
+  sendJson(call.res, 201, { Id: c.id, Warnings: [] });
+}
+
+/** `POST /containers/{id}/start`: 204 once its process runs; 304 when it already runs. */
+async function start(call: RouteCall): Promise<void> {
+  const engine = call.api.engine();
+  const c = containerOf(engine, call.params[0]!);
+  if (c.status === "running") return sendEmpty(call.res, 304);
+  if (c.status === "exited") throw new HyperlabError("CONTAINER_INVALID_STATE", `container ${c.name} has exited: hyperlab starts a container once; run a new one`);
+  await engine.start(c.id, { attached: false });
+  sendEmpty(call.res, 204);
+}
+
+/** The content type of a container's output stream for this API version. */
+function streamType(c: Container, version: string): string {
+  return !c.tty && compareVersions(version, "1.42") >= 0 ? "application/vnd.docker.multiplexed-stream" : "application/vnd.docker.raw-stream";
+}
+
+/** Writes container output to a client: one frame per chunk without a terminal, raw with one. */
+function outputWriter(c: Container, write: (b: Uint8Array) => void, streams: { stdout: boolean; stderr: boolean }) {
+  return (stream: 1 | 2, data: Uint8Array) => {
+    if ((stream === 1 && !streams.stdout) || (stream === 2 && !streams.stderr)) return;
+    write(c.tty ? data : frame(stream, data));
+  };
+}
+
+/**
+ * `POST /containers/{id}/attach?stream&stdin&stdout&stderr&logs`: the
+ * connection is hijacked (101 with `Upgrade: tcp`); output flows until the
+ * container exits, stdin until the client closes its side.
+ */
+async function attach(call: RouteCall): Promise<void> {
+  const engine = call.api.engine();
+  const c = containerOf(engine, call.params[0]!);
+  const q = call.query;
+  const streams = { stdout: flag(q, "stdout"), stderr: flag(q, "stderr") };
+  if (c.status === "exited" && !flag(q, "logs")) throw new HyperlabError("CONTAINER_INVALID_STATE", "You cannot attach to a stopped container, start it first");
+  const io = call.res.hijack({ ...dockerHeaders(), "Content-Type": streamType(c, call.version) });
+  if (c.status === "exited") {
+    for (const e of c.logs) outputWriter(c, (b) => io.write(b), streams)(e.stream, e.data);
+    io.end();
+    return;
+  }
+  const handle = engine.attach(c.id, { logs: flag(q, "logs") });
+  const done = new Promise<void>((resolve) => {
+    const off = engine.onEvent((e) => {
+      if (e.id === c.id && (e.action === "die" || e.action === "destroy")) finish();
+    });
+    let ended = false;
+    const finish = () => {
+      if (ended) return;
+      ended = true;
+      off();
+      handle.detach();
+      io.end();
+      resolve();
+    };
+    io.onClose(finish);
+    // With logs=1 what it printed so far comes first; without stream=1 that is all.
+    handle.onOutput(outputWriter(c, (b) => io.write(b), streams));
+    if (!flag(q, "stream")) return finish();
+    if (flag(q, "stdin")) {
+      io.onData((d) => handle.write(d));
+      io.onEnd(() => handle.closeStdin());
+    }
+  });
+  await done;
+}
+
+/** `POST /containers/{id}/wait?condition=not-running|next-exit|removed`: the head at once, `{StatusCode, Error}` at the condition. */
+async function wait(call: RouteCall): Promise<void> {
+  const engine = call.api.engine();
+  const c = containerOf(engine, call.params[0]!);
+  const condition = (call.query.get("condition") || "not-running") as WaitCondition;
+  if (!["not-running", "next-exit", "removed"].includes(condition)) {
+    throw new HyperlabError("INVALID_ARGUMENT", `invalid condition: "${condition}" (use not-running, next-exit or removed)`);
+  }
+  const code = engine.waitFor(c.id, condition);
+  call.res.head(200, { ...dockerHeaders(), "Content-Type": "application/json" });
+  const status = await code;
+  call.res.end(JSON.stringify({ StatusCode: status, Error: null }) + "\n");
+}
+
+/** A container's output as log lines, each with the time its chunk came. */
+function logLines(c: Container): Array<{ stream: 1 | 2; line: Uint8Array; time: number }> {
+  const out: Array<{ stream: 1 | 2; line: Uint8Array; time: number }> = [];
+  const open: Partial<Record<1 | 2, { parts: Uint8Array[]; time: number }>> = {};
+  for (const e of c.logs) {
+    let from = 0;
+    for (let i = 0; i < e.data.length; i++) {
+      if (e.data[i] !== 10) continue;
+      const pending = open[e.stream];
+      const piece = e.data.subarray(from, i + 1);
+      out.push({ stream: e.stream, line: pending ? concat([...pending.parts, piece]) : piece, time: pending?.time ?? e.time });
+      open[e.stream] = undefined;
+      from = i + 1;
+    }
+    if (from < e.data.length) {
+      const p = open[e.stream] ?? { parts: [], time: e.time };
+      p.parts.push(e.data.subarray(from));
+      open[e.stream] = p;
+    }
+  }
+  for (const s of [1, 2] as const) {
+    const p = open[s];
+    if (p) out.push({ stream: s, line: concat(p.parts), time: p.time });
+  }
+  return out.sort((a, b) => a.time - b.time);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, (at += p.length) - p.length);
+  return out;
+}
+
+/** Docker's `since`/`until`: unix seconds, with a fraction. */
+function unixMs(v: string | null): number | undefined {
+  if (!v) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new HyperlabError("INVALID_ARGUMENT", `invalid time '${v}': give unix seconds`);
+  return n * 1000;
+}
+
+/** `GET /containers/{id}/logs?stdout&stderr&follow&tail&since&until&timestamps`. */
+async function logs(call: RouteCall): Promise<void> {
+  const engine = call.api.engine();
+  const c = containerOf(engine, call.params[0]!);
+  const q = call.query;
+  const streams = { stdout: flag(q, "stdout"), stderr: flag(q, "stderr") };
+  if (!streams.stdout && !streams.stderr) throw new HyperlabError("INVALID_ARGUMENT", "Bad parameters: you must choose at least one stream");
+  const since = unixMs(q.get("since"));
+  const until = unixMs(q.get("until"));
+  const tail = q.get("tail");
+  const timestamps = flag(q, "timestamps");
+  const write = outputWriter(c, (b) => call.res.write(b), streams);
+  const emit = (stream: 1 | 2, line: Uint8Array, time: number) => write(stream, timestamps ? concat([encoder.encode(`${dockerTime(time)} `), line]) : line);
+  let lines = logLines(c).filter((l) => (since === undefined || l.time >= since) && (until === undefined || l.time <= until));
+  if (tail && tail !== "all") {
+    const n = Number(tail);
+    if (!Number.isInteger(n) || n < 0) throw new HyperlabError("INVALID_ARGUMENT", `invalid tail '${tail}': give a number of lines or all`);
+    lines = n === 0 ? [] : lines.slice(-n);
+  }
+  call.res.head(200, { ...dockerHeaders(), "Content-Type": streamType(c, call.version) });
+  for (const l of lines) emit(l.stream, l.line, l.time);
+  if (!flag(q, "follow") || c.status !== "running") return call.res.end();
+  await new Promise<void>((resolve) => {
+    const handle = engine.attach(c.id);
+    const finish = () => {
+      off();
+      handle.detach();
+      call.res.end();
+      resolve();
+    };
+    const off = engine.onEvent((e) => e.id === c.id && (e.action === "die" || e.action === "destroy") && finish());
+    call.res.onClose(finish);
+    handle.onOutput((stream, data) => emit(stream, data, Date.now()));
+  });
+}
+
+/** `DELETE /containers/{id}?force`. */
+async function remove(call: RouteCall): Promise<void> {
+  const engine = call.api.engine();
+  const c = containerOf(engine, call.params[0]!);
+  if (c.status === "running" && !flag(call.query, "force")) {
+    throw new HyperlabError("CONTAINER_INVALID_STATE", `You cannot remove a running container ${c.id}. Stop the container before attempting removal or force remove`);
+  }
+  await engine.remove(c.id, { force: true });
+  sendEmpty(call.res, 204);
+}
+
+/** `POST /containers/{id}/kill?signal=`. */
+async function kill(call: RouteCall): Promise<void> {
+  const engine = call.api.engine();
+  const c = containerOf(engine, call.params[0]!);
+  if (c.status !== "running") throw new HyperlabError("CONTAINER_INVALID_STATE", `Cannot kill container: ${call.params[0]}: Container ${c.id} is not running`);
+  await engine.kill(c.id, call.query.get("signal") || "KILL");
+  sendEmpty(call.res, 204);
+}
+
+/** `POST /containers/{id}/stop?t=`: 304 when it is not running. */
+async function stop(call: RouteCall): Promise<void> {
+  const engine = call.api.engine();
+  const c = containerOf(engine, call.params[0]!);
+  if (c.status !== "running") return sendEmpty(call.res, 304);
+  const t = call.query.get("t") ?? call.query.get("timeout");
+  await engine.stop(c.id, { timeoutS: t === null || t === "" ? 10 : Number(t) });
+  sendEmpty(call.res, 204);
+}
+
+/** `GET /containers/{id}/json`. */
+async function inspect(call: RouteCall): Promise<void> {
+  const c = containerOf(call.api.engine(), call.params[0]!);
+  sendJson(call.res, 200, inspectJson(c, call.api.context.vm));
+}
+
+const ID = "([^/]+)";
+
+/** The container routes. */
+export const containerRoutes: DockerRoute[] = [
+  ["GET", /^\/containers\/json$/, list],
+  ["POST", /^\/containers\/create$/, create],
+  ["GET", new RegExp(`^/containers/${ID}/json$`), inspect],
+  ["POST", new RegExp(`^/containers/${ID}/start$`), start],
+  ["POST", new RegExp(`^/containers/${ID}/attach$`), attach],
+  ["POST", new RegExp(`^/containers/${ID}/wait$`), wait],
+  ["GET", new RegExp(`^/containers/${ID}/logs$`), logs],
+  ["POST", new RegExp(`^/containers/${ID}/kill$`), kill],
+  ["POST", new RegExp(`^/containers/${ID}/stop$`), stop],
+  ["DELETE", new RegExp(`^/containers/${ID}$`), remove],
+];

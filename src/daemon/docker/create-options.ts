@@ -1,0 +1,199 @@
+// Docker's container-create body (Config + HostConfig) as the engine's
+// CreateOptions. Nothing is silently ignored: a field that would change what
+// runs and that hyperlab does not do is refused with 400 naming the field and
+// what to do instead; fields at their default values pass.
+import type { CreateOptions, Runtime } from "../../containers/engine.ts";
+import { RUNTIMES } from "../../containers/engine.ts";
+import { CPU_PERIOD_US, cpuSharesToWeight } from "../../containers/limits.ts";
+import { HyperlabError } from "../../errors.ts";
+
+/** The parts of Docker's create body hyperlab reads. */
+export interface DockerCreateBody {
+  Hostname?: string;
+  Domainname?: string;
+  User?: string;
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  Tty?: boolean;
+  OpenStdin?: boolean;
+  StdinOnce?: boolean;
+  Env?: string[] | null;
+  Cmd?: string[] | string | null;
+  Entrypoint?: string[] | string | null;
+  Image?: string;
+  Labels?: Record<string, string> | null;
+  WorkingDir?: string;
+  StopSignal?: string;
+  StopTimeout?: number | null;
+  Volumes?: Record<string, unknown> | null;
+  ExposedPorts?: Record<string, unknown> | null;
+  Healthcheck?: { Test?: string[] } | null;
+  HostConfig?: Record<string, unknown> | null;
+  NetworkingConfig?: { EndpointsConfig?: Record<string, unknown> | null } | null;
+  [key: string]: unknown;
+}
+
+/** What the Docker adapter keeps with a container beyond the engine's options (in the engine's `meta`). */
+export interface DockerMeta {
+  config: DockerCreateBody;
+  hostConfig: Record<string, unknown>;
+  networkMode: string;
+}
+
+/**
+ * HostConfig fields hyperlab does not do: each with the test that says it was
+ * asked for (a value other than Docker's default) and what to say.
+ */
+const UNSUPPORTED_HOST: Array<[field: string, asked: (v: unknown) => boolean, instead: string]> = [
+  ["Privileged", truthy, "containers run with Docker's default confinement; drop --privileged"],
+  ["Devices", nonEmpty, "no host devices reach a container in hyperlab; drop --device"],
+  ["DeviceRequests", nonEmpty, "there are no GPUs or other devices to request; drop --gpus/--device"],
+  ["DeviceCgroupRules", nonEmpty, "drop --device-cgroup-rule"],
+  ["Binds", nonEmpty, "volumes and host directories are not supported yet; drop -v"],
+  ["Mounts", nonEmpty, "mounts are not supported yet; drop --mount"],
+  ["VolumesFrom", nonEmpty, "volumes are not supported yet; drop --volumes-from"],
+  ["PortBindings", nonEmpty, "published ports are not supported yet; drop -p"],
+  ["PublishAllPorts", truthy, "published ports are not supported yet; drop -P"],
+  ["RestartPolicy", (v) => !!v && !["", "no"].includes(String((v as { Name?: string }).Name ?? "")), "restart policies are not supported; drop --restart"],
+  ["CapAdd", nonEmpty, "capabilities cannot be changed yet; drop --cap-add"],
+  ["CapDrop", nonEmpty, "capabilities cannot be changed yet; drop --cap-drop"],
+  ["SecurityOpt", nonEmpty, "security options are not supported yet; drop --security-opt"],
+  ["ReadonlyRootfs", truthy, "a read-only root is not supported yet; drop --read-only"],
+  ["Links", nonEmpty, "links are not supported; put the containers on one user network and use their names"],
+  ["ExtraHosts", nonEmpty, "--add-host is not supported yet"],
+  ["Dns", nonEmpty, "containers have no DNS server to set; drop --dns"],
+  ["DnsOptions", nonEmpty, "drop --dns-option"],
+  ["DnsSearch", nonEmpty, "drop --dns-search"],
+  ["GroupAdd", nonEmpty, "drop --group-add"],
+  ["IpcMode", nonDefaultMode, "containers always get their own IPC namespace; drop --ipc"],
+  ["PidMode", nonDefaultMode, "containers always get their own PID namespace; drop --pid"],
+  ["UTSMode", nonDefaultMode, "containers always get their own UTS namespace; drop --uts"],
+  ["UsernsMode", nonDefaultMode, "user namespaces are not supported; drop --userns"],
+  ["CgroupnsMode", (v) => nonDefaultMode(v) && v !== "private", "containers always get their own cgroup namespace; drop --cgroupns"],
+  ["Cgroup", truthy, "drop --cgroup"],
+  ["CgroupParent", truthy, "containers' cgroups live under hyperlab's; drop --cgroup-parent"],
+  ["CpusetCpus", truthy, "the guest has one CPU; drop --cpuset-cpus"],
+  ["CpusetMems", truthy, "drop --cpuset-mems"],
+  ["CpuRealtimePeriod", truthy, "drop --cpu-rt-period"],
+  ["CpuRealtimeRuntime", truthy, "drop --cpu-rt-runtime"],
+  ["BlkioWeight", truthy, "block I/O limits are not supported; drop --blkio-weight"],
+  ["BlkioWeightDevice", nonEmpty, "drop --blkio-weight-device"],
+  ["BlkioDeviceReadBps", nonEmpty, "drop --device-read-bps"],
+  ["BlkioDeviceWriteBps", nonEmpty, "drop --device-write-bps"],
+  ["BlkioDeviceReadIOps", nonEmpty, "drop --device-read-iops"],
+  ["BlkioDeviceWriteIOps", nonEmpty, "drop --device-write-iops"],
+  ["MemoryReservation", truthy, "drop --memory-reservation (only --memory is enforced)"],
+  ["MemorySwap", (v) => typeof v === "number" && v > 0, "the guest has no swap; drop --memory-swap"],
+  ["MemorySwappiness", (v) => typeof v === "number" && v >= 0, "the guest has no swap; drop --memory-swappiness"],
+  ["KernelMemory", truthy, "drop --kernel-memory"],
+  ["OomKillDisable", truthy, "an out-of-memory container is always killed; drop --oom-kill-disable"],
+  ["OomScoreAdj", truthy, "drop --oom-score-adj"],
+  ["Ulimits", nonEmpty, "drop --ulimit"],
+  ["ShmSize", truthy, "/dev/shm is 64 MiB; drop --shm-size"],
+  ["Sysctls", nonEmpty, "drop --sysctl"],
+  ["Tmpfs", nonEmpty, "drop --tmpfs"],
+  ["StorageOpt", nonEmpty, "drop --storage-opt"],
+  ["VolumeDriver", truthy, "drop --volume-driver"],
+  ["LogConfig", (v) => !!v && !["", "json-file"].includes(String((v as { Type?: string }).Type ?? "")), "logs are kept in hyperlab's json-file way only; drop --log-driver"],
+  ["Isolation", (v) => !!v && v !== "default", "drop --isolation"],
+  ["Runtime", (v) => !!v && !(RUNTIMES as readonly string[]).includes(String(v)), `the runtimes are ${RUNTIMES.join(" and ")}; use --runtime crun or --runtime runc`],
+  ["Init", truthy, "an init process for the container is not supported yet; drop --init"],
+];
+
+function truthy(v: unknown): boolean {
+  return v !== undefined && v !== null && v !== false && v !== 0 && v !== "";
+}
+
+function nonEmpty(v: unknown): boolean {
+  if (v === undefined || v === null) return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === "object") return Object.keys(v as object).length > 0;
+  return truthy(v);
+}
+
+function nonDefaultMode(v: unknown): boolean {
+  return typeof v === "string" && v !== "" && v !== "private";
+}
+
+function unsupported(field: string, instead: string): HyperlabError {
+  return new HyperlabError("NOT_SUPPORTED", `${field} is not supported by hyperlab: ${instead}`, { field });
+}
+
+/** A string-or-list field (Docker accepts both for Cmd and Entrypoint). */
+function argv(v: string[] | string | null | undefined): string[] | undefined {
+  if (v === null || v === undefined) return undefined;
+  return typeof v === "string" ? ["/bin/sh", "-c", v] : v;
+}
+
+/**
+ * The engine's create options for Docker's create body (name from the
+ * query). `platform` must be empty or linux/386 (the guest is 32-bit x86).
+ */
+export function createOptions(body: DockerCreateBody, query: { name?: string | null; platform?: string | null }): { options: CreateOptions; meta: DockerMeta } {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HyperlabError("INVALID_ARGUMENT", "the request body must be a JSON object (Docker's container config)");
+  if (!body.Image || typeof body.Image !== "string") throw new HyperlabError("INVALID_ARGUMENT", "Config.Image is required: name the image to run");
+  const platform = query.platform ?? "";
+  if (platform && !["linux/386", "linux/i386", "linux"].includes(platform)) {
+    throw unsupported("platform", `the guest is 32-bit x86 (linux/386); '${platform}' cannot run here. Drop --platform or use linux/386`);
+  }
+  const host = body.HostConfig ?? {};
+  for (const [field, asked, instead] of UNSUPPORTED_HOST) if (asked(host[field])) throw unsupported(`HostConfig.${field}`, instead);
+  if (nonEmpty(body.Volumes)) throw unsupported("Config.Volumes", "volumes are not supported yet; drop -v and VOLUME");
+  if (body.Healthcheck?.Test?.length && body.Healthcheck.Test[0] !== "NONE") throw unsupported("Config.Healthcheck", "health checks are not run; drop --health-cmd");
+  if (body.Domainname) throw unsupported("Config.Domainname", "drop --domainname");
+
+  const mode = String(host.NetworkMode ?? "default") || "default";
+  let network: "bridge" | "none";
+  if (mode === "default" || mode === "bridge") network = "bridge";
+  else if (mode === "none") network = "none";
+  else if (mode === "host") throw unsupported("HostConfig.NetworkMode", "--network host would share the VM's own network; use the default bridge or none");
+  else throw new HyperlabError("NOT_FOUND", `network ${mode} not found`);
+
+  const limits: NonNullable<CreateOptions["limits"]> = {};
+  const memory = Number(host.Memory ?? 0);
+  if (memory > 0) {
+    if (memory < 6 * 1024 * 1024) throw new HyperlabError("INVALID_ARGUMENT", "Minimum memory limit allowed is 6MB");
+    limits.memoryBytes = memory;
+  }
+  const nano = Number(host.NanoCpus ?? 0);
+  const quota = Number(host.CpuQuota ?? 0);
+  const period = Number(host.CpuPeriod ?? 0);
+  if (nano > 0 && (quota > 0 || period > 0)) throw new HyperlabError("INVALID_ARGUMENT", "Conflicting options: Nano CPUs and CPU Period cannot both be set");
+  if (nano > 0) {
+    if (nano > 1e9) throw new HyperlabError("INVALID_ARGUMENT", `Range of CPUs is from 0.01 to 1.00, as there is only 1 CPU available`);
+    limits.cpuQuotaUs = Math.max(1000, Math.round((nano / 1e9) * CPU_PERIOD_US));
+    limits.cpuPeriodUs = CPU_PERIOD_US;
+  } else if (quota > 0) {
+    limits.cpuQuotaUs = quota;
+    limits.cpuPeriodUs = period > 0 ? period : CPU_PERIOD_US;
+  }
+  const shares = Number(host.CpuShares ?? 0);
+  if (shares > 0) limits.cpuWeight = cpuSharesToWeight(shares);
+  const pids = host.PidsLimit;
+  if (typeof pids === "number" && pids > 0) limits.pidsLimit = pids;
+
+  const console = Array.isArray(host.ConsoleSize) ? (host.ConsoleSize as number[]) : [0, 0];
+  const runtime = host.Runtime ? (String(host.Runtime) as Runtime) : undefined;
+  const entrypoint = argv(body.Entrypoint);
+  const options: CreateOptions = {
+    image: body.Image,
+    command: argv(body.Cmd),
+    // `--entrypoint ""` clears the image's entrypoint.
+    entrypoint: entrypoint && entrypoint.length === 1 && entrypoint[0] === "" ? [] : entrypoint,
+    name: query.name || undefined,
+    env: body.Env ?? undefined,
+    hostname: body.Hostname || undefined,
+    workingDir: body.WorkingDir || undefined,
+    user: body.User || undefined,
+    labels: body.Labels ?? undefined,
+    stopSignal: body.StopSignal || undefined,
+    limits,
+    network,
+    runtime,
+    autoRemove: host.AutoRemove === true,
+    interactive: body.OpenStdin === true,
+    tty: body.Tty ? { rows: console[0] || 24, cols: console[1] || 80 } : undefined,
+  };
+  return { options, meta: { config: body, hostConfig: host, networkMode: mode } };
+}
