@@ -75,6 +75,11 @@ function networks(c: Container): Record<string, unknown> {
   };
 }
 
+/** An argument as dockerd shows it in a command line: quoted when a shell would split it. */
+function shellWord(a: string): string {
+  return a === "" || /[\s'"\\$`;&|<>()*?!#~]/.test(a) ? `'${a.replace(/'/g, "'\\''")}'` : a;
+}
+
 /** One entry of `GET /containers/json`. */
 export function summary(c: Container): Record<string, unknown> {
   return {
@@ -82,7 +87,7 @@ export function summary(c: Container): Record<string, unknown> {
     Names: [`/${c.name}`],
     Image: c.image.reference,
     ImageID: c.image.id,
-    Command: c.command.join(" "),
+    Command: c.command.map(shellWord).join(" "),
     Created: Math.floor(c.createdAt.getTime() / 1000),
     Ports: [],
     Labels: c.labels,
