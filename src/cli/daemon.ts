@@ -1,6 +1,7 @@
 // `hyperlab daemon`: starts the daemon (src/daemon/) in this process and
 // keeps it until SIGINT or SIGTERM.
 import { startDaemon } from "../daemon/daemon.ts";
+import { parseTcpHost } from "../daemon/server.ts";
 import { defaultSocketPath } from "../daemon/socket.ts";
 import { parseVerb, wholeNumber } from "./args.ts";
 import type { Verb } from "./verb.ts";
@@ -19,6 +20,9 @@ Options:
   --socket PATH          where to listen (default ${defaultSocketPath()}; or $HYPERLAB_SOCKET)
   --memory-budget MIB    memory all VMs together may reserve (default: half the host's memory)
   --warm-pool N          VMs kept restored and paused for instant 'vm create' (default 1)
+  --host tcp://127.0.0.1:PORT
+                         also serve on this loopback TCP port (never another
+                         address: the API controls every VM and container)
   -h, --help             show this help
 `;
 
@@ -29,6 +33,7 @@ async function daemonCommand(args: string[]): Promise<number> {
       socket: { type: "string" },
       "memory-budget": { type: "string" },
       "warm-pool": { type: "string" },
+      host: { type: "string", short: "H" },
     },
     positionals: { max: 0 },
   });
@@ -37,13 +42,16 @@ async function daemonCommand(args: string[]): Promise<number> {
     return 0;
   }
   const { values } = parsed;
+  const tcp = values.host === undefined ? undefined : parseTcpHost(values.host);
   const daemon = await startDaemon({
     socketPath: values.socket ?? defaultSocketPath(),
     memoryBudgetMiB: wholeNumber("--memory-budget", values["memory-budget"]),
     warmPool: wholeNumber("--warm-pool", values["warm-pool"]) ?? 1,
+    tcp,
   });
-  process.stderr.write(`hyperlab: daemon ready on ${daemon.socketPath}\n`);
   process.stderr.write(`hyperlab: the Docker Engine API answers on the same socket: export DOCKER_HOST=unix://${daemon.socketPath}\n`);
+  if (tcp && daemon.tcpPort !== undefined) process.stderr.write(`hyperlab: and on tcp://${tcp.host.includes(":") ? `[${tcp.host}]` : tcp.host}:${daemon.tcpPort} (loopback only)\n`);
+  process.stderr.write(`hyperlab: daemon ready on ${daemon.socketPath}\n`);
   // A VM that stops on its own (a guest panic, its worker dying) is reported; the daemon serves on.
   daemon.hypervisor.onEvent((e) => {
     if (e.type === "state" && e.state === "stopped" && e.reason && e.reason.code !== "GUEST_STOPPED") {

@@ -8,7 +8,7 @@ import { nodeImageStore } from "../containers/node-store.ts";
 import { DEFAULT_VM, VmContainers } from "../containers/vm-containers.ts";
 import { HyperlabError } from "../errors.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
-import { serveApi } from "./server.ts";
+import { type TcpListen, serveApi } from "./server.ts";
 import { isAlive } from "./socket.ts";
 
 /** How a daemon is started. */
@@ -20,11 +20,15 @@ export interface DaemonOptions {
   warmPool?: number;
   /** guest RAM of the `default` VM, MiB (default: the image's default) */
   defaultVmMemoryMiB?: number;
+  /** also serve on this loopback TCP address */
+  tcp?: TcpListen;
 }
 
 /** A running daemon. */
 export interface Daemon {
   readonly socketPath: string;
+  /** the TCP port it also serves on (when asked to) */
+  readonly tcpPort?: number;
   readonly hypervisor: Hypervisor;
   /** stops serving and destroys the VMs (their containers with them) */
   close(): Promise<void>;
@@ -39,7 +43,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   let server;
   try {
     await hypervisor.createVm({ name: DEFAULT_VM, memoryMiB: opts.defaultVmMemoryMiB });
-    server = await serveApi(containers, hypervisor, opts.socketPath);
+    server = await serveApi(containers, hypervisor, opts.socketPath, { tcp: opts.tcp });
   } catch (err) {
     containers.close();
     await hypervisor.close();
@@ -48,6 +52,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const api = server;
   return {
     socketPath: opts.socketPath,
+    tcpPort: api.tcpPort,
     hypervisor,
     close: async () => {
       await api.close();

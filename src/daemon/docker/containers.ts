@@ -244,6 +244,9 @@ async function create(call: RouteCall): Promise<void> {
     c = await engine.create({ ...options, meta: { docker: meta } });
   } catch (err) {
     if (err instanceof HyperlabError && err.code === "IMAGE_NOT_FOUND") throw new HyperlabError("IMAGE_NOT_FOUND", `No such image: ${fullReference(options.image)}`);
+    if (err instanceof HyperlabError && err.message.startsWith("invalid container name")) {
+      throw new HyperlabError("INVALID_ARGUMENT", `Invalid container name (${options.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    }
     if (err instanceof HyperlabError && err.code === "CONTAINER_EXISTS") {
       throw new HyperlabError(
         "CONTAINER_EXISTS",
