@@ -8,47 +8,17 @@
 // and round trips to a trivial Node HTTP server on a Unix socket (the floor
 // of this machine and client). Baselines are interleaved with what they are
 // compared to, so the machine's drift hits both alike.
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ContainerEngine } from "../src/containers/engine.ts";
 import { nodeImageStore } from "../src/containers/node-store.ts";
 import { startGuest } from "../src/hypervisor/local-guest.ts";
-import { type Summary, summarize, writeResult } from "./stats.ts";
+import { call, percentiles, startDaemonProcess, startFloorServer } from "./daemon-process.ts";
+import { summarize, writeResult } from "./stats.ts";
 
 const ROUND_TRIPS = Number(process.env.DAEMON_ROUND_TRIPS ?? 500);
 const RUNS = Number(process.env.DAEMON_RUNS ?? 20);
-const bin = fileURLToPath(new URL("../bin/hyperlab.js", import.meta.url));
-
-/** One request on the socket (a new connection each, as a CLI process makes): status, body and wall ms. */
-function call(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: string; ms: number }> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, path, method, headers: { "content-type": "application/json" }, timeout: 60_000 }, (res) => {
-      let text = "";
-      res.on("data", (d: Buffer) => (text += d.toString()));
-      res.on("end", () => {
-        const ms = performance.now() - t0;
-        if ((res.statusCode ?? 500) >= 400) reject(new Error(`${method} ${path}: ${res.statusCode} ${text}`));
-        else resolve({ status: res.statusCode!, body: text, ms });
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error(`${method} ${path}: no answer within 60 s`)));
-    req.on("error", reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-
-/** p50 and p99 (nearest rank) with min and max. */
-function percentiles(values: number[]): Summary & { p50: number; p99: number } {
-  const s = [...values].sort((a, b) => a - b);
-  const rank = (p: number) => s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-  const r = (x: number) => Math.round(x * 100) / 100;
-  return { ...summarize(values), p50: r(rank(50)), p99: r(rank(99)) };
-}
 
 /** Round trips of the two API calls and of the floor server's answer, interleaved, `n` times each. */
 async function roundTrips(socket: string, floorSocket: string, n: number) {
@@ -63,14 +33,6 @@ async function roundTrips(socket: string, floorSocket: string, n: number) {
   return { get_version_ms: percentiles(version), list_containers_all_vms_ms: percentiles(list), floor_trivial_server_ms: percentiles(floor) };
 }
 
-/** A trivial Node HTTP server on a Unix socket in its own process: what any server answers in on this machine. */
-async function startFloorServer(socket: string): Promise<ChildProcess> {
-  const code = `require("http").createServer((q, s) => { s.writeHead(200, { "content-type": "application/json" }); s.end('{"api":"v1"}'); }).listen(${JSON.stringify(socket)}, () => console.log("up"))`;
-  const child = spawn(process.execPath, ["-e", code], { stdio: ["ignore", "pipe", "inherit"] });
-  await new Promise((r) => child.stdout!.once("data", r));
-  return child;
-}
-
 /** `run --rm busybox true` through the API in VM `vm`: create, start attached, read to the exit. */
 async function runThrough(socket: string, vm: string): Promise<number> {
   const t0 = performance.now();
@@ -78,19 +40,6 @@ async function runThrough(socket: string, vm: string): Promise<number> {
   const out = (await call(socket, "POST", `/v1/vms/${vm}/containers/${c.id}/start?attach=1`)).body;
   if (!out.includes('{"exitCode":0}')) throw new Error(`the run in ${vm} did not exit 0: ${out}`);
   return performance.now() - t0;
-}
-
-/** Starts `hyperlab daemon` on `socket` and resolves once it is ready. */
-async function startDaemonProcess(socket: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [bin, "daemon", "--socket", socket, "--warm-pool", "0"], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const end = Date.now() + 120_000;
-  while (!stderr.includes("daemon ready")) {
-    if (Date.now() > end || child.exitCode !== null) throw new Error(`the daemon did not start within 120 s: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return child;
 }
 
 /** A guest on this process's thread with its engine: how the daemon ran containers before they moved into VMs. */

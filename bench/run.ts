@@ -4,6 +4,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   boot: () => import("./boot.ts"),
   containers: () => import("./containers.ts"),
   daemon: () => import("./daemon.ts"),
+  docker: () => import("./docker.ts"),
   hypervisor: () => import("./hypervisor-report.ts"),
   web: () => import("./web.ts"),
 };
