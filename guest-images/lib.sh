@@ -52,5 +52,23 @@ hl_cpio() {
     | cpio --quiet -o -H newc -R 0:0 --reproducible) > "$out"
 }
 
+# hl_i386 PROGRAM ARGS... : runs an i386 program of the guest on the build host:
+# directly where the kernel runs 32-bit x86 code, else (a kernel without IA32
+# emulation: "Exec format error") through qemu-user.
+hl_i386() {
+  local err rc=0 q
+  err=$(mktemp)
+  "$@" 2>"$err" || rc=$?
+  if [ "$rc" -eq 126 ] && grep -q 'Exec format error' "$err"; then
+    rm -f "$err"
+    q=$(command -v qemu-i386-static || command -v qemu-i386) \
+      || hl_die "this kernel cannot run i386 programs (no IA32 emulation) and qemu-user is missing: apt-get install qemu-user-static"
+    "$q" "$@"
+    return
+  fi
+  cat "$err" >&2; rm -f "$err"
+  return "$rc"
+}
+
 hl_begin_step() { export HL_STEP=$1; : > "$HL_CACHE/packages-$1.txt"; }
 hl_sha() { (cd "$HL_DIST" && sha256sum "$@"); }

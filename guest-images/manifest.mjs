@@ -3,6 +3,7 @@
 // container images in dist/images/ (an OCI image layout) with their layers.
 // Deterministic: no timestamps, sorted keys.
 import { createHash } from "node:crypto";
+import { gunzipSync } from "node:zlib";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -24,7 +25,7 @@ const outputs = {
 };
 
 const steps = {};
-for (const step of ["firmware", "kernel", "loader", "rootfs", "images"]) {
+for (const step of ["firmware", "kernel", "loader", "rootfs", "images", "tools"]) {
   const file = join(cache, `packages-${step}.txt`);
   if (!existsSync(file)) {
     // A step not run this time keeps what the last manifest said of it.
@@ -79,6 +80,37 @@ const images = {
   }),
 };
 
+// Tools a guest loads on first use (tools/build.sh): not in `files`, so they
+// are not part of the image's id (a new docker client does not invalidate
+// boot snapshots), and nothing at boot reads them.
+const toolTable = {
+  docker: {
+    file: "tools/docker.gz",
+    path: "/usr/libexec/hyperlab/docker",
+    package: "docker.io",
+    what: "the docker CLI (docker.io's /usr/bin/docker, the client alone), gzip-compressed; installed in a guest on its first 'docker'",
+  },
+};
+const tools = {};
+for (const [name, t] of Object.entries(toolTable)) {
+  const path = join(dist, t.file);
+  if (!existsSync(path)) throw new Error(`dist/${t.file} is missing: run the step that builds it (npm run images -- tools)`);
+  const data = readFileSync(path);
+  const unpacked = gunzipSync(data);
+  const pkg = steps.tools.find((p) => p.name === t.package);
+  if (!pkg) throw new Error(`the tools step recorded no package ${t.package}: run npm run images -- tools`);
+  tools[name] = {
+    file: t.file,
+    sha256: sha256(data),
+    size: data.length,
+    unpacked: { sha256: sha256(unpacked), size: unpacked.length },
+    path: t.path,
+    package: pkg,
+    license: `licenses/${t.package}.copyright`,
+    what: t.what,
+  };
+}
+
 const licenses = readdirSync(join(dist, "licenses")).sort();
 const release = existsSync(join(cache, "kernel", "release"))
   ? readFileSync(join(cache, "kernel", "release"), "utf8").trim()
@@ -96,6 +128,7 @@ const manifest = {
   initrd: ["base.cpio", "runtimes.cpio", "hyperlab.cpio"],
   files,
   images,
+  tools,
   packages: steps,
   licenses,
 };

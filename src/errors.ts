@@ -30,7 +30,19 @@ export type ErrorCode =
   /** something asked for that hyperlab does not do (yet): a field, a flag, an endpoint */
   | "NOT_SUPPORTED"
   /** no such API endpoint */
-  | "NOT_FOUND";
+  | "NOT_FOUND"
+  /** no such file or folder in a container's files */
+  | "FILE_NOT_FOUND"
+  /** no exec instance by that id (Docker's exec create/start/inspect) */
+  | "EXEC_NOT_FOUND"
+  /** no network by that name or id */
+  | "NETWORK_NOT_FOUND"
+  /** a network by that name exists already */
+  | "NETWORK_EXISTS"
+  /** a network that cannot be removed: running containers are on it, or it is predefined */
+  | "NETWORK_IN_USE"
+  /** a build step failed (a RUN exited non-zero, a COPY source is missing): the build stopped there */
+  | "BUILD_FAILED";
 
 /** The one error class of hyperlab; `code` survives worker boundaries. */
 export class HyperlabError extends Error {

@@ -9,12 +9,19 @@
  * through a signalfd, and frames for the host wait in an output queue until
  * the channel takes them.
  *
+ * Byte streams (CONNECT, LISTEN) are sockets in the same loop, each with a
+ * window of credit both ways so that neither a slow guest peer nor a slow
+ * host makes the agent buffer without bound.
+ *
  * The file reads top to bottom as: byte queues and framing, fields of a
  * request, errors, the process table (EXEC and friends), file operations,
- * the request table, the channel and the main loop.
+ * byte streams, the request table, the channel, tools loaded on first use
+ * and the main loop.
  *
  * argv[1] names the channel (default /dev/vport0p1). A tty is put in raw mode;
- * a Unix socket is connected to, so the agent can be tested on the host. */
+ * a Unix socket is connected to, so the agent can be tested on the host.
+ * Run under the name of a tool loaded on first use (/usr/bin/docker is a link
+ * to it), it fetches that tool from the host and execs it (run_tool). */
 #define _GNU_SOURCE
 #define _FILE_OFFSET_BITS 64
 #define _TIME_BITS 64 /* MTIME past 2038 on i386 */
@@ -31,6 +38,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ftw.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
@@ -63,6 +73,20 @@
 #define QUEUE_HIGH (1u << 20)
 #define QUEUE_FULL (4u << 20)
 
+/* Byte streams (CONNECT, LISTEN). The agent grants the host STREAM_WINDOW
+ * bytes per stream: host data waiting for a slow guest peer never exceeds
+ * that, and the host gets more credit as the peer takes it, in steps of
+ * STREAM_GRANT. Guest data is read only while the host has granted credit and
+ * the output queue is below QUEUE_HIGH. Streams and listeners together are at
+ * most MAX_STREAMS; ids the agent picks (accepted connections) have
+ * ACCEPTED_ID_BIT set, the host's never do. */
+#define STREAM_WINDOW (256u << 10)
+#define STREAM_GRANT (STREAM_WINDOW / 4)
+#define DEFAULT_HOST_WINDOW (256u << 10)
+#define MAX_STREAM_DATA 65536
+#define MAX_STREAMS 256
+#define ACCEPTED_ID_BIT 0x80000000u
+
 enum type {
 	T_HELLO = 0x0001, T_OK = 0x0002, T_ERROR = 0x0003, T_PING = 0x0004,
 	T_EXEC = 0x0010, T_STARTED = 0x0011, T_OUTPUT = 0x0012, T_EXITED = 0x0013,
@@ -71,6 +95,9 @@ enum type {
 	T_STAT = 0x0023, T_STAT_RESULT = 0x0024,
 	T_MKDIR = 0x0025, T_REMOVE = 0x0026, T_MOUNT = 0x0027, T_UMOUNT = 0x0028,
 	T_SET_TIME = 0x0030,
+	T_CONNECT = 0x0040, T_CONNECTED = 0x0041, T_STREAM_DATA = 0x0042, T_STREAM_WINDOW = 0x0043,
+	T_STREAM_EOF = 0x0044, T_STREAM_CLOSE = 0x0045, T_LISTEN = 0x0046, T_ACCEPTED = 0x0047,
+	T_UNLISTEN = 0x0048,
 };
 
 enum tag {
@@ -79,7 +106,7 @@ enum tag {
 	F_STDIN = 20, F_ROWS = 21, F_COLS = 22, F_STREAM = 23, F_DATA = 24, F_EOF = 25, F_SIGNAL = 26,
 	F_PATH = 30, F_MODE = 31, F_APPEND = 32, F_OFFSET = 33, F_LENGTH = 34, F_SIZE = 35, F_MTIME = 36,
 	F_RECURSIVE = 37, F_SOURCE = 38, F_FSTYPE = 39, F_FLAGS = 40, F_OPTIONS = 41,
-	F_TIME_NS = 42,
+	F_TIME_NS = 42, F_ADDRESS = 43, F_PORT = 44, F_WINDOW = 45, F_LISTENER = 46,
 	TAG_LIMIT = 64, /* tags at or above this are nobody's yet: ignored */
 };
 
@@ -233,7 +260,8 @@ static const struct {
 	[F_MODE] = { "MODE", U32 }, [F_APPEND] = { "APPEND", U32 }, [F_OFFSET] = { "OFFSET", U64 },
 	[F_LENGTH] = { "LENGTH", U32 }, [F_RECURSIVE] = { "RECURSIVE", U32 }, [F_SOURCE] = { "SOURCE", STR },
 	[F_FSTYPE] = { "FSTYPE", STR }, [F_FLAGS] = { "FLAGS", U32 }, [F_OPTIONS] = { "OPTIONS", STR },
-	[F_TIME_NS] = { "TIME_NS", U64 },
+	[F_TIME_NS] = { "TIME_NS", U64 }, [F_ADDRESS] = { "ADDRESS", STR }, [F_PORT] = { "PORT", U32 },
+	[F_WINDOW] = { "WINDOW", U32 }, [F_LISTENER] = { "LISTENER", U32 },
 };
 
 /* A request's payload, checked, with the last value of every tag below TAG_LIMIT. */
@@ -1068,6 +1096,430 @@ static void handle_ping(uint32_t id, const struct fields *f)
 	reply_ok(id);
 }
 
+/* ---------------------------------------------------------------- byte streams */
+
+/* One CONNECT or accepted connection (a socket in the guest), or one LISTEN
+ * (a listening Unix socket). A stream is connecting until its non-blocking
+ * connect completes, then carries bytes both ways until both directions have
+ * ended (the guest's side read to EOF, the host's EOF written through with
+ * shutdown), an error, or the host's STREAM_CLOSE. */
+struct stream {
+	struct stream *next;
+	uint32_t id;
+	int fd;
+	bool listener;
+	bool connecting;
+	bool done;           /* freed at the end of the loop iteration */
+	/* a listener's */
+	char *path;          /* the socket file, removed by UNLISTEN */
+	dev_t dev;           /* which file it is: removed only if it is still ours */
+	ino_t ino;
+	mode_t mode;
+	uint32_t window;     /* the window each accepted stream starts with */
+	/* a connection's */
+	uint32_t credit;     /* bytes the host still lets us send */
+	uint32_t held;       /* host bytes received and not yet granted back: pending + written since the last grant */
+	struct queue pending;/* host bytes not yet written to the socket */
+	bool read_eof;       /* the guest side ended (STREAM_EOF sent) */
+	bool host_eof;       /* the host ended: shut down writing once pending is written */
+	bool shut;
+	char target[128];    /* what a CONNECT connects to, for its error */
+};
+
+static struct stream *streams;
+static size_t nstreams;
+static uint32_t next_accepted;
+
+static struct stream *stream_find(uint32_t id)
+{
+	for (struct stream *s = streams; s; s = s->next)
+		if (s->id == id && !s->done)
+			return s;
+	return NULL;
+}
+
+static struct stream *stream_new(uint32_t id, int fd)
+{
+	struct stream *s = calloc(1, sizeof *s);
+	if (!s)
+		die("out of memory");
+	s->id = id;
+	s->fd = fd;
+	s->next = streams;
+	streams = s;
+	nstreams++;
+	return s;
+}
+
+/* Ends a stream: STREAM_CLOSE to the host (with the errno, if it failed) unless the host closed it. */
+static void stream_end(struct stream *s, bool tell, int err, const char *what)
+{
+	if (s->done)
+		return;
+	if (tell) {
+		frame_begin(T_STREAM_CLOSE, s->id);
+		if (err) {
+			char message[256];
+			snprintf(message, sizeof message, "%s: %s", what, strerror(err));
+			field_str(F_CODE, errno_name(err));
+			field_i32(F_ERRNO, err);
+			field_str(F_MESSAGE, message);
+		}
+		frame_end();
+	}
+	close_fd(&s->fd);
+	s->done = true;
+}
+
+/* A connection is over when both directions are: the guest's side at EOF, the host's written and shut. */
+static void stream_check_done(struct stream *s)
+{
+	if (!s->listener && !s->done && s->read_eof && s->shut)
+		stream_end(s, true, 0, NULL);
+}
+
+static void stream_grant(struct stream *s, bool all)
+{
+	uint32_t written = s->held - queue_pending(&s->pending);
+	if (written == 0 || (!all && written < STREAM_GRANT))
+		return;
+	frame_begin(T_STREAM_WINDOW, s->id);
+	field_u32(F_LENGTH, written);
+	frame_end();
+	s->held -= written;
+}
+
+/* Writes what the host sent as far as the socket takes it; shuts down writing after the host's EOF. */
+static void stream_write(struct stream *s)
+{
+	if (s->done || s->connecting || s->fd < 0)
+		return;
+	int err = queue_write(&s->pending, s->fd);
+	if (err) {
+		stream_end(s, true, err, "write");
+		return;
+	}
+	stream_grant(s, false);
+	if (s->host_eof && !queue_pending(&s->pending) && !s->shut) {
+		if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN) {
+			stream_end(s, true, errno, "shutdown");
+			return;
+		}
+		s->shut = true;
+		stream_check_done(s);
+	}
+}
+
+static void stream_read(struct stream *s)
+{
+	uint32_t room = s->credit < MAX_STREAM_DATA ? s->credit : MAX_STREAM_DATA;
+	if (s->done || room == 0)
+		return;
+	frame_begin(T_STREAM_DATA, s->id);
+	uint8_t *f = queue_reserve(&out, FIELD_HEADER_SIZE + room);
+	ssize_t n = read(s->fd, f + FIELD_HEADER_SIZE, room);
+	if (n > 0) {
+		put16(f, F_DATA);
+		put32(f + 2, n);
+		out.tail += FIELD_HEADER_SIZE + n;
+		frame_end();
+		s->credit -= n;
+		return;
+	}
+	frame_cancel();
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		stream_end(s, true, errno, "read");
+		return;
+	}
+	s->read_eof = true;
+	frame_begin(T_STREAM_EOF, s->id);
+	frame_end();
+	stream_check_done(s);
+}
+
+/* A non-blocking connect finished: CONNECTED, or the ERROR that ends the request. */
+static void stream_connected(struct stream *s)
+{
+	int err = 0;
+	socklen_t len = sizeof err;
+	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err == EINPROGRESS || err == EALREADY)
+		return;
+	if (err) {
+		reply_error(s->id, err, "connect %s: %s", s->target, strerror(err));
+		stream_end(s, false, 0, NULL);
+		return;
+	}
+	s->connecting = false;
+	frame_begin(T_CONNECTED, s->id);
+	field_u32(F_WINDOW, STREAM_WINDOW);
+	frame_end();
+	stream_write(s); /* data the host sent ahead of CONNECTED */
+}
+
+static void stream_free(struct stream *s)
+{
+	close_fd(&s->fd);
+	queue_free(&s->pending);
+	free(s->path);
+	free(s);
+}
+
+static void handle_connect(uint32_t id, const struct fields *f)
+{
+	if (stream_find(id) || proc_find(id)) {
+		reply_error(id, EEXIST, "request id %u already names a stream", id);
+		return;
+	}
+	if (id & ACCEPTED_ID_BIT) {
+		reply_error(id, EINVAL, "stream ids with bit 31 set are the agent's");
+		return;
+	}
+	if (nstreams >= MAX_STREAMS) {
+		reply_error(id, EMFILE, "%u streams and listeners are open already", MAX_STREAMS);
+		return;
+	}
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_un un;
+	} addr = { 0 };
+	socklen_t len;
+	char target[128];
+	if (has(f, F_PATH) == has(f, F_ADDRESS)) {
+		reply_error(id, EINVAL, "CONNECT needs either a PATH or an ADDRESS and a PORT");
+		return;
+	}
+	if (has(f, F_PATH)) {
+		if (f->size[F_PATH] == 0 || f->size[F_PATH] >= sizeof addr.un.sun_path) {
+			reply_error(id, ENAMETOOLONG, "a Unix socket path must be 1 to %zu bytes", sizeof addr.un.sun_path - 1);
+			return;
+		}
+		addr.un.sun_family = AF_UNIX;
+		memcpy(addr.un.sun_path, f->value[F_PATH], f->size[F_PATH]);
+		len = sizeof addr.un;
+		snprintf(target, sizeof target, "%s", addr.un.sun_path);
+	} else {
+		char *address = get_str(f, F_ADDRESS, NULL);
+		uint32_t port = get_u32(f, F_PORT, 0);
+		int ok = inet_pton(AF_INET, address, &addr.in.sin_addr);
+		snprintf(target, sizeof target, "%s:%u", address, port);
+		free(address);
+		if (ok != 1 || port == 0 || port > 65535) {
+			reply_error(id, EINVAL, "CONNECT to '%s': ADDRESS must be an IPv4 address and PORT 1-65535", target);
+			return;
+		}
+		addr.in.sin_family = AF_INET;
+		addr.in.sin_port = htons(port);
+		len = sizeof addr.in;
+	}
+	int fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		reply_error(id, errno, "socket: %s", strerror(errno));
+		return;
+	}
+	if (addr.sa.sa_family == AF_INET) /* a relay: Nagle's delay would only add latency */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	bool pending = false;
+	if (connect(fd, &addr.sa, len) < 0) {
+		if (errno != EINPROGRESS) {
+			int err = errno;
+			close(fd);
+			reply_error(id, err, "connect %s: %s", target, strerror(err));
+			return;
+		}
+		pending = true;
+	}
+	struct stream *s = stream_new(id, fd);
+	s->credit = get_u32(f, F_WINDOW, DEFAULT_HOST_WINDOW);
+	s->connecting = true;
+	snprintf(s->target, sizeof s->target, "%s", target);
+	if (!pending)
+		stream_connected(s);
+}
+
+/* The host's bytes for a stream, within the window it was granted (past it: EPROTO, the stream ends). */
+static void handle_stream_data(uint32_t id, const struct fields *f)
+{
+	struct stream *s = stream_find(id);
+	if (!s || s->listener || !has(f, F_DATA))
+		return; /* a late frame for a stream that ended: no reply, as with STDIN */
+	uint32_t n = f->size[F_DATA];
+	if (s->host_eof || n > STREAM_WINDOW - s->held) {
+		stream_end(s, true, EPROTO, s->host_eof ? "data after the host's STREAM_EOF" : "the host sent more than its window");
+		return;
+	}
+	queue_append(&s->pending, f->value[F_DATA], n);
+	s->held += n;
+	stream_write(s);
+}
+
+static void handle_stream_window(uint32_t id, const struct fields *f)
+{
+	struct stream *s = stream_find(id);
+	if (!s || s->listener)
+		return;
+	uint32_t n = get_u32(f, F_LENGTH, 0);
+	s->credit = n > UINT32_MAX - s->credit ? UINT32_MAX : s->credit + n;
+}
+
+static void handle_stream_eof(uint32_t id, const struct fields *f)
+{
+	(void)f;
+	struct stream *s = stream_find(id);
+	if (!s || s->listener)
+		return;
+	s->host_eof = true;
+	stream_write(s);
+}
+
+/* The host is done with the stream (or never knew it, in a guest restored from a snapshot): closed at once, nothing more sent. */
+static void handle_stream_close(uint32_t id, const struct fields *f)
+{
+	(void)f;
+	struct stream *s = stream_find(id);
+	if (s && !s->listener)
+		stream_end(s, false, 0, NULL);
+}
+
+static struct stream *listener_at(const char *path)
+{
+	for (struct stream *s = streams; s; s = s->next)
+		if (s->listener && !s->done && strcmp(s->path, path) == 0)
+			return s;
+	return NULL;
+}
+
+/* Makes room for a socket at path: a stale socket file goes; a live one (someone else's) or another kind of file stays, with the error. */
+static int clear_socket_path(const char *path, struct sockaddr_un *addr)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : errno;
+	if (!S_ISSOCK(st.st_mode))
+		return EEXIST;
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return errno;
+	int rc = connect(probe, (struct sockaddr *)addr, sizeof *addr);
+	int err = rc < 0 ? errno : 0;
+	close(probe);
+	if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
+		return EADDRINUSE;
+	return unlink(path) < 0 && errno != ENOENT ? errno : 0;
+}
+
+static void listener_close(struct stream *s)
+{
+	struct stat st;
+	/* The file goes only if it is still the one we bound (a later LISTEN may have replaced it). */
+	if (lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+		unlink(s->path);
+	stream_end(s, false, 0, NULL);
+}
+
+static void handle_listen(uint32_t id, const struct fields *f)
+{
+	char *path = get_str(f, F_PATH, NULL);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (!path) {
+		reply_error(id, EINVAL, "LISTEN needs a PATH");
+		return;
+	}
+	if (!*path || strlen(path) >= sizeof addr.sun_path) {
+		reply_error(id, ENAMETOOLONG, "a Unix socket path must be 1 to %zu bytes", sizeof addr.sun_path - 1);
+		free(path);
+		return;
+	}
+	strcpy(addr.sun_path, path);
+	/* One this agent listens on already (an earlier host's, kept in a snapshot) is taken over. */
+	struct stream *old = listener_at(path);
+	if (old)
+		listener_close(old);
+	if (nstreams >= MAX_STREAMS) {
+		reply_error(id, EMFILE, "%u streams and listeners are open already", MAX_STREAMS);
+		free(path);
+		return;
+	}
+	mode_t mode = get_u32(f, F_MODE, 0600) & 0777;
+	make_parents(path);
+	int err = clear_socket_path(path, &addr);
+	if (err) {
+		reply_error(id, err, "listen on %s: %s", path, err == EADDRINUSE ? "another program listens there" : strerror(err));
+		free(path);
+		return;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const char *failed = fd < 0 ? "socket" : NULL;
+	/* The socket file is created with the mode asked for: no moment when others could connect. */
+	umask(~mode & 0777);
+	if (!failed && bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+		failed = "bind";
+	err = errno;
+	umask(0);
+	struct stat st;
+	if (!failed && listen(fd, 64) < 0)
+		failed = "listen", err = errno;
+	if (!failed && stat(path, &st) < 0)
+		failed = "stat", err = errno;
+	if (failed) {
+		reply_error(id, err, "%s %s: %s", failed, path, strerror(err));
+		if (fd >= 0)
+			close(fd);
+		free(path);
+		return;
+	}
+	struct stream *s = stream_new(id, fd);
+	s->listener = true;
+	s->path = path;
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	s->mode = mode;
+	s->window = get_u32(f, F_WINDOW, DEFAULT_HOST_WINDOW);
+	reply_ok(id);
+}
+
+static void handle_unlisten(uint32_t id, const struct fields *f)
+{
+	uint32_t which = get_u32(f, F_LISTENER, 0);
+	struct stream *s = stream_find(which);
+	if (!has(f, F_LISTENER) || !s || !s->listener) {
+		reply_error(id, ENOENT, "no listener has id %u", which);
+		return;
+	}
+	listener_close(s);
+	reply_ok(id);
+}
+
+/* Takes the listener's waiting connections, each a new stream announced with ACCEPTED. */
+static void listener_accept(struct stream *l)
+{
+	while (nstreams < MAX_STREAMS) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return; /* EAGAIN: none left; anything else: the client gave up, or no descriptors now */
+		uint32_t id;
+		do
+			id = ACCEPTED_ID_BIT | (next_accepted++ & ~ACCEPTED_ID_BIT);
+		while (id == ACCEPTED_ID_BIT || stream_find(id));
+		struct stream *s = stream_new(id, fd);
+		s->credit = l->window;
+		struct ucred cred = { 0 };
+		socklen_t len = sizeof cred;
+		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+		frame_begin(T_ACCEPTED, id);
+		field_u32(F_LISTENER, l->id);
+		field_u32(F_WINDOW, STREAM_WINDOW);
+		field_u32(F_PID, cred.pid);
+		field_u32(F_UID, cred.uid);
+		field_u32(F_GID, cred.gid);
+		frame_end();
+	}
+}
+
 /* ---------------------------------------------------------------- requests */
 
 static const struct {
@@ -1087,6 +1539,13 @@ static const struct {
 	{ T_MOUNT, handle_mount },
 	{ T_UMOUNT, handle_umount },
 	{ T_SET_TIME, handle_set_time },
+	{ T_CONNECT, handle_connect },
+	{ T_STREAM_DATA, handle_stream_data },
+	{ T_STREAM_WINDOW, handle_stream_window },
+	{ T_STREAM_EOF, handle_stream_eof },
+	{ T_STREAM_CLOSE, handle_stream_close },
+	{ T_LISTEN, handle_listen },
+	{ T_UNLISTEN, handle_unlisten },
 };
 
 static void dispatch(uint16_t type, uint32_t id, const uint8_t *payload, uint32_t length)
@@ -1230,14 +1689,71 @@ static int open_channel(const char *path)
 	return fd;
 }
 
+/* ---------------------------------------------------------------- tools loaded on first use */
+
+/* Large programs the guest does not boot with (the docker client) are links
+ * to this binary in the image; run under such a name, it asks the host for
+ * the real program on TOOLS_SOCKET (one line with the name; the host writes
+ * the program to TOOLS_DIR/NAME, then answers "ok" or "error MESSAGE"), and
+ * execs it. Once it is there, it is exec'd at once. See docs/agent-protocol.md. */
+#define TOOLS_SOCKET "/run/hyperlab/tools.sock"
+#define TOOLS_DIR "/usr/libexec/hyperlab"
+static const char *const lazy_tools[] = { "docker" };
+
+static int run_tool(const char *name, char **argv)
+{
+	char real[128], reply[512];
+	snprintf(real, sizeof real, "%s/%s", TOOLS_DIR, name);
+	if (access(real, X_OK) != 0) {
+		struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = TOOLS_SOCKET };
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+			fprintf(stderr,
+				"%s: the %s client is not in this guest yet, and no host offers it (%s: %s).\n"
+				"It is installed on first use in the VMs of the hyperlab daemon and of the page.\n",
+				name, name, TOOLS_SOCKET, strerror(errno));
+			return 127;
+		}
+		if (isatty(2))
+			fprintf(stderr, "%s: first use in this VM: fetching it from the host...\n", name);
+		size_t got = 0;
+		ssize_t n;
+		if (dprintf(fd, "%s\n", name) < 0) {
+			fprintf(stderr, "%s: cannot ask the host for it: %s\n", name, strerror(errno));
+			return 127;
+		}
+		while (got < sizeof reply - 1 && (n = read(fd, reply + got, sizeof reply - 1 - got)) != 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				break;
+			got += n;
+			if (memchr(reply, '\n', got))
+				break;
+		}
+		reply[got] = 0;
+		reply[strcspn(reply, "\n")] = 0;
+		close(fd);
+		if (strcmp(reply, "ok") != 0) {
+			const char *why = strncmp(reply, "error ", 6) == 0 ? reply + 6 : *reply ? reply : "the host closed the connection without an answer";
+			fprintf(stderr, "%s: the host could not install it: %s\n", name, why);
+			return 127;
+		}
+	}
+	execv(real, argv);
+	fprintf(stderr, "%s: cannot run %s: %s\n", name, real, strerror(errno));
+	return 126;
+}
+
 /* ---------------------------------------------------------------- main loop */
 
-enum watch_kind { W_CHANNEL, W_SIGNALS, W_STATUS, W_OUT, W_ERR, W_IN };
+enum watch_kind { W_CHANNEL, W_SIGNALS, W_STATUS, W_OUT, W_ERR, W_IN, W_LISTEN, W_CONNECTING, W_STREAM };
 
 static struct pollfd *pfds;
 static struct {
 	enum watch_kind kind;
 	struct proc *proc;
+	struct stream *stream;
 } *watches;
 static size_t nwatch, watch_cap;
 
@@ -1253,7 +1769,14 @@ static void watch(int fd, short events, enum watch_kind kind, struct proc *p)
 	pfds[nwatch] = (struct pollfd){ .fd = fd, .events = events };
 	watches[nwatch].kind = kind;
 	watches[nwatch].proc = p;
+	watches[nwatch].stream = NULL;
 	nwatch++;
+}
+
+static void watch_stream(struct stream *s, short events, enum watch_kind kind)
+{
+	watch(s->fd, events, kind, NULL);
+	watches[nwatch - 1].stream = s;
 }
 
 static void drain_signals(int sfd)
@@ -1274,6 +1797,67 @@ static void sweep_procs(void)
 		} else {
 			pp = &p->next;
 		}
+	}
+}
+
+static void sweep_streams(void)
+{
+	for (struct stream **pp = &streams; *pp;) {
+		struct stream *s = *pp;
+		if (s->done) {
+			*pp = s->next;
+			stream_free(s);
+			nstreams--;
+		} else {
+			pp = &s->next;
+		}
+	}
+}
+
+/* A stream's descriptor is watched only for what it can act on now: POLLHUP
+ * and POLLERR are reported whatever is asked, so a stream with nothing to do
+ * is not watched at all (the loop would spin on a hung-up socket). */
+static void watch_streams(bool output_room)
+{
+	for (struct stream *s = streams; s; s = s->next) {
+		if (s->done || s->fd < 0)
+			continue;
+		if (s->listener) {
+			if (nstreams < MAX_STREAMS)
+				watch_stream(s, POLLIN, W_LISTEN);
+			continue;
+		}
+		if (s->connecting) {
+			watch_stream(s, POLLOUT, W_CONNECTING);
+			continue;
+		}
+		short events = 0;
+		if (output_room && !s->read_eof && s->credit > 0)
+			events |= POLLIN;
+		if (queue_pending(&s->pending))
+			events |= POLLOUT;
+		if (events)
+			watch_stream(s, events, W_STREAM);
+	}
+}
+
+static void on_stream_event(struct stream *s, enum watch_kind kind, short asked, short revents)
+{
+	if (s->done)
+		return;
+	switch (kind) {
+	case W_LISTEN:
+		listener_accept(s);
+		break;
+	case W_CONNECTING:
+		stream_connected(s);
+		break;
+	default:
+		if ((asked & POLLOUT) && (revents & (POLLOUT | POLLERR | POLLHUP)))
+			stream_write(s);
+		if ((asked & POLLIN) && (revents & (POLLIN | POLLERR | POLLHUP)))
+			stream_read(s);
+		break;
 	}
 }
 
@@ -1299,6 +1883,7 @@ static void serve(int sfd)
 			if (p->in_fd >= 0 && queue_pending(&p->stdin_pending))
 				watch(p->in_fd, POLLOUT, W_IN, p);
 		}
+		watch_streams(output_room);
 		if (poll(pfds, nwatch, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1334,9 +1919,15 @@ static void serve(int sfd)
 			case W_IN:
 				proc_write_stdin(p);
 				break;
+			case W_LISTEN:
+			case W_CONNECTING:
+			case W_STREAM:
+				on_stream_event(watches[i].stream, watches[i].kind, pfds[i].events, pfds[i].revents);
+				break;
 			}
 		}
 		sweep_procs();
+		sweep_streams();
 		flush_channel();
 	}
 }
@@ -1372,6 +1963,10 @@ static char **make_default_env(void)
 
 int main(int argc, char **argv)
 {
+	const char *self = argc > 0 ? (strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0]) : "";
+	for (size_t i = 0; i < sizeof lazy_tools / sizeof *lazy_tools; i++)
+		if (strcmp(self, lazy_tools[i]) == 0)
+			return run_tool(self, argv);
 	const char *path = argc > 1 ? argv[1] : DEFAULT_CHANNEL;
 	/* Descriptors 0-2 stay taken, so no pipe of ours is ever one a child's stdio replaces. */
 	int fd;

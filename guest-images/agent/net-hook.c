@@ -1,16 +1,19 @@
-/* hyperlab-net-hook: the OCI prestart hook that wires a container to the
- * bridge network, as one small static program talking netlink, where a shell
+/* hyperlab-net-hook: the OCI prestart hook that wires a container to a bridge
+ * network, as one small static program talking netlink, where a shell
  * script would start a dozen processes (sh, sed, nsenter, ip...).
  *
  * Usage (src/containers/network.ts writes it into the bundle's config.json):
- *   hyperlab-net-hook bridge ADDRESS/PREFIX HOST_IF
+ *   hyperlab-net-hook bridge ADDRESS/PREFIX HOST_IF [BRIDGE GATEWAY [internal]]
  * stdin: the container's OCI state (JSON), whose "pid" names its namespaces.
  *
- * It makes sure the bridge hl0 (10.88.0.1/16) exists and is up; creates a
- * veth pair whose host end HOST_IF joins the bridge and whose other end is
- * created directly inside the container's network namespace as eth0; then,
- * inside that namespace, gives eth0 ADDRESS and a default route through the
- * bridge. The runtime has already brought the namespace's loopback up. */
+ * It makes sure the bridge exists with GATEWAY/PREFIX and is up (default:
+ * hl0 with 10.88.0.1, the default network; a user network names its own
+ * bridge and gateway); creates a veth pair whose host end HOST_IF joins the
+ * bridge and whose other end is created directly inside the container's
+ * network namespace as eth0; then, inside that namespace, gives eth0 ADDRESS
+ * and a default route through the gateway (none with "internal": the
+ * container reaches only its own subnet). The runtime has already brought the
+ * namespace's loopback up. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,9 +31,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define BRIDGE "hl0"
-#define GATEWAY "10.88.0.1"
-#define GATEWAY_PREFIX 16
+/* The default network's bridge and gateway, when the arguments name none. */
+#define DEFAULT_BRIDGE "hl0"
+#define DEFAULT_GATEWAY "10.88.0.1"
 
 static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
@@ -133,27 +136,25 @@ static void add_address(int fd, int index, const char *name, struct in_addr addr
 }
 
 /* The bridge, once per guest; a concurrent hook may be making it too. */
-static int ensure_bridge(int fd)
+static int ensure_bridge(int fd, const char *bridge, struct in_addr gw, int prefix)
 {
-	int index = if_nametoindex(BRIDGE);
+	int index = if_nametoindex(bridge);
 	if (!index) {
 		struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
 		struct msg m;
 		msg_begin(&m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
-		attr_str(&m, IFLA_IFNAME, BRIDGE);
+		attr_str(&m, IFLA_IFNAME, bridge);
 		struct rtattr *info = nest_begin(&m, IFLA_LINKINFO);
 		attr_str(&m, IFLA_INFO_KIND, "bridge");
 		nest_end(&m, info);
 		int err = talk(fd, &m);
 		if (err && err != EEXIST)
-			fail("create bridge %s: %s", BRIDGE, strerror(err));
-		if (!(index = if_nametoindex(BRIDGE)))
-			fail("bridge %s: %s", BRIDGE, strerror(errno));
+			fail("create bridge %s: %s", bridge, strerror(err));
+		if (!(index = if_nametoindex(bridge)))
+			fail("bridge %s: %s", bridge, strerror(errno));
 	}
-	struct in_addr gw;
-	inet_pton(AF_INET, GATEWAY, &gw);
-	add_address(fd, index, BRIDGE, gw, GATEWAY_PREFIX);
-	link_up(fd, index, BRIDGE);
+	add_address(fd, index, bridge, gw, prefix);
+	link_up(fd, index, bridge);
 	return index;
 }
 
@@ -219,16 +220,25 @@ static long state_pid(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 4 || strcmp(argv[1], "bridge") != 0)
-		fail("usage: hyperlab-net-hook bridge ADDRESS/PREFIX HOST_IF (OCI state on stdin)");
+	int internal = argc == 7 && strcmp(argv[6], "internal") == 0;
+	if ((argc != 4 && argc != 6 && !internal) || strcmp(argv[1], "bridge") != 0)
+		fail("usage: hyperlab-net-hook bridge ADDRESS/PREFIX HOST_IF [BRIDGE GATEWAY [internal]] (OCI state on stdin)");
 	const char *host_if = argv[3];
+	const char *bridge = argc > 4 ? argv[4] : DEFAULT_BRIDGE;
+	const char *gateway = argc > 4 ? argv[5] : DEFAULT_GATEWAY;
+	if (strlen(host_if) >= IFNAMSIZ || strlen(bridge) >= IFNAMSIZ)
+		fail("interface names are at most %d characters: '%s', '%s'", IFNAMSIZ - 1, host_if, bridge);
 	char address[32];
 	snprintf(address, sizeof address, "%s", argv[2]);
 	char *slash = strchr(address, '/');
-	struct in_addr addr;
+	struct in_addr addr, gw;
 	if (!slash || (*slash = 0, inet_pton(AF_INET, address, &addr) != 1))
 		fail("bad address '%s': use A.B.C.D/PREFIX", argv[2]);
 	int prefix = atoi(slash + 1);
+	if (prefix < 1 || prefix > 30)
+		fail("bad prefix in '%s': use 1 to 30", argv[2]);
+	if (inet_pton(AF_INET, gateway, &gw) != 1)
+		fail("bad gateway '%s': use A.B.C.D", gateway);
 
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%ld/ns/net", state_pid());
@@ -237,7 +247,8 @@ int main(int argc, char **argv)
 		fail("open %s: %s", path, strerror(errno));
 
 	int fd = netlink_open();
-	make_veth(fd, host_if, ensure_bridge(fd), netns);
+	/* The bridge holds the gateway in the container's subnet. */
+	make_veth(fd, host_if, ensure_bridge(fd, bridge, gw, prefix), netns);
 	close(fd);
 
 	/* The rest happens inside the container's network namespace. */
@@ -249,8 +260,8 @@ int main(int argc, char **argv)
 		fail("eth0 is missing in the container: %s", strerror(errno));
 	add_address(fd, eth0, "eth0", addr, prefix);
 	link_up(fd, eth0, "eth0");
-	struct in_addr gw;
-	inet_pton(AF_INET, GATEWAY, &gw);
-	default_route(fd, gw);
+	/* An internal network's containers reach only their subnet (Docker's --internal). */
+	if (!internal)
+		default_route(fd, gw);
 	return 0;
 }

@@ -4,7 +4,8 @@
 #   base.cpio      busybox (static) and the directory skeleton
 #   runtimes.cpio  the OCI runtimes crun and runc with the shared libraries they load
 #   hyperlab.cpio  our own files: /init (init.c), /sbin/hyperlab-agent (../agent/) and
-#                  files/ (inittab, profile, ...)
+#                  files/ (inittab, profile, /usr/bin/docker: a link to the agent that
+#                  fetches the docker client from the host on first use, ../tools/)
 # Changing our files rebuilds only hyperlab.cpio's contents.
 set -euo pipefail; cd "$(dirname "$0")"
 . ../lib.sh
@@ -25,7 +26,7 @@ mknod -m 600 "$base/dev/console" c 5 1
 mknod -m 666 "$base/dev/null" c 1 3
 install -m 0755 "$pkgs/bin/busybox" "$base/bin/busybox"
 # Applet links, from the applet list busybox itself reports (it is static i386; the host runs it).
-"$base/bin/busybox" --list-full | sort | while read -r path; do
+hl_i386 "$base/bin/busybox" --list-full | sort | while read -r path; do
   case "$path" in bin/busybox|linuxrc) continue ;; esac
   # -s: paths in the guest, not the build host's (where /bin may be a link to usr/bin)
   rel=$(realpath -m -s --relative-to="$(dirname "/$path")" /bin/busybox)

@@ -1,5 +1,6 @@
 // `hyperlab daemon`: starts the daemon (src/daemon/) in this process and
 // keeps it until SIGINT or SIGTERM.
+import { resolve } from "node:path";
 import { startDaemon } from "../daemon/daemon.ts";
 import { parseTcpHost } from "../daemon/server.ts";
 import { defaultSocketPath } from "../daemon/socket.ts";
@@ -20,6 +21,8 @@ Options:
   --socket PATH          where to listen (default ${defaultSocketPath()}; or $HYPERLAB_SOCKET)
   --memory-budget MIB    memory all VMs together may reserve (default: half the host's memory)
   --warm-pool N          VMs kept restored and paused for instant 'vm create' (default 1)
+  --data-root DIR        where images loaded or tagged through the Docker API are kept
+                         (default \$XDG_DATA_HOME/hyperlab, else ~/.local/share/hyperlab)
   --host tcp://127.0.0.1:PORT
                          also serve on this loopback TCP port (never another
                          address: the API controls every VM and container)
@@ -33,6 +36,7 @@ async function daemonCommand(args: string[]): Promise<number> {
       socket: { type: "string" },
       "memory-budget": { type: "string" },
       "warm-pool": { type: "string" },
+      "data-root": { type: "string" },
       host: { type: "string", short: "H" },
     },
     positionals: { max: 0 },
@@ -47,10 +51,12 @@ async function daemonCommand(args: string[]): Promise<number> {
     socketPath: values.socket ?? defaultSocketPath(),
     memoryBudgetMiB: wholeNumber("--memory-budget", values["memory-budget"]),
     warmPool: wholeNumber("--warm-pool", values["warm-pool"]) ?? 1,
+    dataRoot: values["data-root"] === undefined ? undefined : resolve(values["data-root"]),
     tcp,
   });
   process.stderr.write(`hyperlab: the Docker Engine API answers on the same socket: export DOCKER_HOST=unix://${daemon.socketPath}\n`);
   if (tcp && daemon.tcpPort !== undefined) process.stderr.write(`hyperlab: and on tcp://${tcp.host.includes(":") ? `[${tcp.host}]` : tcp.host}:${daemon.tcpPort} (loopback only)\n`);
+  process.stderr.write(`hyperlab: images and data in ${daemon.dataRoot}\n`);
   process.stderr.write(`hyperlab: daemon ready on ${daemon.socketPath}\n`);
   // A VM that stops on its own (a guest panic, its worker dying) is reported; the daemon serves on.
   daemon.hypervisor.onEvent((e) => {

@@ -7,6 +7,7 @@ import { imagesVerb } from "./images.ts";
 import { inspectVerb } from "./inspect.ts";
 import { killVerb } from "./kill.ts";
 import { logsVerb } from "./logs.ts";
+import { networkVerb } from "./network.ts";
 import { psVerb } from "./ps.ts";
 import { rmVerb } from "./rm.ts";
 import { runVerb } from "./run.ts";
@@ -18,7 +19,7 @@ import { vmVerb } from "./vm.ts";
 /** Exit status for errors of hyperlab itself (as Docker uses 125 for its own). */
 export const EXIT_HYPERLAB_ERROR = 125;
 
-const verbs: Verb[] = [bootVerb, runVerb, imagesVerb, psVerb, execVerb, logsVerb, stopVerb, killVerb, rmVerb, inspectVerb, statsVerb, vmVerb, daemonVerb];
+const verbs: Verb[] = [bootVerb, runVerb, imagesVerb, psVerb, execVerb, logsVerb, stopVerb, killVerb, rmVerb, inspectVerb, statsVerb, networkVerb, vmVerb, daemonVerb];
 
 function usage(): string {
   const lines = verbs.map((v) => `  ${v.name.padEnd(8)} ${v.summary}`);

@@ -7,7 +7,7 @@ import { Hypervisor } from "../hypervisor/hypervisor.ts";
 import { defaultSocketPath } from "../daemon/socket.ts";
 import { containersPath } from "./container-refs.ts";
 import { parseCpus, parseMemory, parsePidsLimit } from "../containers/limits.ts";
-import { nodeImageStore } from "../containers/node-store.ts";
+import { defaultDataRoot, nodeImageStore } from "../containers/node-store.ts";
 import { HyperlabError } from "../errors.ts";
 import { attachTerminal, terminalSize, writeOutput } from "./terminal.ts";
 import { API_VERSION } from "../daemon/socket.ts";
@@ -33,7 +33,12 @@ Options:
   -m, --memory SIZE        memory limit (e.g. 64m)
       --cpus N             CPU limit as a share of the guest's one CPU (e.g. 0.5)
       --pids-limit N       maximum number of processes
-      --network MODE       bridge (default: own address on 10.88.0.0/16) or none
+      --network NETWORK    bridge (default: own address on 10.88.0.0/16), none
+                           (loopback only), or a user network ('hyperlab network
+                           create'; with a daemon)
+      --network-alias NAME another name the container answers to on its user
+                           network (repeatable)
+      --ip ADDRESS         a fixed address on a user network made with --subnet
   -h, --hostname NAME      container host name
       --runtime NAME       crun (default) or runc
       --vm NAME            the daemon's VM to run it in (default: default)
@@ -63,13 +68,16 @@ const FLAGS: Record<string, Flag> = {
   "--memory": { takes: true, apply: (o, v) => (o.limits = { ...o.limits, memoryBytes: parseMemory(v) }) },
   "--cpus": { takes: true, apply: (o, v) => (o.limits = { ...o.limits, ...parseCpus(v) }) },
   "--pids-limit": { takes: true, apply: (o, v) => (o.limits = { ...o.limits, pidsLimit: parsePidsLimit(v) }) },
+  // bridge, none or a user network: the engine answers "network X not found" for others.
   "--network": {
     takes: true,
     apply: (o, v) => {
-      if (v !== "bridge" && v !== "none") throw new HyperlabError("INVALID_ARGUMENT", `invalid --network '${v}': use bridge or none`);
+      if (!v) throw new HyperlabError("INVALID_ARGUMENT", "--network needs a network: bridge, none or a user network's name");
       o.network = v;
     },
   },
+  "--network-alias": { takes: true, apply: (o, v) => (o.aliases = [...(o.aliases ?? []), v]) },
+  "--ip": { takes: true, apply: (o, v) => (o.ipAddress = v) },
   "--hostname": { takes: true, apply: (o, v) => (o.hostname = v) },
   "--runtime": {
     takes: true,
@@ -119,11 +127,10 @@ async function runCommand(args: string[]): Promise<number> {
   }
   const { flags: allFlags, image, command } = parsed;
   const { cold, vm, ...flags } = allFlags;
-  const store = nodeImageStore();
-  await store.get(image); // an unknown image fails before any VM boots
-
-  // With a daemon running, the container lives in its guest.
+  // With a daemon running, the container lives in its guest (and the daemon's images are its store's).
   const daemon = await findDaemon();
+  const store = nodeImageStore(undefined, { dataRoot: defaultDataRoot() });
+  if (!daemon) await store.get(image); // an unknown image fails before any VM boots
   if (daemon) {
     const { detach, ...create } = flags;
     const c = await daemon.call<ContainerJson>("POST", containersPath(vm), { ...create, image, command });
@@ -140,6 +147,9 @@ async function runCommand(args: string[]): Promise<number> {
   }
 
   if (vm !== undefined) throw new HyperlabError("INVALID_ARGUMENT", `--vm needs a running daemon (none answers on ${defaultSocketPath()}): VMs live in the daemon. Start one with 'hyperlab daemon &'.`);
+  if (flags.network !== undefined && flags.network !== "bridge" && flags.network !== "none") {
+    throw new HyperlabError("INVALID_ARGUMENT", `--network ${flags.network} needs a running daemon (none answers on ${defaultSocketPath()}): user networks live in the daemon's VMs. Start one with 'hyperlab daemon &', then 'hyperlab network create ${flags.network}'.`);
+  }
   // Without a daemon: a hypervisor in this process with one VM for this container, in its worker as the daemon's are.
   const hypervisor = await Hypervisor.create({ spareWorkers: 0, warmPool: 0 });
   const containers = new VmContainers(hypervisor, store);

@@ -6,8 +6,28 @@ import { HyperlabError } from "../errors.ts";
 import type { AgentClient, GuestProcess } from "../guest/agent.ts";
 import type { ImageInfo, ImageStore } from "./image-store.ts";
 import { type Limits } from "./limits.ts";
-import { BRIDGE_GATEWAY, BRIDGE_PREFIX, NETWORK_HOOK_PATH, networkHookArgs } from "./network.ts";
+import {
+  BRIDGE_GATEWAY,
+  BRIDGE_PREFIX,
+  type HostsEntry,
+  NETWORK_HOOK_PATH,
+  type Network,
+  type NetworkOptions,
+  type NetworkRecord,
+  NetworkTable,
+  allocateAddress,
+  bridgeName,
+  hostsFile,
+  intToIp,
+  isAttached,
+  ipToInt,
+  networkHookArgs,
+  prefixOf,
+} from "./network.ts";
+import { type ArchiveRead, type PathStat, readArchive, statPath, writeArchive } from "./archive.ts";
+import { WHITEOUT_SCRIPT, XATTR_LAYER_DIR, inflateLayer, mayHaveWhiteouts, tarNames, whiteoutArgs } from "./guest-layers.ts";
 import { bundleConfig } from "./oci-spec.ts";
+import { DEFAULT_TOP_SCRIPT, PS_TOP_SCRIPT, type ProcessTable, isDefaultPsArgs, parseDefaultTop, parsePsTop } from "./top.ts";
 import { type ProcessUser, resolveUser } from "./users.ts";
 
 /**
@@ -27,6 +47,8 @@ export type ContainerStatus = "created" | "running" | "exited";
 /** What `create` and `run` take (Docker's flags). */
 export interface CreateOptions {
   image: string;
+  /** the image itself, instead of looking `image` up in the store: a build step's state, which has no name */
+  imageInfo?: ImageInfo;
   /** command and arguments (Docker's Cmd), after the entrypoint; default: the image's Cmd (none when `entrypoint` is given) */
   command?: string[];
   /** replaces the image's entrypoint ([] clears it) */
@@ -44,7 +66,12 @@ export interface CreateOptions {
   env?: string[];
   hostname?: string;
   limits?: Limits;
-  network?: "bridge" | "none";
+  /** the network by name or id: `bridge` (default), `none`, or a user network (see createNetwork) */
+  network?: string;
+  /** more names the container answers to on a user network (docker --network-alias) */
+  aliases?: string[];
+  /** a fixed address on a user network (docker --ip; default: the lowest free one) */
+  ipAddress?: string;
   runtime?: Runtime;
   /** remove the container when it exits */
   autoRemove?: boolean;
@@ -52,6 +79,30 @@ export interface CreateOptions {
   interactive?: boolean;
   /** allocate a terminal (docker -t) */
   tty?: { rows: number; cols: number };
+}
+
+/** How `exec` runs a command in a container (Docker's exec fields). */
+export interface ContainerExecOptions {
+  /** more `KEY=VALUE` entries over the container's environment */
+  env?: string[];
+  /** run on a terminal of this size (docker exec -t) */
+  tty?: { rows: number; cols: number };
+  /** keep stdin open for `write` (docker exec -i) */
+  interactive?: boolean;
+  /** the working directory (default: the container's) */
+  workingDir?: string;
+  /** `user[:group]`, by name or number (default: the container's user) */
+  user?: string;
+  /** a command that cannot start prints nothing: the caller reports `exited`'s startError itself */
+  quietStartError?: boolean;
+}
+
+/** A process `exec` started in a container. */
+export interface ExecProcess extends GuestProcess {
+  /** once it has exited: 126 and why, in Docker's words, when the runtime could not start the command */
+  readonly exited: Promise<{ exitCode: number; signal: number; startError?: string }>;
+  /** its PID as the VM sees it once it runs (undefined when it never started); one file read in the guest */
+  processPid(): Promise<number | undefined>;
 }
 
 /** How `start` hands the container over. */
@@ -93,8 +144,16 @@ export interface Container {
   env: string[];
   hostname: string;
   limits: Limits;
-  network: "bridge" | "none";
+  /** the network's name: `bridge`, `none` or a user network's */
+  network: string;
+  /** the network's id (absent in records from before user networks: the default bridge's or none's) */
+  networkId?: string;
   ipAddress?: string;
+  /** the subnet's prefix length and the gateway of `ipAddress` (absent in older records: the default bridge's) */
+  ipPrefixLen?: number;
+  gateway?: string;
+  /** more names it answers to on its user network */
+  aliases?: string[];
   runtime: Runtime;
   autoRemove: boolean;
   interactive: boolean;
@@ -105,6 +164,10 @@ export interface Container {
   finishedAt?: Date;
   exitCode?: number;
   oomKilled: boolean;
+  /** frozen by `pause` (the cgroup freezer); its status stays running */
+  paused?: boolean;
+  /** PID of the container's first process as the VM sees it, once read (see initPid); cleared at each start */
+  initPid?: number;
   /** PID of the runtime process (`crun run`) in the guest */
   shimPid?: number;
   /** the agent request that started the runtime process (a restored guest's host follows it by this id) */
@@ -149,6 +212,18 @@ export interface ContainerStats {
   cpuThrottledUs: number;
   pids: number;
   pidsLimit?: number;
+  /** CPU time in user and in kernel mode (µs) */
+  cpuUserUs?: number;
+  cpuSystemUs?: number;
+  /** the cgroup's memory.stat counters (bytes and events), e.g. inactive_file */
+  memoryStat?: Record<string, number>;
+  /** the guest's CPU time since boot, all CPUs (ns), and its CPUs: a container's share as Docker computes it */
+  systemCpuNs?: number;
+  onlineCpus?: number;
+  /** the guest's memory (bytes): what a container without a limit may use */
+  guestMemoryBytes?: number;
+  /** bytes and packets the container received and sent (absent without a network) */
+  network?: { rxBytes: number; rxPackets: number; txBytes: number; txPackets: number };
 }
 
 /** A container's record as it is kept in a VM's snapshot (JSON: dates as ISO strings, logs base64). */
@@ -163,6 +238,8 @@ export interface ContainerRecord extends Omit<Container, "createdAt" | "startedA
 export interface EngineRecords {
   containers: ContainerRecord[];
   nextAddress: number;
+  /** the networks, predefined and user ones (absent in records from before user networks) */
+  networks?: NetworkRecord[];
 }
 
 const STATE_DIR = "/run/hyperlab/containers";
@@ -193,8 +270,15 @@ export class ContainerEngine {
   /** layer digest → its pull in progress or done, so concurrent runs share one pull */
   private readonly pulls = new Map<string, Promise<void>>();
   private nextAddress = 2;
+  private networkTable = new NetworkTable();
+  /** addresses handed to containers still being created ("networkId address") */
+  private readonly reservedAddresses = new Set<string>();
   /** containers whose bundle has no started-marker hook yet (see create) */
   private readonly markerless = new Set<string>();
+  /** containers being restarted: their stop is not the end of an auto-removed one */
+  private readonly restarting = new Set<string>();
+  /** OOM kills a container's cgroup counted before its current run (its cgroup outlives each run) */
+  private readonly oomKillsBefore = new Map<string, number>();
   private readonly listeners = new Set<(e: ContainerEvent) => void>();
   /** output listeners of `attach`, by container id */
   private readonly attached = new Map<string, Set<(stream: 1 | 2, data: Uint8Array) => void>>();
@@ -260,7 +344,7 @@ export class ContainerEngine {
     for (const e of opts.env ?? []) {
       if (!/^[^=]+=/.test(e)) throw new HyperlabError("INVALID_ARGUMENT", `invalid environment entry '${e}': use KEY=VALUE`);
     }
-    const image = await this.store.get(opts.image);
+    const image = opts.imageInfo ?? (await this.store.get(opts.image));
     // Docker's rule: the entrypoint, then the command; an entrypoint given here drops the image's Cmd.
     const entrypoint = opts.entrypoint ?? image.config.Entrypoint ?? [];
     const cmd = opts.command?.length ? opts.command : opts.entrypoint !== undefined ? [] : (image.config.Cmd ?? []);
@@ -273,13 +357,18 @@ export class ContainerEngine {
     for (const [k, v] of Object.entries(opts.labels ?? {})) {
       if (typeof v !== "string") throw new HyperlabError("INVALID_ARGUMENT", `label '${k}' must be a string`);
     }
-
-    await this.prepare();
-    await this.pullLayers(image);
+    const net = this.networkTable.get(opts.network ?? "bridge");
+    const endpoint = this.endpoint(net, opts);
+    try {
+      await this.prepare();
+      await this.pullLayers(image);
+    } catch (err) {
+      endpoint.release();
+      throw err;
+    }
 
     const id = randomHex(32);
     const name = opts.name ?? this.generateName();
-    const network = opts.network ?? "bridge";
     const c: Container = {
       id,
       name,
@@ -295,8 +384,12 @@ export class ContainerEngine {
       env: mergeEnv(image.config.Env ?? [], opts.env ?? [], opts.tty ? ["TERM=xterm"] : []),
       hostname: opts.hostname ?? id.slice(0, 12),
       limits: opts.limits ?? {},
-      network,
-      ipAddress: network === "bridge" ? `${BRIDGE_PREFIX}.${this.nextAddress++}` : undefined,
+      network: net.name,
+      networkId: net.id,
+      ipAddress: endpoint.address,
+      ipPrefixLen: endpoint.address ? prefixOf(net) : undefined,
+      gateway: endpoint.address ? net.gateway : undefined,
+      aliases: endpoint.aliases,
       runtime,
       autoRemove: opts.autoRemove ?? false,
       interactive: opts.interactive ?? false,
@@ -332,6 +425,8 @@ export class ContainerEngine {
           options: `lowerdir=${layers.join(":")},upperdir=${dir}/upper,workdir=${dir}/work`,
         }),
         this.agent.writeFile(`${CGROUP_ROOT}/${id}/cgroup.subtree_control`, CONTROLLERS),
+        // A user network's container gets its own /etc/hosts (see network.ts), naming itself until it starts.
+        ...(isUserNetwork(c) ? [this.agent.writeFile(`${dir}/hosts`, this.hostsOf(c, [c]))] : []),
       ]);
       if (c.user !== undefined) {
         const read = (f: string) => this.agent.readFile(`${dir}/rootfs/etc/${f}`).then((b) => new TextDecoder().decode(b), () => undefined);
@@ -340,19 +435,31 @@ export class ContainerEngine {
         await this.agent.writeFile(`${dir}/config.json`, JSON.stringify(this.bundle(c, withMarker), null, 1));
       }
     } catch (err) {
+      endpoint.release();
       await this.cleanup(c).catch(() => {});
       throw err;
     }
     this.containers.set(id, c);
+    endpoint.release(); // the container holds its address from now on
     this.emit(c, "create");
     return c;
   }
 
-  /** Starts a created container; returns its streams. */
+  /**
+   * Starts a created container, or an exited one again (its bundle runs
+   * anew: same id, name, files and log); returns its streams.
+   */
   async start(ref: string, opts: StartOptions = {}): Promise<Attachment> {
     const c = this.get(ref);
-    if (c.status !== "created") {
-      throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot start container ${c.name}: it is ${c.status} (a container starts once; run a new one)`);
+    if (c.status === "running") {
+      throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot start container ${c.name}: it is already running`);
+    }
+    if (c.status === "exited") await this.prepareRerun(c);
+    if (isUserNetwork(c)) {
+      // Its network may have been removed since it was created (Docker allows that while no container on it runs).
+      if (!c.networkId || !this.networkTable.withId(c.networkId)) throw new HyperlabError("NETWORK_NOT_FOUND", `network ${c.network} not found`, { network: c.network });
+      // Its peers learn its names, and it theirs, before its process runs.
+      await this.writeHosts(c.networkId, c);
     }
     const dir = `${STATE_DIR}/${c.id}`;
     if (!opts.attached && this.markerless.has(c.id)) {
@@ -360,7 +467,7 @@ export class ContainerEngine {
       this.markerless.delete(c.id);
     }
     if (!opts.attached) this.held.set(c.id, []);
-    const shim = this.agent.spawn([c.runtime, "run", "--bundle", dir, c.id], {
+    const shim = this.agent.spawn([c.runtime, "run", "--bundle", dir, "--pid-file", `${dir}/pid`, c.id], {
       stdin: c.interactive ? true : undefined,
       pty: c.tty,
       timeoutMs: Infinity,
@@ -393,7 +500,10 @@ export class ContainerEngine {
       limits: c.limits,
       terminal: !!c.tty,
       // Both runtimes bring up the loopback of a new network namespace: only a bridge needs the hook.
-      networkHook: c.ipAddress ? { path: NETWORK_HOOK_PATH, args: networkHookArgs(c.ipAddress, 16, `hl${c.id.slice(0, 8)}`) } : undefined,
+      networkHook: c.ipAddress
+        ? { path: NETWORK_HOOK_PATH, args: networkHookArgs(c.ipAddress, c.ipPrefixLen ?? 16, `hl${c.id.slice(0, 8)}`, c.networkId ? this.networkTable.withId(c.networkId) : undefined) }
+        : undefined,
+      binds: isUserNetwork(c) ? [{ source: `${STATE_DIR}/${c.id}/hosts`, destination: "/etc/hosts" }] : undefined,
       startedMarker: startedMarker ? `${STATE_DIR}/${c.id}/started` : undefined,
       annotations: { "io.hyperlab.name": c.name, "io.hyperlab.image": c.image.reference },
     });
@@ -432,6 +542,7 @@ export class ContainerEngine {
     const b64 = (d: Uint8Array) => btoa(Array.from(d, (x) => String.fromCharCode(x)).join(""));
     return {
       nextAddress: this.nextAddress,
+      networks: this.networkTable.records(),
       containers: [...this.containers.values()].map((c) => ({
         ...c,
         createdAt: c.createdAt.toISOString(),
@@ -453,6 +564,7 @@ export class ContainerEngine {
     if (this.containers.size) throw new HyperlabError("CONTAINER_INVALID_STATE", "an engine takes back a snapshot's records only before it has containers of its own");
     const bytes = (b: string) => Uint8Array.from(atob(b), (ch) => ch.charCodeAt(0));
     this.nextAddress = records.nextAddress;
+    this.networkTable = new NetworkTable(records.networks);
     this.prepared = Promise.resolve(); // the guest was prepared before its snapshot
     for (const r of records.containers) {
       const c: Container = {
@@ -504,6 +616,98 @@ export class ContainerEngine {
       await this.remove(container.id, { force: true }).catch(() => {});
       throw err;
     }
+  }
+
+  /** The networks: `bridge` and `none`, then the user networks, oldest first. */
+  networks(): Network[] {
+    return this.networkTable.list();
+  }
+
+  /** A network by full id, name or unique id prefix; NETWORK_NOT_FOUND otherwise. */
+  network(ref: string): Network {
+    return this.networkTable.get(ref);
+  }
+
+  /** The containers on `net`, any state, newest first. */
+  networkContainers(net: Network): Container[] {
+    return this.ps({ all: true }).filter((c) => (c.networkId ? c.networkId === net.id : c.network === net.name));
+  }
+
+  /**
+   * Creates a user network (Docker's `network create`): its subnet and
+   * gateway are given or the first free /24 of 10.89.0.0/16. Its bridge is
+   * made in the guest by the first container's hook; the guest is not asked
+   * here. NETWORK_EXISTS when the name is taken. Legal any time.
+   */
+  async createNetwork(opts: NetworkOptions): Promise<Network> {
+    return this.networkTable.create(opts);
+  }
+
+  /**
+   * Removes a user network and its bridge in the guest. NETWORK_IN_USE while a
+   * container on it runs (Docker's "active endpoints") and for the predefined
+   * networks; containers created on it that have not run cannot start after.
+   */
+  async removeNetwork(ref: string): Promise<Network> {
+    const net = this.networkTable.get(ref);
+    if (net.builtin) throw new HyperlabError("NETWORK_IN_USE", `${net.name} is a pre-defined network and cannot be removed`, { network: net.name });
+    const running = this.networkContainers(net).filter(isAttached);
+    if (running.length) {
+      throw new HyperlabError("NETWORK_IN_USE", `error while removing network: network ${net.name} id ${net.id} has active endpoints (containers ${running.map((c) => c.name).join(", ")}); stop them first`, {
+        network: net.name,
+        containers: running.map((c) => c.name),
+      });
+    }
+    this.networkTable.delete(net);
+    // The bridge exists once a container has been on the network; its veths went with their containers.
+    const bridge = bridgeName(net);
+    const made = await this.agent.stat(`/sys/class/net/${bridge}`).then(() => true, () => false);
+    if (made) await this.program("ip", ["link", "delete", bridge], `delete bridge ${bridge} of network ${net.name}`);
+    return net;
+  }
+
+  /**
+   * The address (and aliases) a new container gets on `net`, checked before
+   * the guest is touched, and reserved until `release` (the container holds it
+   * once it is recorded) so concurrent creates never share one.
+   */
+  private endpoint(net: Network, opts: CreateOptions): { address?: string; aliases?: string[]; release(): void } {
+    const aliases = opts.aliases?.length ? [...opts.aliases] : undefined;
+    if (net.builtin) {
+      if (aliases) throw new HyperlabError("INVALID_ARGUMENT", "network-scoped alias is supported only for containers in user defined networks");
+      if (opts.ipAddress) throw new HyperlabError("INVALID_ARGUMENT", "user specified IP address is supported on user defined networks only");
+      // The default bridge numbers its containers from 10.88.0.2 on (a /16).
+      const address = net.builtin === "bridge" ? intToIp(ipToInt(`${BRIDGE_PREFIX}.0`)! + this.nextAddress++) : undefined;
+      return { address, release: () => {} };
+    }
+    for (const a of aliases ?? []) {
+      if (!NAME_RE.test(a)) throw new HyperlabError("INVALID_ARGUMENT", `invalid network alias '${a}': use letters, digits, '_', '.' and '-'`);
+    }
+    if (opts.ipAddress && !net.subnetGiven) {
+      throw new HyperlabError("INVALID_ARGUMENT", `user specified IP address is supported only when connecting to networks with user configured subnets: create network ${net.name} with --subnet`);
+    }
+    const used = [...this.containers.values()].filter((c) => c.networkId === net.id && c.status !== "exited" && c.ipAddress).map((c) => c.ipAddress!);
+    const reserved = [...this.reservedAddresses].filter((r) => r.startsWith(`${net.id} `)).map((r) => r.slice(net.id.length + 1));
+    const address = allocateAddress(net, [...used, ...reserved], opts.ipAddress);
+    const key = `${net.id} ${address}`;
+    this.reservedAddresses.add(key);
+    return { address, aliases, release: () => void this.reservedAddresses.delete(key) };
+  }
+
+  /** The /etc/hosts of user-network container `c`, naming `members` (see network.ts). */
+  private hostsOf(c: Container, members: Container[]): string {
+    const entry = (m: Container): HostsEntry => ({ address: m.ipAddress!, names: [m.name, ...(m.aliases ?? []), m.id.slice(0, 12), m.hostname] });
+    return hostsFile({ address: c.ipAddress!, hostname: c.hostname }, c.network, members.map(entry));
+  }
+
+  /**
+   * Rewrites the /etc/hosts of every running container on network `networkId`
+   * (and of `starting`, about to run), each naming all of them. The agent
+   * writes a file in place (O_TRUNC), so the containers' bind mounts see it.
+   */
+  private async writeHosts(networkId: string, starting?: Container): Promise<void> {
+    const members = [...this.containers.values()].filter((m) => m.networkId === networkId && m.ipAddress && (isAttached(m) || m === starting));
+    await Promise.all(members.map((m) => this.agent.writeFile(`${STATE_DIR}/${m.id}/hosts`, this.hostsOf(m, members))));
   }
 
   /** Copies an image's layers into the guest ahead of a run, as `docker pull` does (from the host's store, never a registry). */
@@ -562,11 +766,14 @@ export class ContainerEngine {
   /**
    * Follows a container's output from now on (`logs`: everything it printed
    * so far first), and writes to its stdin: before it starts, what is
-   * written waits for the start. Legal while created or running.
+   * written waits for the start; `announce`: a client attaches (an `attach`
+   * event). Legal in any state: an exited container's output is that of its
+   * next run (it can be started again).
    */
-  attach(ref: string, opts: { logs?: boolean } = {}): { onOutput(l: (stream: 1 | 2, data: Uint8Array) => void): void; write(d: Uint8Array): void; closeStdin(): void; detach(): void } {
+  attach(ref: string, opts: { logs?: boolean; announce?: boolean } = {}): { onOutput(l: (stream: 1 | 2, data: Uint8Array) => void): void; write(d: Uint8Array): void; closeStdin(): void; detach(): void } {
     const c = this.get(ref);
-    if (c.status === "exited") throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot attach to container ${c.name}: it has exited`);
+    // A client attaching (not a log follower) is an event, as dockerd reports it.
+    if (opts.announce) this.emit(c, "attach");
     const own = new Set<(stream: 1 | 2, data: Uint8Array) => void>();
     let set = this.attached.get(c.id);
     if (!set) this.attached.set(c.id, (set = new Set()));
@@ -574,7 +781,7 @@ export class ContainerEngine {
     const stdin = (chunk: Uint8Array | "eof") => {
       const shim = this.shims.get(c.id);
       if (shim) chunk === "eof" ? shim.closeStdin() : shim.write(chunk);
-      else if (c.status === "created") this.earlyStdin.set(c.id, [...(this.earlyStdin.get(c.id) ?? []), chunk]);
+      else if (c.status !== "running") this.earlyStdin.set(c.id, [...(this.earlyStdin.get(c.id) ?? []), chunk]);
     };
     return {
       onOutput: (l) => {
@@ -608,14 +815,27 @@ export class ContainerEngine {
     }
   }
 
-  /** Runs a command in a running container (`docker exec`). */
-  async exec(ref: string, argv: string[], opts: { env?: string[]; tty?: { rows: number; cols: number }; interactive?: boolean } = {}): Promise<GuestProcess> {
+  /**
+   * Runs a command in a running container (`docker exec`): as the container's
+   * user in its working directory unless `user`/`workingDir` say otherwise
+   * (a user is resolved in the container's own passwd and group). A command
+   * the runtime cannot start exits 126 with the reason in Docker's words
+   * (`exited`'s startError; on stderr too unless `quietStartError`).
+   * CONTAINER_INVALID_STATE unless it is running and not paused.
+   */
+  async exec(ref: string, argv: string[], opts: ContainerExecOptions = {}): Promise<ExecProcess> {
     const c = this.get(ref);
     if (c.status !== "running") {
       throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot exec in container ${c.name}: it is ${c.status}, not running`);
     }
+    if (c.paused) throw new HyperlabError("CONTAINER_INVALID_STATE", `Container ${c.name} is paused, unpause the container before exec`);
     if (argv.length === 0) throw new HyperlabError("INVALID_ARGUMENT", "exec needs a command");
-    const args = [c.runtime, "exec"];
+    const dir = `${STATE_DIR}/${c.id}`;
+    const user = opts.user ? await this.resolveUserOf(c, opts.user) : c.processUser;
+    const cwd = opts.workingDir || c.workingDir;
+    const pidFile = `${dir}/exec-${randomHex(8)}.pid`;
+    const args = [c.runtime, "exec", "--cwd", cwd, "--pid-file", pidFile];
+    if (user) args.push("--user", `${user.uid}:${user.gid}`);
     if (opts.tty) args.push("--tty");
     // The runtime's --env replaces the whole environment: give the container's
     // own, then TERM=xterm for a terminal (as docker exec -t), then the caller's.
@@ -623,7 +843,68 @@ export class ContainerEngine {
       for (const e of mergeEnv(c.env, opts.tty ? ["TERM=xterm"] : [], opts.env ?? [])) args.push("--env", e);
     }
     args.push(c.id, ...argv);
-    return this.agent.spawn(args, { pty: opts.tty, stdin: opts.interactive ? true : undefined, timeoutMs: Infinity });
+    const proc = this.agent.spawn(args, { pty: opts.tty, stdin: opts.interactive ? true : undefined, timeoutMs: Infinity });
+    // The runtime's complaint about a command it could not start comes first and
+    // alone, then it exits 255: held back until the exit tells which it was.
+    const listeners: Array<(stream: 1 | 2, data: Uint8Array) => void> = [];
+    let held: Array<[1 | 2, Uint8Array]> | undefined;
+    let deciding = true;
+    proc.onOutput((stream, data) => {
+      if (deciding) {
+        deciding = false;
+        if (RUNTIME_COMPLAINT.test(plainComplaint(new TextDecoder().decode(data.subarray(0, 300))))) held = [];
+      }
+      if (held) held.push([stream, data]);
+      else for (const l of listeners) l(stream, data);
+    });
+    const exited = proc.exited.then((e) => {
+      const complaint = held && plainComplaint(new TextDecoder().decode(concatBytes(held.map(([, d]) => d))));
+      const why = complaint !== undefined && e.exitCode === 255 ? execFailure(c.runtime, complaint, argv[0]!, cwd) : undefined;
+      if (why) {
+        const startError = `OCI runtime exec failed: exec failed: unable to start container process: ${why}: unknown`;
+        if (!opts.quietStartError) for (const l of listeners) l(2, new TextEncoder().encode(startError + "\n"));
+        return { exitCode: 126, signal: 0, startError };
+      }
+      for (const [stream, data] of held ?? []) for (const l of listeners) l(stream, data);
+      held = undefined;
+      return e;
+    });
+    exited.catch(() => {});
+    const processPid = () =>
+      this.agent.readFile(pidFile).then(
+        (b) => Number(new TextDecoder().decode(b).trim()) || undefined,
+        () => undefined,
+      );
+    return {
+      ...proc,
+      exited,
+      onOutput: (l) => void listeners.push(l),
+      processPid,
+      // The runtime gives the process a terminal of its own: the size goes to that one too.
+      resize: async (rows, cols) => {
+        await proc.resize(rows, cols);
+        const pid = await processPid();
+        if (pid) await this.setTerminalSize(pid, rows, cols);
+      },
+    };
+  }
+
+  /**
+   * Sets the size of the terminal process `pid` (in a container) reads, which
+   * the runtime made for it: resizing the runtime's own terminal does not
+   * reach it (crun passes a size on only at the start). Its foreground
+   * processes get SIGWINCH from the kernel.
+   */
+  private async setTerminalSize(pid: number, rows: number, cols: number): Promise<void> {
+    const r = await this.agent.exec(["/bin/sh", "-c", 'for f in 0 1 2; do stty -F "/proc/$1/fd/$f" rows "$2" cols "$3" 2>/dev/null && exit 0; done; exit 1', "-", String(pid), String(rows), String(cols)]);
+    if (r.exitCode !== 0) throw new HyperlabError("RUNTIME_ERROR", `could not resize the terminal of process ${pid}: it has none open (or it has exited)`);
+  }
+
+  /** `spec` ("user[:group]") resolved in `c`'s own /etc/passwd and /etc/group. */
+  private async resolveUserOf(c: Container, spec: string): Promise<ProcessUser> {
+    const read = (f: string) => this.agent.readFile(`${STATE_DIR}/${c.id}/rootfs/etc/${f}`).then((b) => new TextDecoder().decode(b), () => undefined);
+    const [passwd, group] = await Promise.all([read("passwd"), read("group")]);
+    return resolveUser(spec, { passwd, group });
   }
 
   /** Sends a signal to the container's main process (`docker kill`, default SIGKILL). */
@@ -636,6 +917,8 @@ export class ContainerEngine {
     if (!/^(\d+|[A-Z0-9]+)$/.test(sig)) throw new HyperlabError("INVALID_ARGUMENT", `invalid signal '${signal}'`);
     await this.program(c.runtime, ["kill", c.id, sig], `kill container ${c.name}`);
     this.emit(c, "kill", { signal: sig });
+    // A paused container is thawed so that the signal is handled, as dockerd does.
+    if (c.paused) await this.unpause(c.id).catch(() => {}); // it may have exited already (SIGKILL goes through a freezer)
   }
 
   /** Stops a container: SIGTERM, then SIGKILL after `timeoutS` seconds (`docker stop`). */
@@ -678,6 +961,17 @@ export class ContainerEngine {
     return this.get(ref).logs;
   }
 
+  /**
+   * Bytes the container has written to its root filesystem (Docker's
+   * SizeRw): the sizes of what is not a folder in its overlay's upper
+   * layer, read in the guest. Legal in any state (0 once nothing is left).
+   */
+  async sizeRw(ref: string): Promise<number> {
+    const c = this.get(ref);
+    const r = await this.agent.exec(["find", `${STATE_DIR}/${c.id}/upper`, "!", "-type", "d", "-exec", "stat", "-c", "%s", "{}", "+"]);
+    return r.stdout.split("\n").reduce((n, line) => n + (Number(line) || 0), 0);
+  }
+
   /** Current resource usage of a running container. */
   async stats(ref: string): Promise<ContainerStats> {
     const c = this.get(ref);
@@ -693,6 +987,25 @@ export class ContainerEngine {
       throw new HyperlabError("RUNTIME_ERROR", `could not read the cgroup of ${c.name}: ${(err as Error).message}`);
     });
     const stat = Object.fromEntries(cpu!.split("\n").map((l) => l.split(" ") as [string, string]));
+    // The rest is for Docker's figures; each may be missing (a kernel without memory.stat's field, a container without a network).
+    const read = (path: string) => this.agent.readFile(path).then((b) => new TextDecoder().decode(b), () => "");
+    const veth = `/sys/class/net/hl${c.id.slice(0, 8)}/statistics`;
+    const [memoryStat, uptime, online, meminfo, ...net] = await Promise.all([
+      read(`${cg}/payload/memory.stat`),
+      read("/proc/uptime"),
+      read("/sys/devices/system/cpu/online"),
+      read("/proc/meminfo"),
+      ...(c.ipAddress ? ["tx_bytes", "tx_packets", "rx_bytes", "rx_packets"].map((f) => read(`${veth}/${f}`)) : []),
+    ]);
+    // The guest's CPU time: its uptime on each CPU (dockerd sums /proc/stat's ticks, which the guest's
+    // tick sampling undercounts against the cgroup's exact usage; the uptime is a clock).
+    const onlineCpus = online!.trim().split(",").reduce((n, r) => {
+      const [a, b] = r.split("-").map(Number);
+      return n + (b === undefined ? 1 : b - a! + 1);
+    }, 0) || 1;
+    const systemCpuNs = Math.round(Number(uptime!.split(" ")[0] ?? 0) * 1e9) * onlineCpus;
+    // The host end of the veth: what it sends, the container receives.
+    const [rxBytes, rxPackets, txBytes, txPackets] = net.map((v) => Number(v.trim()) || 0);
     return {
       memoryBytes: Number(current),
       memoryPeakBytes: Number(peak),
@@ -701,7 +1014,202 @@ export class ContainerEngine {
       cpuThrottledUs: Number(stat.throttled_usec ?? 0),
       pids: Number(pids),
       pidsLimit: c.limits.pidsLimit,
+      cpuUserUs: Number(stat.user_usec ?? 0),
+      cpuSystemUs: Number(stat.system_usec ?? 0),
+      memoryStat: Object.fromEntries(
+        memoryStat!
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => l.split(" "))
+          .map(([k, v]) => [k!, Number(v)]),
+      ),
+      systemCpuNs,
+      onlineCpus,
+      guestMemoryBytes: Number(/^MemTotal:\s+(\d+) kB/m.exec(meminfo!)?.[1] ?? 0) * 1024 || undefined,
+      network: net.length ? { rxBytes: rxBytes!, rxPackets: rxPackets!, txBytes: txBytes!, txPackets: txPackets! } : undefined,
     };
+  }
+
+  /** Freezes a running container's processes with the cgroup freezer (`docker pause`); emits pause. */
+  async pause(ref: string): Promise<void> {
+    const c = this.get(ref);
+    if (c.status !== "running") throw new HyperlabError("CONTAINER_INVALID_STATE", `Container ${c.id} is not running`);
+    if (c.paused) throw new HyperlabError("CONTAINER_INVALID_STATE", `Container ${c.id} is already paused`);
+    await this.freeze(c, true);
+    c.paused = true;
+    this.emit(c, "pause");
+  }
+
+  /** Thaws a paused container (`docker unpause`); emits unpause. */
+  async unpause(ref: string): Promise<void> {
+    const c = this.get(ref);
+    if (!c.paused || c.status !== "running") throw new HyperlabError("CONTAINER_INVALID_STATE", `Container ${c.id} is not paused`);
+    await this.freeze(c, false);
+    c.paused = false;
+    this.emit(c, "unpause");
+  }
+
+  /** Writes the container cgroup's cgroup.freeze and waits until the kernel reports it done (freezing is not instant). */
+  private async freeze(c: Container, frozen: boolean): Promise<void> {
+    const cg = `${CGROUP_ROOT}/${c.id}`;
+    await this.agent.writeFile(`${cg}/cgroup.freeze`, frozen ? "1" : "0");
+    const deadline = performance.now() + 10_000;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+      const events = new TextDecoder().decode(await this.agent.readFile(`${cg}/cgroup.events`));
+      if (new RegExp(`^frozen ${frozen ? 1 : 0}$`, "m").test(events)) return;
+      if (performance.now() > deadline) {
+        throw new HyperlabError("TIMEOUT", `container ${c.name} was not ${frozen ? "frozen" : "thawed"} within 10 s (cgroup.events: ${events.trim().replace(/\n/g, ", ")})`);
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /**
+   * Gives a container another name (`docker rename`), in Docker's words when
+   * it cannot: a name that is invalid or unchanged (INVALID_ARGUMENT), or taken
+   * (CONTAINER_EXISTS). Emits rename with the old name. Legal in any state.
+   */
+  async rename(ref: string, name: string): Promise<void> {
+    const c = this.get(ref);
+    const wanted = name.replace(/^\//, "");
+    if (!NAME_RE.test(wanted)) throw new HyperlabError("INVALID_ARGUMENT", `Invalid container name (/${wanted}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    if (wanted === c.name) throw new HyperlabError("INVALID_ARGUMENT", "Renaming a container with the same name as its current name");
+    const taken = [...this.containers.values()].find((o) => o.name === wanted);
+    if (taken) {
+      throw new HyperlabError(
+        "CONTAINER_EXISTS",
+        `Conflict. The container name "/${wanted}" is already in use by container "${taken.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+        { id: taken.id, name: wanted },
+      );
+    }
+    const oldName = c.name;
+    c.name = wanted;
+    this.emit(c, "rename", { oldName: `/${oldName}` });
+    // On a user network its peers reach it by name: they learn the new one.
+    if (isUserNetwork(c) && c.networkId && c.status === "running") await this.writeHosts(c.networkId);
+  }
+
+  /**
+   * Sets the size of a running container's terminal (`docker resize`); a
+   * container without one is left as it is (dockerd answers OK too).
+   */
+  async resize(ref: string, rows: number, cols: number): Promise<void> {
+    const c = this.get(ref);
+    if (c.status !== "running") throw new HyperlabError("CONTAINER_INVALID_STATE", `Container ${c.id} is not running`);
+    if (!c.tty) return;
+    if (!(rows > 0 && cols > 0 && rows < 65536 && cols < 65536)) throw new HyperlabError("INVALID_ARGUMENT", `invalid terminal size ${rows}x${cols}: give rows and columns from 1 to 65535`);
+    c.tty = { rows, cols };
+    await this.shims.get(c.id)?.resize(rows, cols);
+    const pid = await this.initPid(c.id);
+    if (pid) await this.setTerminalSize(pid, rows, cols);
+  }
+
+  /**
+   * Stops a running container (as `stop`, `timeoutS`) and runs its bundle
+   * again (`docker restart`): the same id, name, files and log. An
+   * auto-removed container is not removed by the stop. Emits restart after start.
+   */
+  async restart(ref: string, opts: { timeoutS?: number } = {}): Promise<void> {
+    const c = this.get(ref);
+    this.restarting.add(c.id);
+    try {
+      if (c.status === "running") await this.stop(c.id, opts);
+      await this.start(c.id);
+    } finally {
+      this.restarting.delete(c.id);
+    }
+    this.emit(c, "restart");
+  }
+
+  /** Makes an exited container's bundle ready to run again: the runtime's old state, the start marker and pid file go. */
+  private async prepareRerun(c: Container): Promise<void> {
+    const dir = `${STATE_DIR}/${c.id}`;
+    // `run` deletes the container when it exits; only a kill can leave the runtime's state behind.
+    if (await this.agent.stat(`/run/${c.runtime}/${c.id}`).then(() => true, () => false)) {
+      await this.program(c.runtime, ["delete", "--force", c.id], `delete the runtime's state of ${c.name}`);
+    }
+    const gone = (err: unknown) => (isAbsent(err) ? undefined : Promise.reject(err));
+    const [, , events] = await Promise.all([
+      this.agent.remove(`${dir}/started`).catch(gone),
+      this.agent.remove(`${dir}/pid`).catch(gone),
+      this.agent.readFile(`${CGROUP_ROOT}/${c.id}/memory.events`).then((b) => new TextDecoder().decode(b), () => ""),
+    ]);
+    // memory.events counts over every run: this run's OOM kills are those past the count now.
+    this.oomKillsBefore.set(c.id, oomKills(events));
+    // On a user network an exited container's address may have gone to another since.
+    if (isUserNetwork(c) && c.networkId && c.ipAddress) {
+      const holder = [...this.containers.values()].find((o) => o !== c && o.networkId === c.networkId && o.status !== "exited" && o.ipAddress === c.ipAddress);
+      const net = this.networkTable.withId(c.networkId);
+      if (holder && net) {
+        const endpoint = this.endpoint(net, { image: c.image.reference, aliases: c.aliases });
+        c.ipAddress = endpoint.address;
+        endpoint.release();
+        await this.agent.writeFile(`${dir}/config.json`, JSON.stringify(this.bundle(c, !this.markerless.has(c.id)), null, 1));
+      }
+    }
+    c.exitCode = undefined;
+    c.startError = undefined;
+    c.oomKilled = false;
+    c.initPid = undefined;
+    c.paused = false;
+  }
+
+  /**
+   * The PID of a running container's first process as the VM sees it
+   * (`docker inspect`'s State.Pid): the runtime's pid file, else its `state`;
+   * undefined when it does not run.
+   */
+  async initPid(ref: string): Promise<number | undefined> {
+    const c = this.get(ref);
+    if (c.status !== "running") return undefined;
+    if (c.initPid === undefined) {
+      const fromFile = await this.agent.readFile(`${STATE_DIR}/${c.id}/pid`).then((b) => Number(new TextDecoder().decode(b).trim()), () => 0);
+      // A container started before runs wrote a pid file (a restored snapshot's) has the runtime's own record.
+      const pid = fromFile || (await this.program(c.runtime, ["state", c.id], `read the state of ${c.name}`).then((out) => Number((JSON.parse(out) as { pid?: number }).pid ?? 0), () => 0));
+      if (pid > 0 && c.status === "running") c.initPid = pid;
+    }
+    return c.initPid;
+  }
+
+  /**
+   * The processes of a running container (`docker top`), from its cgroup:
+   * Docker's default columns for no `psArgs` (or -ef), else busybox ps's
+   * columns for those arguments. INVALID_ARGUMENT with ps's words when ps
+   * refuses them.
+   */
+  async top(ref: string, psArgs = ""): Promise<ProcessTable> {
+    const c = this.get(ref);
+    if (c.status !== "running") throw new HyperlabError("CONTAINER_INVALID_STATE", `Container ${c.id} is not running`);
+    const cg = `${CGROUP_ROOT}/${c.id}`;
+    if (isDefaultPsArgs(psArgs)) return parseDefaultTop((await this.agent.exec(["/bin/sh", "-c", DEFAULT_TOP_SCRIPT, "-", cg])).stdout);
+    const r = await this.agent.exec(["/bin/sh", "-c", PS_TOP_SCRIPT, "-", cg, ...psArgs.trim().split(/\s+/)]);
+    if (r.exitCode !== 0) {
+      const why = r.stderr.trim().split("\n").find((l) => /\S/.test(l))?.replace(/^ps: /, "") ?? `exit status ${r.exitCode}`;
+      throw new HyperlabError("INVALID_ARGUMENT", `ps: ${why} (the guest's ps is busybox's: use -o with its columns)`);
+    }
+    return parsePsTop(r.stdout);
+  }
+
+  /** The stat of `path` in a container's files, running or not (`HEAD /archive`); FILE_NOT_FOUND when there is none. */
+  statPath(ref: string, path: string): Promise<PathStat> {
+    const c = this.get(ref);
+    return statPath(this.agent, `${STATE_DIR}/${c.id}/rootfs`, path, ref);
+  }
+
+  /** A tar of `path` in a container's files, running or not (`docker cp` out), streaming; see archive.ts. */
+  readArchive(ref: string, path: string): Promise<ArchiveRead> {
+    const c = this.get(ref);
+    return readArchive(this.agent, `${STATE_DIR}/${c.id}/rootfs`, path, ref);
+  }
+
+  /**
+   * Extracts a tar into the folder `path` of a container's files (`docker cp`
+   * in): files belong to root, or with `copyOwner` to the container's user.
+   */
+  writeArchive(ref: string, path: string, tar: AsyncIterable<Uint8Array>, opts: { copyOwner?: boolean } = {}): Promise<void> {
+    const c = this.get(ref);
+    const owner = opts.copyOwner ? `${c.processUser?.uid ?? 0}:${c.processUser?.gid ?? 0}` : undefined;
+    return writeArchive(this.agent, `${STATE_DIR}/${c.id}/rootfs`, path, tar, ref, owner);
   }
 
   /** Docker-style inspection data. */
@@ -731,18 +1239,21 @@ export class ContainerEngine {
         PidsLimit: c.limits.pidsLimit ?? 0,
         NetworkMode: c.network,
       },
-      NetworkSettings: c.ipAddress ? { IPAddress: c.ipAddress, IPPrefixLen: 16, Gateway: BRIDGE_GATEWAY } : { IPAddress: "" },
+      NetworkSettings: c.ipAddress
+        ? { Network: c.network, IPAddress: c.ipAddress, IPPrefixLen: c.ipPrefixLen ?? 16, Gateway: c.gateway ?? BRIDGE_GATEWAY, Aliases: c.aliases ?? [] }
+        : { Network: c.network, IPAddress: "" },
     };
   }
 
   private async onExit(c: Container, exitCode: number): Promise<number> {
     c.status = "exited";
+    c.paused = false;
     c.finishedAt = new Date();
     const events = await this.agent.readFile(`${CGROUP_ROOT}/${c.id}/memory.events`).then(
       (b) => new TextDecoder().decode(b),
       () => "",
     );
-    c.oomKilled = /^oom_kill [1-9]/m.test(events);
+    c.oomKilled = oomKills(events) > (this.oomKillsBefore.get(c.id) ?? 0);
     c.exitCode = c.oomKilled ? 137 : exitCode;
     const failed = exitCode === 1 ? startFailure(c) : undefined;
     if (failed) {
@@ -757,9 +1268,12 @@ export class ContainerEngine {
     this.release(c);
     this.shims.delete(c.id);
     this.attached.delete(c.id);
+    // Its peers forget its names (not awaited: the exit is reported at once).
+    if (isUserNetwork(c) && c.networkId) void this.writeHosts(c.networkId).catch(() => {});
     if (c.oomKilled) this.emit(c, "oom");
     this.emit(c, "die", { exitCode: String(c.exitCode) });
-    if (c.autoRemove) {
+    // A restart stops it to run it again: not the exit that removes it.
+    if (c.autoRemove && !this.restarting.has(c.id)) {
       await this.cleanup(c).catch(() => {});
       this.forget(c);
     }
@@ -777,6 +1291,7 @@ export class ContainerEngine {
   /** Drops a removed container's record. */
   private forget(c: Container): void {
     this.containers.delete(c.id);
+    this.oomKillsBefore.delete(c.id);
     this.earlyStdin.delete(c.id);
     this.emit(c, "destroy", { exitCode: String(c.exitCode ?? 0) });
   }
@@ -801,7 +1316,7 @@ export class ContainerEngine {
       step(this.agent.remove(dir, { recursive: true })),
       step(this.agent.remove(`${CGROUP_ROOT}/${c.id}/payload`)),
       step(this.agent.remove(`${CGROUP_ROOT}/${c.id}`)),
-      c.network === "bridge" ? exists(`/sys/class/net/${veth}`) : false,
+      c.ipAddress ? exists(`/sys/class/net/${veth}`) : false,
     ]);
     // The host end of a veth goes with the container's network namespace; this catches a half-wired one.
     if (vethLeft) await step(this.program("ip", ["link", "delete", veth], `delete ${veth}`));
@@ -841,11 +1356,48 @@ export class ContainerEngine {
     );
     if (done) return;
     const tar = `${LAYER_DIR}/${hex}.tar`;
-    await this.agent.writeFile(tar, await this.store.blob(digest));
+    // A built image's layers are gzip: inflated here, where it is quick, not in the guest.
+    const bytes = await inflateLayer(await this.store.blob(digest));
+    const whiteouts = mayHaveWhiteouts(bytes) ? whiteoutArgs(await tarNames(bytes)) : [];
+    // Opaque folders need xattrs, which tmpfs has and the guest's / (ramfs) has not (guest-layers.ts).
+    const opaque = whiteouts.some((w) => w.startsWith("o:"));
+    const dir = opaque ? `${XATTR_LAYER_DIR}/${hex}` : `${LAYER_DIR}/${hex}`;
+    await this.agent.writeFile(tar, bytes);
     await this.sh(
-      `rm -rf ${LAYER_DIR}/${hex} && mkdir -p ${LAYER_DIR}/${hex} && tar -xf ${tar} -C ${LAYER_DIR}/${hex} && rm ${tar} && : > ${LAYER_DIR}/${hex}.complete`,
+      `rm -rf ${LAYER_DIR}/${hex} ${dir} && mkdir -p ${dir} && tar -xf ${tar} -C ${dir} && rm ${tar}${opaque ? ` && ln -s ${dir} ${LAYER_DIR}/${hex}` : ""}`,
       `unpack layer ${hex.slice(0, 12)} of ${image.reference}`,
     );
+    if (whiteouts.length) {
+      await this.program("/bin/sh", ["-c", WHITEOUT_SCRIPT, "-", dir, `${XATTR_LAYER_DIR}/.scratch-${hex}`, ...whiteouts], `turn the whiteouts of layer ${hex.slice(0, 12)} of ${image.reference} into overlay whiteouts`);
+    }
+    await this.agent.writeFile(`${LAYER_DIR}/${hex}.complete`, "");
+  }
+
+  /** The agent of this engine's guest: the builder (containers/build/) runs its own steps there with it. */
+  get guest(): EngineAgent {
+    return this.agent;
+  }
+
+  /** Where a container's files are in the guest: its folder, its overlay's upper folder and its root. */
+  containerDirs(ref: string): { dir: string; upper: string; rootfs: string } {
+    const dir = `${STATE_DIR}/${this.get(ref).id}`;
+    return { dir, upper: `${dir}/upper`, rootfs: `${dir}/rootfs` };
+  }
+
+  /**
+   * Makes the guest folder `dir` (on tmpfs, e.g. a stopped build
+   * container's upper folder, moved, not copied) the unpacked layer
+   * `digest`, so that containers over it need no copy of it. When the guest
+   * has that layer already, `dir` is removed instead.
+   */
+  async adoptLayer(digest: string, dir: string): Promise<void> {
+    const hex = digest.replace("sha256:", "");
+    await this.prepare();
+    await this.sh(
+      `if [ -e ${LAYER_DIR}/${hex}.complete ]; then rm -rf ${dir}; else mkdir -p ${XATTR_LAYER_DIR} && rm -rf ${LAYER_DIR}/${hex} ${XATTR_LAYER_DIR}/${hex} && mv ${dir} ${XATTR_LAYER_DIR}/${hex} && ln -s ${XATTR_LAYER_DIR}/${hex} ${LAYER_DIR}/${hex} && : > ${LAYER_DIR}/${hex}.complete; fi`,
+      `keep layer ${hex.slice(0, 12)} in the guest`,
+    );
+    this.pulls.set(digest, Promise.resolve());
   }
 
   private generateName(): string {
@@ -872,6 +1424,27 @@ export class ContainerEngine {
   }
 }
 
+/** The first words of the runtimes' complaints about an exec they could not start (crun 1.8, runc 1.1). */
+const RUNTIME_COMPLAINT = /^(executable file `[^`]*` not found in \$PATH|open executable: |chdir `[^`]*`: |time="[^"]*" level=error msg="exec failed: )/;
+
+/** A runtime's complaint without what crun adds on a terminal: colours and "<time>: " before each message. */
+function plainComplaint(text: string): string {
+  return text.replace(/\x1b\[[0-9;]*m/g, "").replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z: /g, "");
+}
+
+/** Why an exec did not start, in runc's (and so Docker's) words, from the runtime's complaint; undefined if it is not one. */
+function execFailure(runtime: Runtime, complaint: string, command: string, cwd: string): string | undefined {
+  if (runtime === "runc") {
+    const why = /msg="exec failed: unable to start container process: ((?:[^"\\]|\\.)*)"/.exec(complaint)?.[1];
+    return why?.replace(/\\(.)/g, "$1");
+  }
+  if (/^executable file `[^`]*` not found in \$PATH/.test(complaint)) return `exec: ${JSON.stringify(command)}: executable file not found in $PATH`;
+  if (/^open executable: /.test(complaint)) return `exec: ${JSON.stringify(command)}: permission denied`;
+  const chdir = /^chdir `[^`]*`: (.*)/.exec(complaint);
+  if (chdir) return `chdir to cwd (${JSON.stringify(cwd)}) set in config.json failed: ${chdir[1]!.trim().toLowerCase()}`;
+  return undefined;
+}
+
 /**
  * A container whose process never started: the runtime said so on stderr and
  * exited 1. Docker reports these as a failed start with exit code 127 (no
@@ -896,6 +1469,16 @@ function startFailure(c: Container): { exitCode: number; message: string } | und
   if (/permission denied|is a directory/.test(why)) return denied;
   if (/executable file not found|no such file or directory/.test(why)) return notFound;
   return undefined;
+}
+
+/** True when `c` is on a user network (the predefined networks' names are reserved). */
+function isUserNetwork(c: Container): boolean {
+  return c.network !== "bridge" && c.network !== "none";
+}
+
+/** memory.events' count of OOM kills. */
+function oomKills(events: string): number {
+  return Number(/^oom_kill (\d+)/m.exec(events)?.[1] ?? 0);
 }
 
 /** True for the agent's "no such file" (a step with nothing left to undo). */

@@ -16,6 +16,8 @@ export interface BundleOptions {
   user?: { uid: number; gid: number; additionalGids?: number[] };
   /** a prestart hook that wires the network namespace (none: loopback only) */
   networkHook?: { path: string; args: string[] };
+  /** files of the guest bind-mounted into the container (e.g. a user network's /etc/hosts) */
+  binds?: Array<{ source: string; destination: string }>;
   /** a file the runtime creates once the container's process has started (poststart hook) */
   startedMarker?: string;
   annotations?: Record<string, string>;
@@ -79,7 +81,10 @@ export function bundleConfig(o: BundleOptions): Record<string, unknown> {
     },
     root: { path: "rootfs", readonly: false },
     hostname: o.hostname,
-    mounts: MOUNTS.map(([destination, type, source, options]) => ({ destination, type, source, options })),
+    mounts: [
+      ...MOUNTS.map(([destination, type, source, options]) => ({ destination, type, source, options })),
+      ...(o.binds ?? []).map(({ source, destination }) => ({ destination, type: "bind", source, options: ["rbind", "rprivate"] })),
+    ],
     hooks: {
       ...(o.networkHook ? { prestart: [o.networkHook] } : {}),
       // The hook reads the state the runtime writes to its stdin before it exits: crun 1.8 fails the

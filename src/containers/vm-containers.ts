@@ -6,7 +6,7 @@
 import { HyperlabError } from "../errors.ts";
 import type { Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { Vm } from "../hypervisor/vm.ts";
-import { type Container, ContainerEngine, type EngineRecords } from "./engine.ts";
+import { type Container, type ContainerEvent, ContainerEngine, type EngineRecords } from "./engine.ts";
 import type { ImageStore } from "./image-store.ts";
 import { vmAgent } from "./vm-agent.ts";
 
@@ -26,10 +26,12 @@ export interface VmContainer {
 export class VmContainers {
   private readonly engines = new WeakMap<Vm, ContainerEngine>();
   private readonly unsubscribe: () => void;
+  private readonly eventListeners = new Set<(vm: string, e: ContainerEvent) => void>();
 
   constructor(
     private readonly hypervisor: Hypervisor,
-    private readonly store: ImageStore,
+    /** the host's images, which every VM's containers run */
+    readonly store: ImageStore,
   ) {
     // A VM restored or forked with containers takes them back as soon as it runs, before
     // anyone asks: the processes it follows may print or exit at any moment.
@@ -87,6 +89,12 @@ export class VmContainers {
     return this.store.list();
   }
 
+  /** Subscribes to the container events of every VM's engine (with the VM's name); returns the unsubscribe. Legal any time. */
+  onEvent(listener: (vm: string, e: ContainerEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => void this.eventListeners.delete(listener);
+  }
+
   /** Stops taking back containers of new VMs (the engines stay with their VMs). */
   close(): void {
     this.unsubscribe();
@@ -101,6 +109,9 @@ export class VmContainers {
       if (records) engine.restoreRecords(records);
       const e = engine;
       vm.provideRecords(RECORDS_KEY, () => e.records());
+      e.onEvent((event) => {
+        for (const l of [...this.eventListeners]) l(vm.name, event);
+      });
       this.engines.set(vm, engine);
     }
     return engine;

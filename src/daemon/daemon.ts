@@ -4,10 +4,11 @@
 // socket, so that container and VM commands share them (the Docker split of
 // a CLI and a daemon). Every guest runs in its VM's worker: this thread
 // serves the API and never runs an emulator.
-import { nodeImageStore } from "../containers/node-store.ts";
+import { defaultDataRoot, ensureDataRoot, nodeImageStore } from "../containers/node-store.ts";
 import { DEFAULT_VM, VmContainers } from "../containers/vm-containers.ts";
 import { HyperlabError } from "../errors.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
+import { serveGuestDocker } from "./guest-docker.ts";
 import { type TcpListen, serveApi } from "./server.ts";
 import { isAlive } from "./socket.ts";
 
@@ -22,6 +23,8 @@ export interface DaemonOptions {
   defaultVmMemoryMiB?: number;
   /** also serve on this loopback TCP address */
   tcp?: TcpListen;
+  /** where the daemon keeps what outlives it (its image store: tags, loaded images); default: defaultDataRoot() */
+  dataRoot?: string;
 }
 
 /** A running daemon. */
@@ -30,6 +33,8 @@ export interface Daemon {
   /** the TCP port it also serves on (when asked to) */
   readonly tcpPort?: number;
   readonly hypervisor: Hypervisor;
+  /** the data root in use */
+  readonly dataRoot: string;
   /** stops serving and destroys the VMs (their containers with them) */
   close(): Promise<void>;
 }
@@ -38,13 +43,20 @@ export interface Daemon {
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // Checked again when listening; this only spares starting VMs for nothing.
   if (await isAlive(opts.socketPath)) throw new HyperlabError("INVALID_ARGUMENT", `a hyperlab daemon is already listening on ${opts.socketPath}`);
+  const dataRoot = opts.dataRoot ?? defaultDataRoot();
+  ensureDataRoot(dataRoot);
   const hypervisor = await Hypervisor.create({ memoryBudgetMiB: opts.memoryBudgetMiB, warmPool: opts.warmPool });
-  const containers = new VmContainers(hypervisor, nodeImageStore());
+  const containers = new VmContainers(hypervisor, nodeImageStore(undefined, { dataRoot }));
+  // Every VM that runs gets /var/run/docker.sock (the Docker API scoped to it) and its docker client on first use.
+  const guestDocker = serveGuestDocker(containers, hypervisor, {
+    onError: (vm, err) => process.stderr.write(`hyperlab: VM ${vm} gets no /var/run/docker.sock: ${err.message} [${err.code}]\n`),
+  });
   let server;
   try {
     await hypervisor.createVm({ name: DEFAULT_VM, memoryMiB: opts.defaultVmMemoryMiB });
     server = await serveApi(containers, hypervisor, opts.socketPath, { tcp: opts.tcp });
   } catch (err) {
+    guestDocker.close();
     containers.close();
     await hypervisor.close();
     throw err;
@@ -54,8 +66,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     socketPath: opts.socketPath,
     tcpPort: api.tcpPort,
     hypervisor,
+    dataRoot,
     close: async () => {
       await api.close();
+      guestDocker.close();
       containers.close();
       await hypervisor.close();
     },

@@ -2,6 +2,7 @@
 // the hypervisor (docs/api.md). Each route is a thin adapter: it reads the
 // request, calls the engine or the hypervisor, and answers JSON.
 import type { Container, ContainerEngine, CreateOptions } from "../containers/engine.ts";
+import type { Network, NetworkOptions } from "../containers/network.ts";
 import { DEFAULT_VM, type VmContainers } from "../containers/vm-containers.ts";
 import type { CreateVmOptions, Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { VmExecOptions } from "../hypervisor/worker-protocol.ts";
@@ -22,10 +23,48 @@ export function containerJson(c: Container, vm: string) {
     startedAt: c.startedAt?.toISOString(),
     finishedAt: c.finishedAt?.toISOString(),
     runtime: c.runtime,
+    network: c.network,
     ipAddress: c.ipAddress,
   };
 }
 export type ContainerJson = ReturnType<typeof containerJson>;
+
+/** A network as the API returns it, with the VM it lives in and the containers on it (any state). */
+export function networkJson(n: Network, vm: string, engine: ContainerEngine) {
+  return {
+    vm,
+    id: n.id,
+    name: n.name,
+    driver: n.driver,
+    builtin: !!n.builtin,
+    subnet: n.subnet,
+    gateway: n.gateway,
+    internal: n.internal,
+    labels: n.labels,
+    createdAt: n.createdAt.toISOString(),
+    containers: engine.networkContainers(n).map((c) => ({ id: c.id, name: c.name, status: c.status, ipAddress: c.ipAddress, aliases: c.aliases ?? [] })),
+  };
+}
+export type NetworkJson = ReturnType<typeof networkJson>;
+
+/** The path of a network route, with or without its VM: `/networks…` (VM `default`) or `/vms/{vm}/networks…`. */
+function networkRoute(rest: string): RegExp {
+  return new RegExp(`^(?:/vms/([^/]+))?/networks${rest}$`);
+}
+
+/** Each VM's networks (docs/api.md): list, create, inspect, remove. */
+function networkRoutes(containers: VmContainers): Route[] {
+  const vmOf = (m: RegExpMatchArray) => (m[1] === undefined ? DEFAULT_VM : decodeURIComponent(m[1]));
+  const engine = (m: RegExpMatchArray): ContainerEngine => containers.engine(vmOf(m));
+  const json = (m: RegExpMatchArray, n: Network) => networkJson(n, containers.vm(vmOf(m)).name, engine(m));
+  const ref = (m: RegExpMatchArray) => decodeURIComponent(m[2]!);
+  return [
+    ["GET", networkRoute(""), async (m, _r, res) => send(res, 200, engine(m).networks().map((n) => json(m, n)))],
+    ["POST", networkRoute(""), async (m, req, res) => send(res, 201, json(m, await engine(m).createNetwork((await body(req)) as NetworkOptions)))],
+    ["GET", networkRoute("/([^/]+)"), async (m, _r, res) => send(res, 200, json(m, engine(m).network(ref(m))))],
+    ["DELETE", networkRoute("/([^/]+)"), async (m, _r, res) => send(res, 200, json(m, await engine(m).removeNetwork(ref(m))))],
+  ];
+}
 
 /** The VM routes (docs/api.md): the hypervisor's API over HTTP. */
 function vmRoutes(hv: Hypervisor, containers: VmContainers): Route[] {
@@ -189,6 +228,7 @@ export function v1Routes(containers: VmContainers, hypervisor: Hypervisor): Rout
             .map((l) => ({ stream: l.stream, data: Buffer.from(l.data).toString("base64") })),
         ),
     ],
+    ...networkRoutes(containers),
     ...vmRoutes(hypervisor, containers),
   ];
 }

@@ -3,7 +3,10 @@
 // agent that died (AGENT_GONE) or does not answer (AGENT_TIMEOUT).
 import { concatBytes } from "../bytes.ts";
 import { HyperlabError } from "../errors.ts";
-import { type FieldValue, type Frame, FrameReader, MessageType, PROTOCOL_VERSION, Tag, encodeFrame, field } from "./protocol.ts";
+import { type GuestStream, StreamEnd, streamError } from "./agent-stream.ts";
+import { type FieldValue, type Frame, FrameReader, MessageType, PROTOCOL_VERSION, STREAM_WINDOW, Tag, encodeFrame, field } from "./protocol.ts";
+
+export type { GuestStream } from "./agent-stream.ts";
 
 /** A byte channel to the agent: the machine's control port, or anything shaped like it. */
 export interface AgentChannel {
@@ -60,6 +63,38 @@ export interface GuestProcess {
   resize(rows: number, cols: number): Promise<void>;
 }
 
+/** Where `connect` opens a stream in the guest: a TCP address and port, or a Unix socket path. */
+export type StreamTarget = { host: string; port: number } | { path: string };
+
+/** How a stream's received bytes count as consumed (see StreamEndOptions.grant). */
+export interface StreamOptions {
+  /** "manual": only through the end's consumed() (a relay to another thread); default "auto" */
+  grant?: "auto" | "manual";
+}
+
+/** A Unix socket the agent listens on in the guest (`AgentClient.listen`). */
+export interface GuestListener {
+  /** the LISTEN request's id */
+  readonly id: number;
+  readonly path: string;
+  /** Stops listening and removes the socket file; connections already accepted go on. Legal once. */
+  close(): Promise<void>;
+  /** Settles when the listener is gone: undefined after close(), else why (the agent went away). */
+  readonly closed: Promise<HyperlabError | undefined>;
+}
+
+/** How `listen` sets up its socket. */
+export interface ListenOptions extends StreamOptions {
+  /** the socket file's mode (default 0o600: root alone may connect) */
+  mode?: number;
+}
+
+interface ListenerEntry {
+  onConnection: (stream: GuestStream) => void;
+  grant: "auto" | "manual";
+  fail: (err: HyperlabError | undefined) => void;
+}
+
 interface Pending {
   what: string;
   onFrame(frame: Frame): boolean; // true when the request is settled
@@ -72,6 +107,8 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_ORPHAN_FRAMES = 1024;
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
 const READ_CHUNK = 1_000_000;
+/** WRITE_FILE chunks a writeFile keeps in flight at once. */
+const WRITES_IN_FLIGHT = 4;
 /** STDIN bytes per frame: well under the protocol's 1 MiB payload limit. */
 const STDIN_CHUNK = 512 * 1024;
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -103,6 +140,10 @@ export class AgentClient {
   private orphanCount = 0;
   private hellos = 0;
   private readonly unsubscribe: Array<() => void>;
+  /** open streams (CONNECT, accepted connections), by id */
+  private readonly streams = new Map<number, StreamEnd>();
+  /** listening sockets, by the LISTEN's id */
+  private readonly listeners = new Map<number, ListenerEntry>();
   /** what the agent said of itself in its last hello */
   agent = { version: 0, name: "", pid: 0 };
 
@@ -327,6 +368,9 @@ export class AgentClient {
   async writeFile(path: string, data: string | Uint8Array, opts: { mode?: number; append?: boolean } = {}): Promise<void> {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     const chunk = READ_CHUNK;
+    // The agent carries out file requests in the order they arrive, so a few
+    // chunks are kept in flight: the channel never idles waiting for an OK.
+    const inFlight: Array<Promise<Frame>> = [];
     for (let at = 0; at === 0 || at < bytes.length; at += chunk) {
       const fields: Array<[number, FieldValue]> = [
         [Tag.PATH, path],
@@ -334,8 +378,12 @@ export class AgentClient {
       ];
       if (opts.mode !== undefined) fields.push([Tag.MODE, opts.mode]);
       if (opts.append || at > 0) fields.push([Tag.APPEND, 1]);
-      await this.request(`write ${path}`, MessageType.WRITE_FILE, fields, undefined, (f) => f.type === MessageType.OK);
+      if (inFlight.length >= WRITES_IN_FLIGHT) await inFlight.shift();
+      const done = this.request(`write ${path}`, MessageType.WRITE_FILE, fields, undefined, (f) => f.type === MessageType.OK);
+      done.catch(() => {});
+      inFlight.push(done);
     }
+    await Promise.all(inFlight);
   }
 
   /** Reads a whole file from the guest. */
@@ -410,6 +458,116 @@ export class AgentClient {
     await this.request(`umount ${target}`, MessageType.UMOUNT, fields, undefined, (f) => f.type === MessageType.OK);
   }
 
+  /**
+   * Opens a stream to a socket in the guest: TCP to `host:port` (an IPv4
+   * address) or a Unix socket `path`. Resolves once connected; AGENT_ERROR
+   * with the errno (ECONNREFUSED, EHOSTUNREACH, ENOENT…) when it cannot be.
+   * Legal while the agent is connected.
+   */
+  async connect(target: StreamTarget, opts: StreamOptions = {}): Promise<GuestStream> {
+    const what = "path" in target ? `connect to ${target.path}` : `connect to ${target.host}:${target.port}`;
+    const fields: Array<[number, FieldValue]> =
+      "path" in target ? [[Tag.PATH, target.path]] : [[Tag.ADDRESS, target.host], [Tag.PORT, target.port]];
+    fields.push([Tag.WINDOW, STREAM_WINDOW]);
+    const id = this.nextId++;
+    let stream: StreamEnd | undefined;
+    try {
+      await this.request(what, MessageType.CONNECT, fields, undefined, (f) => {
+        if (f.type !== MessageType.CONNECTED) return false;
+        // Made here, before any later frame of the same read: the stream's first bytes may follow at once.
+        stream = this.openStream(id, field.u32(f, Tag.WINDOW) ?? 0, opts.grant ?? "auto");
+        return true;
+      }, undefined, id);
+    } catch (err) {
+      // A connect that timed out may still complete in the guest: the agent drops it.
+      if (err instanceof HyperlabError && err.code === "AGENT_TIMEOUT") void this.send(MessageType.STREAM_CLOSE, id, []);
+      throw err;
+    }
+    return stream!;
+  }
+
+  /**
+   * Listens on a Unix socket `path` in the guest (parent directories made,
+   * mode 0600 unless `mode` says otherwise; a stale socket file is replaced,
+   * a live one is EADDRINUSE). Each connection to it comes to `onConnection`
+   * as a stream. Legal while the agent is connected.
+   */
+  async listen(path: string, onConnection: (stream: GuestStream) => void, opts: ListenOptions = {}): Promise<GuestListener> {
+    const id = this.nextId++;
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, path], [Tag.WINDOW, STREAM_WINDOW]];
+    if (opts.mode !== undefined) fields.push([Tag.MODE, opts.mode]);
+    let settle!: (err: HyperlabError | undefined) => void;
+    const closed = new Promise<HyperlabError | undefined>((r) => (settle = r));
+    await this.request(`listen on ${path}`, MessageType.LISTEN, fields, undefined, (f) => {
+      if (f.type !== MessageType.OK) return false;
+      this.listeners.set(id, { onConnection, grant: opts.grant ?? "auto", fail: settle });
+      return true;
+    }, undefined, id);
+    let closing: Promise<void> | undefined;
+    return {
+      id,
+      path,
+      closed,
+      close: () =>
+        (closing ??= (async () => {
+          if (!this.listeners.delete(id)) return;
+          settle(undefined);
+          await this.request(`stop listening on ${path}`, MessageType.UNLISTEN, [[Tag.LISTENER, id]], undefined, isOk);
+        })()),
+    };
+  }
+
+  /** A stream end whose frames go to the agent under `id`. */
+  private openStream(id: number, credit: number, grant: "auto" | "manual", peer?: GuestStream["peer"]): StreamEnd {
+    const stream = new StreamEnd(
+      id,
+      {
+        data: (chunk) => void this.send(MessageType.STREAM_DATA, id, [[Tag.DATA, chunk]]),
+        eof: () => void this.send(MessageType.STREAM_EOF, id, []),
+        close: () => {
+          this.streams.delete(id);
+          void this.send(MessageType.STREAM_CLOSE, id, []);
+        },
+        grant: (bytes) => void this.send(MessageType.STREAM_WINDOW, id, [[Tag.LENGTH, bytes]]),
+      },
+      { credit, grant, peer },
+    );
+    this.streams.set(id, stream);
+    void stream.closed.then(() => this.streams.get(id) === stream && this.streams.delete(id));
+    return stream;
+  }
+
+  /** A frame of the stream machinery (STREAM_*, ACCEPTED): to its stream, or a STREAM_CLOSE for one nobody here follows. */
+  private onStreamFrame(frame: Frame): void {
+    if (frame.type === MessageType.ACCEPTED) {
+      const listener = this.listeners.get(field.u32(frame, Tag.LISTENER) ?? 0);
+      // A connection to a listener of an earlier host (kept in a snapshot), or one just closed: the agent drops it.
+      if (!listener) return void this.send(MessageType.STREAM_CLOSE, frame.id, []);
+      const peer = { pid: field.u32(frame, Tag.PID) ?? 0, uid: field.u32(frame, Tag.UID) ?? 0, gid: field.u32(frame, Tag.GID) ?? 0 };
+      const stream = this.openStream(frame.id, field.u32(frame, Tag.WINDOW) ?? 0, listener.grant, peer);
+      listener.onConnection(stream);
+      return;
+    }
+    const stream = this.streams.get(frame.id);
+    if (!stream) {
+      if (frame.type !== MessageType.STREAM_CLOSE) void this.send(MessageType.STREAM_CLOSE, frame.id, []);
+      return;
+    }
+    switch (frame.type) {
+      case MessageType.STREAM_DATA:
+        return stream.receiveData(field.bytes(frame, Tag.DATA)?.slice() ?? new Uint8Array(0));
+      case MessageType.STREAM_WINDOW:
+        return stream.receiveCredit(field.u32(frame, Tag.LENGTH) ?? 0);
+      case MessageType.STREAM_EOF:
+        return stream.receiveEof();
+      case MessageType.STREAM_CLOSE: {
+        this.streams.delete(frame.id);
+        const code = field.str(frame, Tag.CODE);
+        return stream.receiveClose(code ? streamError(`stream ${frame.id}`, code, field.str(frame, Tag.MESSAGE) ?? "") : undefined);
+      }
+    }
+  }
+
   private sendStdin(id: number, data: Uint8Array, eof: boolean): void {
     // Any amount of data: one frame per STDIN_CHUNK bytes, EOF on the last.
     for (let at = 0; at === 0 || at < data.length; at += STDIN_CHUNK) {
@@ -428,12 +586,13 @@ export class AgentClient {
     timeoutMs: number | undefined,
     isReply: (f: Frame) => boolean,
     forId?: number,
+    ownId?: number,
   ): Promise<Frame> {
     return new Promise((resolve, reject) => {
       // Requests about a running process (signal, resize) travel with the
       // process's id, as the protocol says; internally each gets its own id,
       // and replies are routed to it in order (see onFrame).
-      const id = this.nextId++;
+      const id = ownId ?? this.nextId++;
       const entry: Pending = {
         what,
         onFrame: (f) => {
@@ -501,10 +660,16 @@ export class AgentClient {
       this.onHello(frame);
       return;
     }
+    if (STREAM_FRAMES.has(frame.type)) {
+      this.onStreamFrame(frame);
+      return;
+    }
     let id = frame.id;
     if (frame.type === MessageType.STARTED) this.started.add(id);
     const routes = this.replyRoutes.get(id);
-    const isControlReply = frame.type === MessageType.OK || (frame.type === MessageType.ERROR && this.started.has(id));
+    // An ERROR about a process is a reply to a signal or resize while it runs (or once it has
+    // exited and its own request is settled: ESRCH); before it started, it is the start's failure.
+    const isControlReply = frame.type === MessageType.OK || (frame.type === MessageType.ERROR && (this.started.has(id) || !this.pending.has(id)));
     if (routes?.length && isControlReply) {
       id = routes.shift()!;
       if (routes.length === 0) this.replyRoutes.delete(frame.id);
@@ -570,6 +735,13 @@ export class AgentClient {
   }
 
   private failPending(err: HyperlabError): void {
+    // Streams and listeners live in the agent: a new agent (or none) has none of them.
+    const streams = [...this.streams.values()];
+    const listeners = [...this.listeners.values()];
+    this.streams.clear();
+    this.listeners.clear();
+    for (const s of streams) s.receiveClose(err);
+    for (const l of listeners) l.fail(err);
     const entries = [...this.pending.values()];
     this.pending.clear();
     this.replyRoutes.clear();
@@ -586,6 +758,9 @@ export class AgentClient {
     this.failPending(err);
   }
 }
+
+/** Frames that belong to a stream, not to a request. */
+const STREAM_FRAMES = new Set<number>([MessageType.STREAM_DATA, MessageType.STREAM_WINDOW, MessageType.STREAM_EOF, MessageType.STREAM_CLOSE, MessageType.ACCEPTED]);
 
 function isOk(f: Frame): boolean {
   return f.type === MessageType.OK;

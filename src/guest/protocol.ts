@@ -24,6 +24,15 @@ export const MessageType = {
   MOUNT: 0x0027,
   UMOUNT: 0x0028,
   SET_TIME: 0x0030,
+  CONNECT: 0x0040,
+  CONNECTED: 0x0041,
+  STREAM_DATA: 0x0042,
+  STREAM_WINDOW: 0x0043,
+  STREAM_EOF: 0x0044,
+  STREAM_CLOSE: 0x0045,
+  LISTEN: 0x0046,
+  ACCEPTED: 0x0047,
+  UNLISTEN: 0x0048,
 } as const;
 
 /** Field tags, by name. */
@@ -60,10 +69,20 @@ export const Tag = {
   FLAGS: 40,
   OPTIONS: 41,
   TIME_NS: 42,
+  ADDRESS: 43,
+  PORT: 44,
+  WINDOW: 45,
+  LISTENER: 46,
 } as const;
 
 /** The protocol version this host speaks. */
 export const PROTOCOL_VERSION = 1;
+/** Largest DATA a STREAM_DATA frame may carry. */
+export const MAX_STREAM_DATA = 65536;
+/** The window a side grants by default on each stream: bytes the other may send before more credit comes. */
+export const STREAM_WINDOW = 256 * 1024;
+/** Stream ids the agent picks (accepted connections) have this bit set; the host's never do. */
+export const ACCEPTED_ID_BIT = 0x80000000;
 /** Largest payload a frame may carry. */
 export const MAX_PAYLOAD = 1 << 20;
 const MAGIC0 = 0x68; // "h"

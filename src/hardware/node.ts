@@ -5,6 +5,7 @@ import v8 from "node:v8";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { type GuestImage, loadGuestImage } from "./guest-image.ts";
+import { type ManifestTool, loadGuestTool } from "./guest-tools.ts";
 
 /** The folder holding the committed guest artifacts of this checkout. */
 export const defaultImageDir = fileURLToPath(new URL("../../guest-images/dist/", import.meta.url));
@@ -21,6 +22,25 @@ export function loadNodeImage(dir: string = defaultImageDir): Promise<GuestImage
     image.catch(() => images.delete(dir));
   }
   return image;
+}
+
+const tools = new Map<string, Promise<{ tool: ManifestTool; data: Uint8Array }>>();
+
+/**
+ * A tool guests load on first use (the docker client), unpacked and checked
+ * against the manifest of the image in `dir`: read once per process and kept
+ * (every VM that asks gets the same bytes).
+ */
+export function loadNodeTool(name: string, dir: string = defaultImageDir): Promise<{ tool: ManifestTool; data: Uint8Array }> {
+  const key = `${dir}\0${name}`;
+  let tool = tools.get(key);
+  if (!tool) {
+    const base = dir.replace(/\/?$/, "/");
+    tool = loadGuestTool(async (file) => new Uint8Array(await readFile(base + file)), dir, name);
+    tools.set(key, tool);
+    tool.catch(() => tools.delete(key));
+  }
+  return tool;
 }
 
 let wasm: Promise<WebAssembly.Module> | undefined;

@@ -4,7 +4,8 @@
 // port: one message per sample period or per few KiB, never per byte.
 import * as Comlink from "comlink";
 import { HyperlabError } from "../errors.ts";
-import { type AgentChannel, AgentClient, type ExecOptions, type ExecResult, type GuestProcess } from "../guest/agent.ts";
+import { type AgentChannel, AgentClient, type ExecOptions, type ExecResult, type GuestListener, type GuestProcess, type ListenOptions, type StreamTarget } from "../guest/agent.ts";
+import type { StreamEnd } from "../guest/agent-stream.ts";
 import type { GuestImage } from "../hardware/guest-image.ts";
 import { Machine } from "../hardware/machine.ts";
 import { type DeltaBase, makeDeltaSnapshot } from "./delta-snapshot.ts";
@@ -27,6 +28,7 @@ import {
   type WorkerEvent,
   type WorkerSample,
 } from "./worker-protocol.ts";
+import { type OpenedStream, announceConnection, announceListenerClosed, relayStream } from "./stream-port.ts";
 import { installErrorTransfer, moved } from "./worker-transfer.ts";
 
 /** Console text is sent once this much is pending, or at the next sample. */
@@ -74,6 +76,8 @@ class VmWorkerImpl implements VmWorkerApi {
   /** processes started by spawn(), by handle, until they end */
   private readonly processes = new Map<number, GuestProcess>();
   private nextProcess = 1;
+  /** listeners from listen(), by id, until unlisten() or the agent goes */
+  private readonly listeners = new Map<number, GuestListener>();
   private runMs = 0;
   private activeMs = 0;
   private lastT = 0;
@@ -377,6 +381,50 @@ class VmWorkerImpl implements VmWorkerApi {
   async guestMemory(): Promise<GuestMemory> {
     const bytes = await needAgent(this.agent, "read guest memory use").readFile("/proc/meminfo");
     return parseMeminfo(new TextDecoder().decode(bytes));
+  }
+
+  /**
+   * Opens a stream to a socket in the guest and relays it on `port`
+   * (stream-port.ts): bytes go to and from the host on the port, not through
+   * Comlink. Resolves with its id and the agent's window once connected.
+   * Legal while running.
+   */
+  async openStream(target: StreamTarget, port: MessagePort): Promise<OpenedStream> {
+    try {
+      const stream = (await needAgent(this.agent, "open a stream").connect(target, { grant: "manual" })) as StreamEnd;
+      relayStream(stream, port);
+      return { id: stream.id, credit: stream.sendCredit };
+    } catch (err) {
+      port.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Listens on a Unix socket in the guest; each connection is announced on
+   * `port` with a port of its own (stream-port.ts), and the listener's end
+   * too. Legal while running.
+   */
+  async listen(path: string, opts: Omit<ListenOptions, "grant">, port: MessagePort): Promise<{ id: number }> {
+    try {
+      const listener = await needAgent(this.agent, "listen on a socket").listen(path, (s) => announceConnection(s as StreamEnd, port), { ...opts, grant: "manual" });
+      this.listeners.set(listener.id, listener);
+      void listener.closed.then((err) => {
+        this.listeners.delete(listener.id);
+        announceListenerClosed(port, err);
+      });
+      return { id: listener.id };
+    } catch (err) {
+      port.close();
+      throw err;
+    }
+  }
+
+  /** Stops a listener from listen(). Legal while it listens. */
+  async unlisten(id: number): Promise<void> {
+    const listener = this.listeners.get(id);
+    if (!listener) throw new HyperlabError("INVALID_ARGUMENT", `there is no listener with id ${id} (it was closed)`);
+    await listener.close();
   }
 
   /** Types into the serial console (the human's terminal). Legal while booting, running or paused. */

@@ -2,11 +2,13 @@
 // Every method checks the VM's state first (vm-state.ts) and names the state
 // when the call is illegal; the work happens in the VM's worker.
 import { HyperlabError } from "../errors.ts";
-import { proxy } from "comlink";
-import type { AgentClient, ExecOptions, ExecResult, GuestProcess } from "../guest/agent.ts";
+import { proxy, transfer } from "comlink";
+import type { AgentClient, ExecOptions, ExecResult, GuestListener, GuestProcess, GuestStream, ListenOptions, StreamTarget } from "../guest/agent.ts";
+import type { StreamEnd } from "../guest/agent-stream.ts";
 import type { Reservation } from "./budget.ts";
 import type { VmWorker } from "./rpc.ts";
 import { MAX_SHARE, MIN_SHARE, validShare } from "./scheduler.ts";
+import { portListener, portStream } from "./stream-port.ts";
 import type { Compression } from "./snapshot.ts";
 import { type VmState, assertState, assertTransition } from "./vm-state.ts";
 import type { AgentRequest, DeviceCounters, GuestMemory, ProcessEvent, ProcessInput, VmExecOptions, WorkerEvent, WorkerSample } from "./worker-protocol.ts";
@@ -127,6 +129,8 @@ export class Vm {
   private holdChange: Promise<void> = Promise.resolve();
   /** how to fail each process from spawn() that has not ended, should the VM stop */
   private readonly processes = new Set<(reason: HyperlabError) => void>();
+  /** how to end each open stream and listener, should the VM stop (their ports die with the worker, silently) */
+  private readonly links = new Set<(reason: HyperlabError) => void>();
   private readonly recordProviders = new Map<string, () => unknown>();
   /**
    * What the layers above kept about this VM in the snapshot it was restored
@@ -354,6 +358,55 @@ export class Vm {
     return handle;
   }
 
+  /**
+   * Opens a byte stream to a socket in the guest: TCP to `host:port` (an IPv4
+   * address, e.g. a container's) or a Unix socket `path`, through the guest
+   * agent. Bytes travel on a MessagePort of their own between the host and
+   * the VM's worker. AGENT_ERROR with the errno (ECONNREFUSED, EHOSTUNREACH,
+   * ENOENT…) when it cannot connect; if the VM stops, the stream closes with
+   * the reason. Legal while running.
+   */
+  async connect(target: StreamTarget): Promise<GuestStream> {
+    assertState(this._state, ["running"], { action: "open a stream", vm: this.name });
+    const { port1, port2 } = new MessageChannel();
+    const opened = await this.call((w) => w.api.openStream(target, transfer(port2, [port2]))).catch((err: unknown) => {
+      port1.close();
+      throw err;
+    });
+    const stream = portStream(opened, port1);
+    this.endOnStop(stream.closed, (reason) => stream.receiveClose(reason));
+    return stream;
+  }
+
+  /**
+   * Listens on a Unix socket `path` in the guest (mode 0600 unless `mode`
+   * says otherwise; parents made; a stale socket replaced): each connection
+   * comes to `onConnection` as a stream. If the VM stops, the listener and
+   * its streams close with the reason. Legal while running.
+   */
+  async listen(path: string, onConnection: (stream: GuestStream) => void, opts: Omit<ListenOptions, "grant"> = {}): Promise<GuestListener> {
+    assertState(this._state, ["running"], { action: "listen on a socket", vm: this.name });
+    const { port1, port2 } = new MessageChannel();
+    const accepted = (stream: StreamEnd) => {
+      this.endOnStop(stream.closed, (reason) => stream.receiveClose(reason));
+      onConnection(stream);
+    };
+    const { id } = await this.call((w) => w.api.listen(path, opts, transfer(port2, [port2]))).catch((err: unknown) => {
+      port1.close();
+      throw err;
+    });
+    const listener = portListener(id, path, port1, accepted, () => this.call((w) => w.api.unlisten(id)));
+    this.endOnStop(listener.closed, (reason) => listener.fail(reason));
+    return listener;
+  }
+
+  /** Calls `end` with the VM's stop reason should the VM stop before `over` settles (a stream's or listener's end). */
+  private endOnStop(over: Promise<unknown>, end: (reason: HyperlabError) => void): void {
+    if (this._stopReason) return end(this._stopReason);
+    this.links.add(end);
+    void over.finally(() => this.links.delete(end));
+  }
+
   /** Types into the VM's serial console (the human's terminal). Legal while booting, running or paused. */
   async writeConsole(data: string | Uint8Array): Promise<void> {
     assertState(this._state, ["booting", "running", "paused"], { action: "write to the console", vm: this.name });
@@ -504,6 +557,7 @@ export class Vm {
     this._stopReason = reason;
     this._held = false;
     for (const fail of this.processes) fail(reason);
+    for (const end of [...this.links]) end(reason);
     this.emit({ type: "state", vm: this.name, state: "stopped", previous, reason: { code: reason.code, message: reason.message } });
   }
 

@@ -4,10 +4,11 @@
 // bundle holds none of the host's spawning code and the host none of the
 // worker's emulator.
 import type { HyperlabError } from "../errors.ts";
-import type { AgentClient, ExecOptions, ExecResult } from "../guest/agent.ts";
+import type { AgentClient, ExecOptions, ExecResult, ListenOptions, StreamTarget } from "../guest/agent.ts";
 import type { GuestImage } from "../hardware/guest-image.ts";
 import type { DeltaBase } from "./delta-snapshot.ts";
 import type { DeltaSnapshot, Snapshot } from "./snapshot.ts";
+import type { OpenedStream } from "./stream-port.ts";
 
 /** How often the worker reports its counters (the scheduler's clock), ms. */
 export const SAMPLE_MS = 20;
@@ -142,6 +143,12 @@ export interface VmWorkerApi {
   processInput(handle: number, input: ProcessInput): Promise<void>;
   /** The guest's own view of its memory. Legal while running. */
   guestMemory(): Promise<GuestMemory>;
+  /** Opens a stream to a socket in the guest, relayed on `port` (stream-port.ts); resolves once connected. Legal while running. */
+  openStream(target: StreamTarget, port: MessagePort): Promise<OpenedStream>;
+  /** Listens on a Unix socket in the guest; each connection is announced on `port` with a port of its own. Legal while running. */
+  listen(path: string, opts: Omit<ListenOptions, "grant">, port: MessagePort): Promise<{ id: number }>;
+  /** Stops a listener from listen(). Legal while it listens. */
+  unlisten(id: number): Promise<void>;
   /** Types into the serial console (the human's terminal). Legal while booting, running or paused. */
   writeConsole(data: string | Uint8Array): void;
   /** The counters now (also sent every SAMPLE_MS). Legal any time. */

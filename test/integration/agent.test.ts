@@ -40,6 +40,16 @@ describe("the guest agent", () => {
     expect(r.exitCode).toBe(-1);
   });
 
+  it("answers a signal to a process that has exited with ESRCH at once, not a timeout", async () => {
+    const proc = agent.spawn(["/bin/true"]);
+    await proc.exited;
+    const t0 = performance.now();
+    const err = await errorOf(proc.kill(9));
+    expect(err).toMatchObject({ code: "AGENT_ERROR", detail: { errno: "ESRCH" } });
+    // Well under the agent's 30 s request timeout: the reply was routed to the signal request.
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
   it("streams stdin to a process and closes it", async () => {
     const r = await agent.exec(["/bin/cat"], { stdin: "line 1\nline 2\n" });
     expect(r.stdout).toBe("line 1\nline 2\n");

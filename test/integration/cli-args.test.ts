@@ -29,6 +29,10 @@ const VERBS: Array<{ verb: string[]; usage: string; extra: string[] }> = [
   { verb: ["vm", "restore"], usage: "Usage: hyperlab vm restore FILE [--name NAME] [--cpu-share N]", extra: ["a.snap", "b.snap"] },
   { verb: ["vm", "fork"], usage: "Usage: hyperlab vm fork VM [-n N]", extra: ["a", "2"] },
   { verb: ["vm", "update"], usage: "Usage: hyperlab vm update --cpu-share N VM...", extra: [] },
+  { verb: ["network", "create"], usage: "Usage: hyperlab network create [--subnet CIDR] [--gateway IP] [--internal] [--label KEY=VALUE]... [--vm NAME] NAME", extra: ["a", "b"] },
+  { verb: ["network", "ls"], usage: "Usage: hyperlab network ls [--vm NAME]", extra: ["a"] },
+  { verb: ["network", "inspect"], usage: "Usage: hyperlab network inspect [--vm NAME] NETWORK...", extra: [] },
+  { verb: ["network", "rm"], usage: "Usage: hyperlab network rm [--vm NAME] NETWORK...", extra: [] },
 ];
 
 describe.concurrent("hyperlab's verbs refuse what they do not understand", () => {

@@ -1,6 +1,9 @@
 // The `hyperlab` command as a user runs it, and a daemon process for it to
 // talk to: what the CLI tests that need a daemon share.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const bin = fileURLToPath(new URL("../../bin/hyperlab.js", import.meta.url));
@@ -49,7 +52,10 @@ export interface DaemonProcess {
 
 /** Starts `hyperlab daemon --socket SOCKET ...extraArgs` and waits until it says it is ready. */
 export async function startDaemon(socket: string, extraArgs: string[] = [], timeoutMs = 60_000): Promise<DaemonProcess> {
-  const child: ChildProcess = spawn(process.execPath, [bin, "daemon", "--socket", socket, ...extraArgs], { stdio: ["ignore", "ignore", "pipe"] });
+  // A data root of its own (unless given): what a test does to images stays out of the user's and other tests'.
+  const dataRoot = extraArgs.includes("--data-root") ? undefined : await mkdtemp(join(tmpdir(), "hyperlab-data-"));
+  const args = dataRoot ? [...extraArgs, "--data-root", dataRoot] : extraArgs;
+  const child: ChildProcess = spawn(process.execPath, [bin, "daemon", "--socket", socket, ...args], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const end = Date.now() + timeoutMs;
@@ -64,6 +70,7 @@ export async function startDaemon(socket: string, extraArgs: string[] = [], time
     stop: async () => {
       child.kill("SIGTERM");
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r)));
+      if (dataRoot) await rm(dataRoot, { recursive: true, force: true });
     },
   };
 }

@@ -33,7 +33,8 @@ export interface DockerLab {
 export async function dockerLab(args: string[] = ["--warm-pool", "0"]): Promise<DockerLab> {
   const dir = await mkdtemp(join(tmpdir(), "hyperlab-docker-"));
   const socket = join(dir, "hyperlab.sock");
-  const daemon = await startDaemon(socket, args);
+  // Its own data root: images tagged, loaded or removed by one test's daemon are not another's.
+  const daemon = await startDaemon(socket, args.includes("--data-root") ? args : [...args, "--data-root", join(dir, "data")]);
   const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, "docker-config"), DOCKER_CLI_HINTS: "false" };
   return {
     socket,

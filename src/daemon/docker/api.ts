@@ -7,6 +7,7 @@ import { HyperlabError } from "../../errors.ts";
 import type { ContainerEngine } from "../../containers/engine.ts";
 import type { VmContainers } from "../../containers/vm-containers.ts";
 import type { Hypervisor } from "../../hypervisor/hypervisor.ts";
+import { DockerEventLog } from "./event-log.ts";
 import { type DockerRequest, type DockerResponse, bytesOf } from "./http.ts";
 
 /** The oldest API version this daemon speaks (as dockerd's minimum for current clients). */
@@ -62,6 +63,12 @@ const STATUS: Partial<Record<string, number>> = {
   IMAGE_NOT_FOUND: 404,
   VM_NOT_FOUND: 404,
   NOT_FOUND: 404,
+  FILE_NOT_FOUND: 404,
+  EXEC_NOT_FOUND: 404,
+  NETWORK_NOT_FOUND: 404,
+  NETWORK_EXISTS: 409,
+  // dockerd answers 403 Forbidden to removing a network with active endpoints or a predefined one.
+  NETWORK_IN_USE: 403,
   CONTAINER_EXISTS: 409,
   CONTAINER_INVALID_STATE: 409,
   VM_INVALID_STATE: 409,
@@ -130,11 +137,15 @@ const VERSIONED = /^\/v(\d+\.\d+)(\/.*)$/;
 /** The Docker Engine API over the VMs' containers (see the file comment). */
 export class DockerApi {
   private readonly listeners = new Set<(call: DockerCall) => void>();
+  /** Docker's events (containers of Docker's VM, images), recorded from the start for `docker events --since` */
+  readonly events: DockerEventLog;
 
   constructor(
     readonly context: DockerContext,
     private readonly routes: readonly DockerRoute[],
-  ) {}
+  ) {
+    this.events = new DockerEventLog(context.containers, context.vm);
+  }
 
   /** The engine of the VM Docker's containers live in (VM_INVALID_STATE when it is not running). */
   engine(): ContainerEngine {

@@ -7,6 +7,8 @@ import { BRIDGE_GATEWAY } from "../../containers/network.ts";
 import { HyperlabError } from "../../errors.ts";
 import { type DockerRoute, type RouteCall, compareVersions, dockerHeaders, flag, jsonBody, sendEmpty, sendJson } from "./api.ts";
 import { type DockerCreateBody, type DockerMeta, createOptions } from "./create-options.ts";
+import { runningExecIds } from "./exec-instances.ts";
+import { parseFilters } from "./filters.ts";
 import { frame } from "./stdcopy.ts";
 
 const encoder = new TextEncoder();
@@ -33,7 +35,7 @@ export function metaOf(c: Container): DockerMeta | undefined {
 
 /** Docker's state name: created, running, paused, exited. */
 function stateOf(c: Container): string {
-  return c.status;
+  return c.paused && c.status === "running" ? "paused" : c.status;
 }
 
 /** "Up 3 seconds", "Exited (0) 2 minutes ago", "Created", as `docker ps` shows it. */
@@ -48,29 +50,38 @@ function statusText(c: Container, now = Date.now()): string {
     if (s < 86400) return `${Math.floor(s / 3600)} hours`;
     return `${Math.floor(s / 86400)} days`;
   };
-  if (c.status === "running") return `Up ${since(c.startedAt)}`;
+  if (c.status === "running") return `Up ${since(c.startedAt)}${c.paused ? " (Paused)" : ""}`;
   if (c.status === "exited") return `Exited (${c.exitCode ?? 0}) ${since(c.finishedAt)} ago`;
-  return (c.status as string) === "paused" ? `Up ${since(c.startedAt)} (Paused)` : "Created";
+  return "Created";
 }
 
-/** The networks section of a container, as list and inspect show it. */
+/** A container's address on its network while it holds one (created or running; an exited one's may be handed out again). */
+function endpointOf(c: Container): { ip: string; prefix: number; gateway: string } | undefined {
+  return c.ipAddress && c.status !== "exited" ? { ip: c.ipAddress, prefix: c.ipPrefixLen ?? 16, gateway: c.gateway ?? BRIDGE_GATEWAY } : undefined;
+}
+
+/** The networks section of a container, as list and inspect show it: its one network, by the network's name. */
 function networks(c: Container): Record<string, unknown> {
-  const name = c.network === "none" ? "none" : (metaOf(c)?.networkMode ?? "bridge") === "default" ? "bridge" : (metaOf(c)?.networkMode ?? "bridge");
+  const e = endpointOf(c);
+  const user = c.network !== "bridge" && c.network !== "none";
+  const asked = metaOf(c)?.config.NetworkingConfig?.EndpointsConfig?.[metaOf(c)?.networkMode ?? ""] as { IPAMConfig?: unknown } | undefined;
   return {
-    [name]: {
-      IPAMConfig: null,
+    [c.network]: {
+      IPAMConfig: asked?.IPAMConfig ?? null,
       Links: null,
-      Aliases: null,
-      NetworkID: name,
-      EndpointID: c.ipAddress ? c.id.slice(0, 32) : "",
-      Gateway: c.ipAddress ? BRIDGE_GATEWAY : "",
-      IPAddress: c.ipAddress ?? "",
-      IPPrefixLen: c.ipAddress ? 16 : 0,
+      Aliases: c.aliases ?? null,
+      NetworkID: c.networkId ?? "",
+      EndpointID: e ? c.id.slice(0, 32) : "",
+      Gateway: e?.gateway ?? "",
+      IPAddress: e?.ip ?? "",
+      IPPrefixLen: e?.prefix ?? 0,
       IPv6Gateway: "",
       GlobalIPv6Address: "",
       GlobalIPv6PrefixLen: 0,
       MacAddress: "",
       DriverOpts: null,
+      // The names others on a user network reach it by (API 1.44+).
+      DNSNames: user ? [c.name, ...(c.aliases ?? []), c.id.slice(0, 12), ...(c.hostname !== c.id.slice(0, 12) ? [c.hostname] : [])] : null,
     },
   };
 }
@@ -118,11 +129,12 @@ export function inspectJson(c: Container, vm: string): Record<string, unknown> {
     State: {
       Status: stateOf(c),
       Running: c.status === "running",
-      Paused: (c.status as string) === "paused",
+      Paused: c.status === "running" && !!c.paused,
       Restarting: false,
       OOMKilled: c.oomKilled,
       Dead: false,
-      Pid: c.status === "running" ? (c.shimPid ?? 0) : 0,
+      // The container's first process as the VM sees it (the inspect route reads it: engine.initPid).
+      Pid: c.status === "running" ? (c.initPid ?? 0) : 0,
       ExitCode: c.exitCode ?? 0,
       Error: c.startError ?? "",
       StartedAt: dockerTime(c.startedAt),
@@ -181,9 +193,10 @@ export function inspectJson(c: Container, vm: string): Record<string, unknown> {
       HairpinMode: false,
       Ports: {},
       SandboxKey: "",
-      Gateway: c.ipAddress ? BRIDGE_GATEWAY : "",
-      IPAddress: c.ipAddress ?? "",
-      IPPrefixLen: c.ipAddress ? 16 : 0,
+      // The top-level fields describe the default bridge only, as in dockerd.
+      Gateway: c.network === "bridge" ? (endpointOf(c)?.gateway ?? "") : "",
+      IPAddress: c.network === "bridge" ? (endpointOf(c)?.ip ?? "") : "",
+      IPPrefixLen: c.network === "bridge" ? (endpointOf(c)?.prefix ?? 0) : 0,
       MacAddress: "",
       Networks: networks(c),
     },
@@ -192,21 +205,6 @@ export function inspectJson(c: Container, vm: string): Record<string, unknown> {
   };
 }
 
-/** Docker's list filters, from `filters` (a JSON map of lists, or of maps for old clients). */
-function parseFilters(raw: string | null): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  if (!raw) return out;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    throw new HyperlabError("INVALID_ARGUMENT", `invalid filters: ${raw} is not JSON`);
-  }
-  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
-    out.set(k, Array.isArray(v) ? v.map(String) : Object.keys(v as object));
-  }
-  return out;
-}
 
 const FILTERS: Record<string, (c: Container, value: string) => boolean> = {
   id: (c, v) => c.id.startsWith(v),
@@ -244,6 +242,8 @@ async function create(call: RouteCall): Promise<void> {
     c = await engine.create({ ...options, meta: { docker: meta } });
   } catch (err) {
     if (err instanceof HyperlabError && err.code === "IMAGE_NOT_FOUND") throw new HyperlabError("IMAGE_NOT_FOUND", `No such image: ${fullReference(options.image)}`);
+    // Not 404: the docker CLI takes any 404 from create for a missing image and pulls before it shows the error.
+    if (err instanceof HyperlabError && err.code === "NETWORK_NOT_FOUND") throw new HyperlabError("INVALID_ARGUMENT", err.message);
     if (err instanceof HyperlabError && err.message.startsWith("invalid container name")) {
       throw new HyperlabError("INVALID_ARGUMENT", `Invalid container name (${options.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     }
@@ -263,7 +263,7 @@ async function start(call: RouteCall): Promise<void> {
   const engine = call.api.engine();
   const c = containerOf(engine, call.params[0]!);
   if (c.status === "running") return sendEmpty(call.res, 304);
-  if (c.status === "exited") throw new HyperlabError("CONTAINER_INVALID_STATE", `container ${c.name} has exited: hyperlab starts a container once; run a new one`);
+  // An exited container runs its bundle again (same id, name, files and log), as dockerd starts it again.
   await engine.start(c.id, { attached: false });
   sendEmpty(call.res, 204);
 }
@@ -291,14 +291,16 @@ async function attach(call: RouteCall): Promise<void> {
   const c = containerOf(engine, call.params[0]!);
   const q = call.query;
   const streams = { stdout: flag(q, "stdout"), stderr: flag(q, "stderr") };
-  if (c.status === "exited" && !flag(q, "logs")) throw new HyperlabError("CONTAINER_INVALID_STATE", "You cannot attach to a stopped container, start it first");
+  // With stream=1 an exited container's next run is followed (`docker start -a` attaches, then starts it again).
+  const nextRun = c.status === "exited" && flag(q, "stream");
+  if (c.status === "exited" && !nextRun && !flag(q, "logs")) throw new HyperlabError("CONTAINER_INVALID_STATE", "You cannot attach to a stopped container, start it first");
   const io = call.res.hijack({ ...dockerHeaders(), "Content-Type": streamType(c, call.version) });
-  if (c.status === "exited") {
+  if (c.status === "exited" && !nextRun) {
     for (const e of c.logs) outputWriter(c, (b) => io.write(b), streams)(e.stream, e.data);
     io.end();
     return;
   }
-  const handle = engine.attach(c.id, { logs: flag(q, "logs") });
+  const handle = engine.attach(c.id, { logs: flag(q, "logs"), announce: true });
   const done = new Promise<void>((resolve) => {
     const off = engine.onEvent((e) => {
       if (e.id === c.id && (e.action === "die" || e.action === "destroy")) finish();
@@ -448,8 +450,10 @@ async function stop(call: RouteCall): Promise<void> {
 
 /** `GET /containers/{id}/json`. */
 async function inspect(call: RouteCall): Promise<void> {
-  const c = containerOf(call.api.engine(), call.params[0]!);
-  sendJson(call.res, 200, inspectJson(c, call.api.context.vm));
+  const engine = call.api.engine();
+  const c = containerOf(engine, call.params[0]!);
+  await engine.initPid(c.id).catch(() => undefined);
+  sendJson(call.res, 200, { ...inspectJson(c, call.api.context.vm), ExecIDs: runningExecIds(engine, c.id) });
 }
 
 const ID = "([^/]+)";

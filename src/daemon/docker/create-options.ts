@@ -126,6 +126,44 @@ function argv(v: string[] | string | null | undefined): string[] | undefined {
   return typeof v === "string" ? ["/bin/sh", "-c", v] : v;
 }
 
+/** Docker's per-network endpoint settings (NetworkingConfig.EndpointsConfig) of one network. */
+interface EndpointSettings {
+  Aliases?: string[] | null;
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] | null } | null;
+  Links?: string[] | null;
+  MacAddress?: string;
+  DriverOpts?: Record<string, string> | null;
+  [key: string]: unknown;
+}
+
+/**
+ * The aliases and fixed address asked for the container's network
+ * (--network-alias, --ip). A container joins one network here: settings for
+ * another network, and what hyperlab does not do (IPv6, MAC addresses,
+ * links, driver options), are refused naming the field.
+ */
+function endpointOptions(config: DockerCreateBody["NetworkingConfig"], mode: string, network: string): Pick<CreateOptions, "aliases" | "ipAddress"> {
+  const entries = Object.entries(config?.EndpointsConfig ?? {}) as Array<[string, EndpointSettings | null]>;
+  if (entries.length > 1) {
+    throw unsupported("NetworkingConfig.EndpointsConfig", `a container joins one network in hyperlab (asked: ${entries.map(([n]) => n).join(", ")}); give one --network`);
+  }
+  if (!entries.length) return {};
+  const [name, e] = entries[0]!;
+  if (name !== mode && name !== network) {
+    throw unsupported("NetworkingConfig.EndpointsConfig", `settings for network ${name} while the container joins ${network}; a container joins one network in hyperlab`);
+  }
+  const field = (f: string) => `NetworkingConfig.EndpointsConfig.${name}.${f}`;
+  if (nonEmpty(e?.IPAMConfig?.IPv6Address)) throw unsupported(field("IPAMConfig.IPv6Address"), "the guest's kernel has no IPv6; drop --ip6");
+  if (nonEmpty(e?.IPAMConfig?.LinkLocalIPs)) throw unsupported(field("IPAMConfig.LinkLocalIPs"), "drop --link-local-ip");
+  if (nonEmpty(e?.Links)) throw unsupported(field("Links"), "links are not supported; put the containers on one user network and use their names");
+  if (nonEmpty(e?.MacAddress)) throw unsupported(field("MacAddress"), "MAC addresses are chosen by the guest's kernel; drop --mac-address");
+  if (nonEmpty(e?.DriverOpts)) throw unsupported(field("DriverOpts"), "drop --driver-opt");
+  return {
+    aliases: e?.Aliases?.length ? e.Aliases : undefined,
+    ipAddress: e?.IPAMConfig?.IPv4Address || undefined,
+  };
+}
+
 /**
  * The engine's create options for Docker's create body (name from the
  * query). `platform` must be empty or linux/386 (the guest is 32-bit x86).
@@ -142,13 +180,14 @@ export function createOptions(body: DockerCreateBody, query: { name?: string | n
   if (nonEmpty(body.Volumes)) throw unsupported("Config.Volumes", "volumes are not supported yet; drop -v and VOLUME");
   if (body.Healthcheck?.Test?.length && body.Healthcheck.Test[0] !== "NONE") throw unsupported("Config.Healthcheck", "health checks are not run; drop --health-cmd");
   if (body.Domainname) throw unsupported("Config.Domainname", "drop --domainname");
+  if (body.MacAddress) throw unsupported("Config.MacAddress", "MAC addresses are chosen by the guest's kernel; drop --mac-address");
 
   const mode = String(host.NetworkMode ?? "default") || "default";
-  let network: "bridge" | "none";
-  if (mode === "default" || mode === "bridge") network = "bridge";
-  else if (mode === "none") network = "none";
-  else if (mode === "host") throw unsupported("HostConfig.NetworkMode", "--network host would share the VM's own network; use the default bridge or none");
-  else throw new HyperlabError("NOT_FOUND", `network ${mode} not found`);
+  // default, bridge, none, or a user network by name or id (the engine answers "network X not found").
+  const network = mode === "default" ? "bridge" : mode;
+  if (mode === "host") throw unsupported("HostConfig.NetworkMode", "--network host would share the VM's own network; use the default bridge, a user network or none");
+  if (mode.startsWith("container:")) throw unsupported("HostConfig.NetworkMode", "sharing another container's network namespace (--network container:NAME) is not supported; put both containers on one user network and use their names");
+  const endpoint = endpointOptions(body.NetworkingConfig, mode, network);
 
   const limits: NonNullable<CreateOptions["limits"]> = {};
   const memory = Number(host.Memory ?? 0);
@@ -190,6 +229,7 @@ export function createOptions(body: DockerCreateBody, query: { name?: string | n
     stopSignal: body.StopSignal || undefined,
     limits,
     network,
+    ...endpoint,
     runtime,
     autoRemove: host.AutoRemove === true,
     interactive: body.OpenStdin === true,

@@ -1,7 +1,14 @@
 // Every route of the Docker Engine API, one list per resource (each in its own file).
 import type { DockerRoute } from "./api.ts";
+import { archiveRoutes } from "./archive.ts";
+import { containerExtraRoutes } from "./container-extra.ts";
 import { containerRoutes } from "./containers.ts";
+import { diskUsageRoutes } from "./disk-usage.ts";
+import { eventRoutes } from "./events.ts";
+import { execRoutes } from "./exec.ts";
+import { imageRoutes } from "./images.ts";
+import { networkRoutes } from "./networks.ts";
 import { systemRoutes } from "./system.ts";
 
 /** The routes the daemon and the page serve. */
-export const dockerRoutes: readonly DockerRoute[] = [...systemRoutes, ...containerRoutes];
+export const dockerRoutes: readonly DockerRoute[] = [...systemRoutes, ...containerRoutes, ...containerExtraRoutes, ...execRoutes, ...archiveRoutes, ...networkRoutes, ...imageRoutes, ...eventRoutes, ...diskUsageRoutes];
