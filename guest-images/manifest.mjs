@@ -90,6 +90,12 @@ const toolTable = {
     package: "docker.io",
     what: "the docker CLI (docker.io's /usr/bin/docker, the client alone), gzip-compressed; installed in a guest on its first 'docker'",
   },
+  "docker-init": {
+    file: "tools/docker-init.gz",
+    path: "/usr/libexec/hyperlab/docker-init",
+    package: "tini",
+    what: "tini's static build (tini-static), what Docker ships as docker-init: PID 1 of a container started with --init, which forwards signals and reaps orphans; installed in a guest on the first --init",
+  },
 };
 const tools = {};
 for (const [name, t] of Object.entries(toolTable)) {

@@ -3,6 +3,7 @@
 // from the boot snapshot in this process's own hypervisor, for this command.
 import { type CreateOptions, RUNTIMES, type Runtime } from "../containers/engine.ts";
 import { DEFAULT_VM, VmContainers } from "../containers/vm-containers.ts";
+import { loadNodeTool } from "../hardware/node.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
 import { defaultSocketPath } from "../daemon/socket.ts";
 import { containersPath } from "./container-refs.ts";
@@ -41,6 +42,7 @@ Options:
       --ip ADDRESS         a fixed address on a user network made with --subnet
   -h, --hostname NAME      container host name
       --runtime NAME       crun (default) or runc
+      --init               run an init (tini) as PID 1 that forwards signals and reaps orphans
       --vm NAME            the daemon's VM to run it in (default: default)
       --cold               boot the guest's kernel instead of restoring the boot
                            snapshot (without a daemon only)
@@ -63,6 +65,7 @@ const FLAGS: Record<string, Flag> = {
   "--detach": { takes: false, apply: (o) => (o.detach = true) },
   "--cold": { takes: false, apply: (o) => (o.cold = true) },
   "--name": { takes: true, apply: (o, v) => (o.name = v) },
+  "--init": { takes: false, apply: (o) => (o.init = true) },
   "--vm": { takes: true, apply: (o, v) => (o.vm = v) },
   "--env": { takes: true, apply: (o, v) => (o.env = [...(o.env ?? []), v.includes("=") ? v : `${v}=${process.env[v] ?? ""}`]) },
   "--memory": { takes: true, apply: (o, v) => (o.limits = { ...o.limits, memoryBytes: parseMemory(v) }) },
@@ -152,7 +155,7 @@ async function runCommand(args: string[]): Promise<number> {
   }
   // Without a daemon: a hypervisor in this process with one VM for this container, in its worker as the daemon's are.
   const hypervisor = await Hypervisor.create({ spareWorkers: 0, warmPool: 0 });
-  const containers = new VmContainers(hypervisor, store);
+  const containers = new VmContainers(hypervisor, store, { tools: async (name) => (await loadNodeTool(name)).data });
   try {
     await hypervisor.createVm({ name: DEFAULT_VM, cold });
     const engine = containers.engine(DEFAULT_VM);

@@ -4,6 +4,7 @@
 import { concatBytes } from "../bytes.ts";
 import { HyperlabError } from "../errors.ts";
 import type { AgentClient, GuestProcess } from "../guest/agent.ts";
+import { TOOLS_DIR, type ToolLoader, installGuestTool } from "../guest/guest-tools.ts";
 import type { ImageInfo, ImageStore } from "./image-store.ts";
 import { type Limits } from "./limits.ts";
 import {
@@ -62,6 +63,8 @@ export interface CreateOptions {
   stopSignal?: string;
   /** what an API adapter keeps with the container (JSON; kept in the VM's snapshots) */
   meta?: Record<string, unknown>;
+  /** run an init process (tini, Docker's docker-init) as PID 1 that forwards signals and reaps orphans (docker --init) */
+  init?: boolean;
   name?: string;
   env?: string[];
   hostname?: string;
@@ -141,6 +144,8 @@ export interface Container {
   meta: Record<string, unknown>;
   /** why the container's process could not start (its exit code is then 126 or 127) */
   startError?: string;
+  /** PID 1 is docker-init, the command its child */
+  init?: boolean;
   env: string[];
   hostname: string;
   limits: Limits;
@@ -243,6 +248,8 @@ export interface EngineRecords {
 }
 
 const STATE_DIR = "/run/hyperlab/containers";
+/** Where Docker puts the --init process in a container. */
+const INIT_PATH = "/sbin/docker-init";
 const LAYER_DIR = "/var/lib/hyperlab/layers";
 const CGROUP_ROOT = "/sys/fs/cgroup/hyperlab";
 const CONTROLLERS = "+cpu +memory +pids +io";
@@ -273,6 +280,8 @@ export class ContainerEngine {
   private networkTable = new NetworkTable();
   /** addresses handed to containers still being created ("networkId address") */
   private readonly reservedAddresses = new Set<string>();
+  /** tools installed into the guest (or being installed), by name */
+  private readonly tools = new Map<string, Promise<void>>();
   /** containers whose bundle has no started-marker hook yet (see create) */
   private readonly markerless = new Set<string>();
   /** containers being restarted: their stop is not the end of an auto-removed one */
@@ -296,8 +305,8 @@ export class ContainerEngine {
   constructor(
     private readonly agent: EngineAgent,
     private readonly store: ImageStore,
-    /** `vm`: the VM this engine's guest is, named in its messages */
-    private readonly opts: { vm?: string } = {},
+    /** `vm`: the VM this engine's guest is, named in its messages; `tools`: programs the host installs into the guest on first use (docker-init for --init) */
+    private readonly opts: { vm?: string; tools?: ToolLoader } = {},
   ) {}
 
   /** The images this engine can run. */
@@ -361,6 +370,7 @@ export class ContainerEngine {
     const endpoint = this.endpoint(net, opts);
     try {
       await this.prepare();
+      if (opts.init) await this.ensureTool("docker-init");
       await this.pullLayers(image);
     } catch (err) {
       endpoint.release();
@@ -381,6 +391,7 @@ export class ContainerEngine {
       labels: { ...opts.labels },
       stopSignal,
       meta: { ...opts.meta },
+      init: opts.init === true || undefined,
       env: mergeEnv(image.config.Env ?? [], opts.env ?? [], opts.tty ? ["TERM=xterm"] : []),
       hostname: opts.hostname ?? id.slice(0, 12),
       limits: opts.limits ?? {},
@@ -503,7 +514,12 @@ export class ContainerEngine {
       networkHook: c.ipAddress
         ? { path: NETWORK_HOOK_PATH, args: networkHookArgs(c.ipAddress, c.ipPrefixLen ?? 16, `hl${c.id.slice(0, 8)}`, c.networkId ? this.networkTable.withId(c.networkId) : undefined) }
         : undefined,
-      binds: isUserNetwork(c) ? [{ source: `${STATE_DIR}/${c.id}/hosts`, destination: "/etc/hosts" }] : undefined,
+      binds: [
+        ...(isUserNetwork(c) ? [{ source: `${STATE_DIR}/${c.id}/hosts`, destination: "/etc/hosts" }] : []),
+        // Docker's --init: tini as PID 1, from the host's tool, read-only where Docker puts it.
+        ...(c.init ? [{ source: `${TOOLS_DIR}/docker-init`, destination: INIT_PATH, readonly: true }] : []),
+      ],
+      ...(c.init ? { args: [INIT_PATH, "--", ...c.command] } : {}),
       startedMarker: startedMarker ? `${STATE_DIR}/${c.id}/started` : undefined,
       annotations: { "io.hyperlab.name": c.name, "io.hyperlab.image": c.image.reference },
     });
@@ -1323,6 +1339,22 @@ export class ContainerEngine {
     if (failures.length) {
       throw new HyperlabError("RUNTIME_ERROR", `could not remove everything of container ${c.name}: ${(failures[0] as Error).message}`);
     }
+  }
+
+  /** Installs a host tool into the guest once (TOOLS_DIR/NAME): NOT_SUPPORTED when this host offers none. */
+  private ensureTool(name: string): Promise<void> {
+    let done = this.tools.get(name);
+    if (!done) {
+      done = (async () => {
+        if (await this.agent.stat(`${TOOLS_DIR}/${name}`).then(() => true, () => false)) return;
+        const load = this.opts.tools;
+        if (!load) throw new HyperlabError("NOT_SUPPORTED", `${name} is not available here: this host offers no guest tools (--init needs docker-init)`);
+        await installGuestTool(this.agent, name, load);
+      })();
+      this.tools.set(name, done);
+      done.catch(() => this.tools.delete(name));
+    }
+    return done;
   }
 
   /** Once per guest: the folders and the cgroup parent for containers. */

@@ -17,7 +17,7 @@ export interface BundleOptions {
   /** a prestart hook that wires the network namespace (none: loopback only) */
   networkHook?: { path: string; args: string[] };
   /** files of the guest bind-mounted into the container (e.g. a user network's /etc/hosts) */
-  binds?: Array<{ source: string; destination: string }>;
+  binds?: Array<{ source: string; destination: string; readonly?: boolean }>;
   /** a file the runtime creates once the container's process has started (poststart hook) */
   startedMarker?: string;
   annotations?: Record<string, string>;
@@ -83,7 +83,7 @@ export function bundleConfig(o: BundleOptions): Record<string, unknown> {
     hostname: o.hostname,
     mounts: [
       ...MOUNTS.map(([destination, type, source, options]) => ({ destination, type, source, options })),
-      ...(o.binds ?? []).map(({ source, destination }) => ({ destination, type: "bind", source, options: ["rbind", "rprivate"] })),
+      ...(o.binds ?? []).map(({ source, destination, readonly }) => ({ destination, type: "bind", source, options: ["rbind", "rprivate", ...(readonly ? ["ro"] : [])] })),
     ],
     hooks: {
       ...(o.networkHook ? { prestart: [o.networkHook] } : {}),

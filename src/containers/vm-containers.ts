@@ -6,6 +6,7 @@
 import { HyperlabError } from "../errors.ts";
 import type { Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { Vm } from "../hypervisor/vm.ts";
+import type { ToolLoader } from "../guest/guest-tools.ts";
 import { type Container, type ContainerEvent, ContainerEngine, type EngineRecords } from "./engine.ts";
 import type { ImageStore } from "./image-store.ts";
 import { vmAgent } from "./vm-agent.ts";
@@ -32,6 +33,8 @@ export class VmContainers {
     private readonly hypervisor: Hypervisor,
     /** the host's images, which every VM's containers run */
     readonly store: ImageStore,
+    /** `tools`: programs the host installs into a guest on first use (docker-init for --init) */
+    private readonly opts: { tools?: ToolLoader } = {},
   ) {
     // A VM restored or forked with containers takes them back as soon as it runs, before
     // anyone asks: the processes it follows may print or exit at any moment.
@@ -104,7 +107,7 @@ export class VmContainers {
   private engineOf(vm: Vm): ContainerEngine {
     let engine = this.engines.get(vm);
     if (!engine) {
-      engine = new ContainerEngine(vmAgent(vm), this.store, { vm: vm.name });
+      engine = new ContainerEngine(vmAgent(vm), this.store, { vm: vm.name, tools: this.opts.tools });
       const records = vm.records?.[RECORDS_KEY] as EngineRecords | undefined;
       if (records) engine.restoreRecords(records);
       const e = engine;

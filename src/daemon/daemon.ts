@@ -7,6 +7,7 @@
 import { defaultDataRoot, ensureDataRoot, nodeImageStore } from "../containers/node-store.ts";
 import { DEFAULT_VM, VmContainers } from "../containers/vm-containers.ts";
 import { HyperlabError } from "../errors.ts";
+import { loadNodeTool } from "../hardware/node.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
 import { serveGuestDocker } from "./guest-docker.ts";
 import { type TcpListen, serveApi } from "./server.ts";
@@ -46,7 +47,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const dataRoot = opts.dataRoot ?? defaultDataRoot();
   ensureDataRoot(dataRoot);
   const hypervisor = await Hypervisor.create({ memoryBudgetMiB: opts.memoryBudgetMiB, warmPool: opts.warmPool });
-  const containers = new VmContainers(hypervisor, nodeImageStore(undefined, { dataRoot }));
+  const containers = new VmContainers(hypervisor, nodeImageStore(undefined, { dataRoot }), { tools: async (name) => (await loadNodeTool(name)).data });
   // Every VM that runs gets /var/run/docker.sock (the Docker API scoped to it) and its docker client on first use.
   const guestDocker = serveGuestDocker(containers, hypervisor, {
     onError: (vm, err) => process.stderr.write(`hyperlab: VM ${vm} gets no /var/run/docker.sock: ${err.message} [${err.code}]\n`),

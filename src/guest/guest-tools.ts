@@ -44,18 +44,25 @@ function readLine(stream: GuestStream): Promise<string> {
  * the guest once (concurrent first uses wait for the same install), from
  * `load`. Resolves with the listener once it listens. Legal while the guest runs.
  */
+/**
+ * Writes tool `name` (from `load`) into the guest at TOOLS_DIR/NAME and
+ * resolves with that path. It becomes executable only once whole: a stub
+ * that finds it executable may run it at once. Legal while the guest runs.
+ */
+export async function installGuestTool(guest: Pick<ToolGuest, "writeFile">, name: string, load: ToolLoader): Promise<string> {
+  const data = await load(name);
+  const path = `${TOOLS_DIR}/${name}`;
+  await guest.writeFile(path, data, { mode: 0o600 });
+  await guest.writeFile(path, new Uint8Array(0), { append: true, mode: 0o755 });
+  return path;
+}
+
 export async function serveGuestTools(guest: ToolGuest, load: ToolLoader): Promise<GuestListener> {
-  const installs = new Map<string, Promise<void>>();
-  const install = (name: string): Promise<void> => {
+  const installs = new Map<string, Promise<unknown>>();
+  const install = (name: string): Promise<unknown> => {
     let done = installs.get(name);
     if (!done) {
-      done = (async () => {
-        const data = await load(name);
-        const path = `${TOOLS_DIR}/${name}`;
-        // Not executable until whole: a stub that finds it executable may run it at once.
-        await guest.writeFile(path, data, { mode: 0o600 });
-        await guest.writeFile(path, new Uint8Array(0), { append: true, mode: 0o755 });
-      })();
+      done = installGuestTool(guest, name, load);
       installs.set(name, done);
       done.catch(() => installs.delete(name));
     }

@@ -75,6 +75,18 @@ describe("the docker CLI against hyperlab's daemon: containers", () => {
     expect((await docker("rm", "-f", "dup")).code).toBe(0);
   });
 
+  it("runs docker-init (tini) as PID 1 with --init, which passes SIGTERM on to the command", async () => {
+    const ps = await docker("run", "--rm", "--init", "busybox", "ps", "-o", "pid,comm");
+    expect(ps.code).toBe(0);
+    expect(ps.stdout).toMatch(/^\s*1 docker-init$/m);
+    // Without an init, sleep as PID 1 ignores SIGTERM and is killed after the grace time (137);
+    // under tini the signal reaches it and it ends at once (143).
+    expect((await docker("run", "-d", "--init", "--name", "with-init", "busybox", "sleep", "600")).code).toBe(0);
+    expect((await docker("stop", "-t", "30", "with-init")).code).toBe(0);
+    expect((await docker("inspect", "-f", "{{.State.ExitCode}} {{.HostConfig.Init}}", "with-init")).stdout).toBe("143 true\n");
+    expect((await docker("rm", "with-init")).code).toBe(0);
+  });
+
   it("applies Docker's create fields: entrypoint, workdir, user, env, hostname, limits", async () => {
     const r = await docker(
       "run", "--rm", "--entrypoint", "sh", "-w", "/tmp", "-u", "nobody", "-e", "A=1", "--hostname", "box", "-m", "32m", "--cpus", "0.5", "--pids-limit", "20",

@@ -98,7 +98,6 @@ const UNSUPPORTED_HOST: Array<[field: string, asked: (v: unknown) => boolean, in
   ["LogConfig", (v) => !!v && !["", "json-file"].includes(String((v as { Type?: string }).Type ?? "")), "logs are kept in hyperlab's json-file way only; drop --log-driver"],
   ["Isolation", (v) => !!v && v !== "default", "drop --isolation"],
   ["Runtime", (v) => !!v && !(RUNTIMES as readonly string[]).includes(String(v)), `the runtimes are ${RUNTIMES.join(" and ")}; use --runtime crun or --runtime runc`],
-  ["Init", truthy, "an init process for the container is not supported yet; drop --init"],
 ];
 
 function truthy(v: unknown): boolean {
@@ -232,6 +231,7 @@ export function createOptions(body: DockerCreateBody, query: { name?: string | n
     ...endpoint,
     runtime,
     autoRemove: host.AutoRemove === true,
+    init: host.Init === true,
     interactive: body.OpenStdin === true,
     tty: body.Tty ? { rows: console[0] || 24, cols: console[1] || 80 } : undefined,
   };
