@@ -1,16 +1,19 @@
 import { readFileSync } from "node:fs";
-import { readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { gzip } from "node:zlib";
 import { fileURLToPath } from "node:url";
-import type { Plugin } from "vite";
+import type { Plugin, Rolldown } from "vite";
 import { defineConfig } from "vitest/config";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 /** The embed script's stable name: course pages include it with one script tag, so it cannot carry a hash. */
 const EMBED = "hyperlab-vm";
+/** The service worker that relays published ports' links (src/web/ports-sw.ts; PORTS_SW_FILE there). */
+const PORTS_SW = "ports-sw";
 
 /**
  * Modules the hypervisor imports only when it runs in Node (behind
@@ -18,7 +21,7 @@ const EMBED = "hyperlab-vm";
  * snapshot stores. In the browser build each becomes a stub that says so,
  * instead of Node-only code (or esbuild itself) being bundled for a page.
  */
-const NODE_ONLY = [/^esbuild$/, /^tsx\/esm\/api$/, /\/src\/hardware\/node\.ts$/, /\/src\/hypervisor\/boot-snapshot-node\.ts$/];
+const NODE_ONLY = [/^esbuild$/, /^tsx\/esm\/api$/, /\/src\/hardware\/node\.ts$/, /\/src\/hardware\/p9-node-fs\.ts$/, /\/src\/hypervisor\/boot-snapshot-node\.ts$/];
 const STUB = "\0hyperlab-node-only";
 /** `new URL("./x.ts" or "./x.mjs", import.meta.url)` not inside `new Worker(…)`: a file for Node's worker_threads. */
 const NODE_ENTRY_URL = /(?<!Worker\()new URL\((["'][^"']+\.(?:ts|mjs)["'])(?=, import\.meta\.url\))/g;
@@ -117,6 +120,84 @@ function bootSnapshots(): Plugin {
   };
 }
 
+/** The module that names llhttp's WebAssembly in the site (see llhttpWasm). */
+const LLHTTP_WASM = "virtual:hyperlab-llhttp-wasm";
+/** Where the WebAssembly waits for Vite to copy it into the site (under a hashed name). */
+const LLHTTP_DIR = here("./node_modules/.cache/hyperlab/llhttp/");
+
+/**
+ * Ships llhttp's WebAssembly (the HTTP/1.1 parser of the Docker API the page
+ * serves to its guests' docker clients, src/daemon/docker/llhttp.ts) as a
+ * file of the site: undici publishes it as a module that exports its bytes,
+ * which are written out here and imported by URL. The page fetches it only
+ * when a guest first uses docker.
+ */
+function llhttpWasm(): Plugin {
+  return {
+    name: "hyperlab-llhttp-wasm",
+    resolveId: (id) => (id === LLHTTP_WASM ? `\0${LLHTTP_WASM}` : undefined),
+    async load(id) {
+      if (id !== `\0${LLHTTP_WASM}`) return undefined;
+      const bytes = createRequire(import.meta.url)("undici/lib/llhttp/llhttp-wasm.js") as Uint8Array;
+      const file = join(LLHTTP_DIR, "llhttp.wasm");
+      await mkdir(LLHTTP_DIR, { recursive: true });
+      const old = await readFile(file).catch(() => undefined);
+      if (!old?.equals(bytes)) await writeFile(file, bytes);
+      return `import url from ${JSON.stringify(`${file}?url`)};\nexport default url;`;
+    },
+  };
+}
+
+/**
+ * Name of a file in the site: each with its content hash. Guest tools
+ * (guest-images/dist/tools/*.gz, already compressed) get `.gzip` instead of
+ * `.gz`: hosts treat a `.gz` beside a file as that file's precompressed copy
+ * (the site server refuses to serve one by itself).
+ */
+function assetFileName(asset: { names?: readonly string[] }): string {
+  return asset.names?.some((n) => n.endsWith(".gz")) ? "assets/[name]-[hash].gzip" : "assets/[name]-[hash][extname]";
+}
+
+/** The page's entries: what they import statically is what a page runs before its prompt. */
+const PAGE_ENTRIES = [here("./index.html"), here("./src/web/embed.ts")];
+let startModules: { ctx: Rolldown.ChunkingContext; ids: Set<string> } | undefined;
+
+/**
+ * The chunk of a module the page runs at start: "page", one chunk for all
+ * of them. Rolldown would otherwise move every module that a chunk loaded
+ * later (the Docker API the guests' docker talks to, the guest tools'
+ * fetching) shares with the start into chunks of their own: the same code
+ * in more files, compressed less well, before the prompt. Entries keep
+ * their own modules, and modules that another entry (a service worker)
+ * imports too are left to rolldown.
+ */
+function startChunk(id: string, ctx: Rolldown.ChunkingContext): string | null {
+  if (startModules?.ctx !== ctx) {
+    const ids = new Set<string>();
+    const visit = (m: string) => {
+      if (ids.has(m)) return;
+      ids.add(m);
+      for (const d of ctx.getModuleInfo(m)?.importedIds ?? []) visit(d);
+    };
+    for (const e of PAGE_ENTRIES) visit(e);
+    startModules = { ctx, ids };
+  }
+  const info = ctx.getModuleInfo(id);
+  if (!startModules.ids.has(id) || !info || info.isEntry) return null;
+  // Imported by another entry as well (walking up its static importers): rolldown places it.
+  const seen = new Set<string>();
+  const up = [id];
+  while (up.length) {
+    const m = up.pop()!;
+    if (seen.has(m)) continue;
+    seen.add(m);
+    const mi = ctx.getModuleInfo(m);
+    if (mi?.isEntry && !PAGE_ENTRIES.includes(m)) return null;
+    up.push(...(mi?.importers ?? []));
+  }
+  return "page";
+}
+
 function siteExtras(): Plugin {
   let outDir = "dist";
   return {
@@ -164,7 +245,7 @@ function siteExtras(): Plugin {
 export default defineConfig({
   // Relative URLs everywhere: the built site works from any folder of any static host.
   base: "./",
-  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), bootSnapshots(), siteExtras()],
+  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), bootSnapshots(), llhttpWasm(), siteExtras()],
   build: {
     outDir: "dist",
     emptyOutDir: true,
@@ -174,11 +255,13 @@ export default defineConfig({
     // v86 and xterm are large, and that is expected.
     chunkSizeWarningLimit: 2048,
     rolldownOptions: {
-      input: { index: here("./index.html"), [EMBED]: here("./src/web/embed.ts") },
+      // The ports service worker sits at the site's root under a fixed name: its scope is the whole site (src/web/ports-sw.ts).
+      input: { index: here("./index.html"), [EMBED]: here("./src/web/embed.ts"), [PORTS_SW]: here("./src/web/ports-sw.ts") },
       output: {
-        entryFileNames: (chunk) => (chunk.name === EMBED ? `${EMBED}.js` : "assets/[name]-[hash].js"),
+        entryFileNames: (chunk) => (chunk.name === EMBED || chunk.name === PORTS_SW ? `${chunk.name}.js` : "assets/[name]-[hash].js"),
         chunkFileNames: "assets/[name]-[hash].js",
-        assetFileNames: "assets/[name]-[hash][extname]",
+        assetFileNames: assetFileName,
+        codeSplitting: { groups: [{ name: startChunk }] },
       },
     },
   },

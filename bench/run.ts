@@ -2,10 +2,12 @@
 // writing bench/results/<name>.json.
 const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   boot: () => import("./boot.ts"),
+  build: () => import("./build.ts"),
   containers: () => import("./containers.ts"),
   daemon: () => import("./daemon.ts"),
   docker: () => import("./docker.ts"),
   hypervisor: () => import("./hypervisor-report.ts"),
+  io: () => import("./io.ts"),
   web: () => import("./web.ts"),
 };
 

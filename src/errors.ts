@@ -41,8 +41,14 @@ export type ErrorCode =
   | "NETWORK_EXISTS"
   /** a network that cannot be removed: running containers are on it, or it is predefined */
   | "NETWORK_IN_USE"
+  /** a published port cannot be opened on the host: in use, below 1024 without the right to bind it, or not an address of this machine */
+  | "PORT_UNAVAILABLE"
   /** a build step failed (a RUN exited non-zero, a COPY source is missing): the build stopped there */
-  | "BUILD_FAILED";
+  | "BUILD_FAILED"
+  /** no volume by that name */
+  | "VOLUME_NOT_FOUND"
+  /** a volume that containers use cannot be removed */
+  | "VOLUME_IN_USE";
 
 /** The one error class of hyperlab; `code` survives worker boundaries. */
 export class HyperlabError extends Error {

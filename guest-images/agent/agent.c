@@ -2,7 +2,7 @@
  * (docs/agent-protocol.md is the specification; this file follows it).
  *
  * busybox init starts it (and restarts it if it dies). It talks to the host
- * over the control channel, virtio console port 1 (/dev/vport0p1, a virtio-serial port, not a tty), and runs
+ * over the control channel, virtio console port 1 (/dev/hyperlab-control, which /init links to /dev/vport<N>p1; a virtio-serial port, not a tty), and runs
  * processes and file operations for it. Everything happens in one poll(2)
  * loop: many requests are in flight at once and none waits for another, so
  * every descriptor the loop touches is non-blocking, child exits arrive
@@ -18,7 +18,7 @@
  * byte streams, the request table, the channel, tools loaded on first use
  * and the main loop.
  *
- * argv[1] names the channel (default /dev/vport0p1). A tty is put in raw mode;
+ * argv[1] names the channel (default /dev/hyperlab-control). A tty is put in raw mode;
  * a Unix socket is connected to, so the agent can be tested on the host.
  * Run under the name of a tool loaded on first use (/usr/bin/docker is a link
  * to it), it fetches that tool from the host and execs it (run_tool). */
@@ -54,7 +54,7 @@
 
 #define AGENT_NAME "hyperlab-agent 1"
 #define PROTOCOL_VERSION 1
-#define DEFAULT_CHANNEL "/dev/vport0p1"
+#define DEFAULT_CHANNEL "/dev/hyperlab-control" /* init links it to the virtio console's port 1 */
 #define DEFAULT_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
 
 #define MAGIC0 0x68 /* 'h' */

@@ -8,7 +8,8 @@
  *      controllers down to child cgroups,
  *   3. names the host and brings up loopback,
  *   4. tells the host it is ready on the control channel (virtio console
- *      port 1, /dev/vport0p1), never on the user's console.
+ *      port 1, /dev/vport<N>p1, linked as /dev/hyperlab-control), never on
+ *      the user's console.
  * It is C rather than a shell script because every command a script runs is
  * a fork and exec that an emulated CPU pays for at each boot.
  *
@@ -17,6 +18,7 @@
  * If PROGRAM cannot run, /init exits and the kernel panics, which the host
  * reports as GUEST_PANIC. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -30,7 +32,10 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#define CONTROL_CHANNEL "/dev/vport0p1"
+/* Port 1 of the virtio console is named vport<N>p1, N the console's number
+ * among the virtio devices (the 9p device comes first on the PCI bus): init
+ * finds it and links it here, where the agent opens it. */
+#define CONTROL_CHANNEL "/dev/hyperlab-control"
 
 static void warn(const char *fmt, ...)
 {
@@ -127,10 +132,37 @@ static void bind_read_only(const char *path)
 		warn("read-only bind mount of %s", path);
 }
 
+/* Links CONTROL_CHANNEL to the virtio console's port 1 (see CONTROL_CHANNEL),
+ * waiting up to a second for the port to appear. */
+static void link_control_channel(void)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		DIR *dev = opendir("/dev");
+		struct dirent *e;
+		unsigned n;
+		int end;
+		while (dev && (e = readdir(dev)) != NULL) {
+			end = 0;
+			if (sscanf(e->d_name, "vport%up1%n", &n, &end) == 1 && end > 0 && e->d_name[end] == 0) {
+				if (symlink(e->d_name, CONTROL_CHANNEL) != 0)
+					warn("symlink %s", CONTROL_CHANNEL);
+				closedir(dev);
+				return;
+			}
+		}
+		if (dev)
+			closedir(dev);
+		usleep(10000);
+	}
+	errno = ENOENT;
+	warn("no virtio console port 1 (/dev/vport*p1) for the control channel");
+}
+
 int main(void)
 {
 	make_root_a_mount();
 	mount_fs("devtmpfs", "/dev", MS_NOSUID, NULL);
+	link_control_channel();
 	tell_host("init");
 	mount_fs("proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mount_fs("sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);

@@ -1,6 +1,7 @@
 // The `hyperlab` command: finds the verb and hands over to its file.
 import { isHyperlabError } from "../errors.ts";
 import { bootVerb } from "./boot.ts";
+import { buildVerb } from "./build.ts";
 import { daemonVerb } from "./daemon.ts";
 import { execVerb } from "./exec.ts";
 import { imagesVerb } from "./images.ts";
@@ -8,6 +9,7 @@ import { inspectVerb } from "./inspect.ts";
 import { killVerb } from "./kill.ts";
 import { logsVerb } from "./logs.ts";
 import { networkVerb } from "./network.ts";
+import { portVerb } from "./port.ts";
 import { psVerb } from "./ps.ts";
 import { rmVerb } from "./rm.ts";
 import { runVerb } from "./run.ts";
@@ -15,15 +17,16 @@ import { statsVerb } from "./stats.ts";
 import { stopVerb } from "./stop.ts";
 import type { Verb } from "./verb.ts";
 import { vmVerb } from "./vm.ts";
+import { volumeVerb } from "./volume.ts";
 
 /** Exit status for errors of hyperlab itself (as Docker uses 125 for its own). */
 export const EXIT_HYPERLAB_ERROR = 125;
 
-const verbs: Verb[] = [bootVerb, runVerb, imagesVerb, psVerb, execVerb, logsVerb, stopVerb, killVerb, rmVerb, inspectVerb, statsVerb, networkVerb, vmVerb, daemonVerb];
+const verbs: Verb[] = [bootVerb, runVerb, buildVerb, imagesVerb, psVerb, execVerb, logsVerb, stopVerb, killVerb, rmVerb, inspectVerb, portVerb, statsVerb, networkVerb, volumeVerb, vmVerb, daemonVerb];
 
 function usage(): string {
   const lines = verbs.map((v) => `  ${v.name.padEnd(8)} ${v.summary}`);
-  return `Usage: hyperlab COMMAND [OPTIONS]\n\nCommands:\n${lines.join("\n")}\n\nRun 'hyperlab COMMAND --help' for a command's options.\n`;
+  return `Usage: hyperlab COMMAND [OPTIONS]\n\nCommands:\n${lines.join("\n")}\n\nRun 'hyperlab COMMAND --help' for a command's options, 'hyperlab --version' for the version.\n`;
 }
 
 async function main(argv: string[]): Promise<number> {

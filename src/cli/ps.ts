@@ -4,6 +4,7 @@ import type { ContainerJson } from "../daemon/v1.ts";
 import { parseVerb, usageError } from "./args.ts";
 import { VM_OPTION, containerDaemon, containersPath } from "./container-refs.ts";
 import { ago, table } from "./format.ts";
+import { portsColumn } from "../containers/ports.ts";
 import { type Verb, write } from "./verb.ts";
 
 const USAGE = "hyperlab ps [-a] [-q] [--vm NAME | --all-vms]";
@@ -46,7 +47,7 @@ export const psVerb: Verb = {
       return 0;
     }
     const head = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"];
-    const row = (c: ContainerJson) => [c.id.slice(0, 12), c.image, JSON.stringify(c.command.join(" ").slice(0, 20)), ago(new Date(c.createdAt)), status(c), "", c.name];
+    const row = (c: ContainerJson) => [c.id.slice(0, 12), c.image, JSON.stringify(c.command.join(" ").slice(0, 20)), ago(new Date(c.createdAt)), status(c), c.status === "running" ? portsColumn(c.ports, c.exposedPorts.filter((p) => !c.ports.some((b) => b.containerPort === p))) : "", c.name];
     write(allVms ? table(["VM", ...head], list.map((c) => [c.vm, ...row(c)])) : table(head, list.map(row)));
     return 0;
   },

@@ -9,12 +9,16 @@ import { defaultSocketPath } from "../daemon/socket.ts";
 import { containersPath } from "./container-refs.ts";
 import { parseCpus, parseMemory, parsePidsLimit } from "../containers/limits.ts";
 import { defaultDataRoot, nodeImageStore } from "../containers/node-store.ts";
+import { nodeVolumes } from "../containers/node-volumes.ts";
 import { HyperlabError } from "../errors.ts";
 import { attachTerminal, terminalSize, writeOutput } from "./terminal.ts";
 import { API_VERSION } from "../daemon/socket.ts";
 import type { ContainerJson } from "../daemon/v1.ts";
 import { usageError } from "./args.ts";
 import { findDaemon, openStream } from "./daemon-client.ts";
+import { nodePortPublisher } from "../daemon/port-relay.ts";
+import { parseExpose, parsePublish } from "../containers/ports.ts";
+import { parseMountSpec, parseVolumeSpec } from "../containers/mounts.ts";
 import type { Verb } from "./verb.ts";
 
 const USAGE = "hyperlab run [OPTIONS] IMAGE [COMMAND] [ARG...]";
@@ -42,6 +46,22 @@ Options:
       --ip ADDRESS         a fixed address on a user network made with --subnet
   -h, --hostname NAME      container host name
       --runtime NAME       crun (default) or runc
+  -p, --publish [IP:][HOSTPORT:]CONTAINERPORT[/tcp]
+                           publish a container port on this machine while the
+                           container runs (repeatable; default address
+                           127.0.0.1; no HOSTPORT: a free one; 'hyperlab port'
+                           shows it)
+  -P, --publish-all        publish every port the image EXPOSEs on free ports
+      --expose PORT[/tcp]  expose a port (or a range) besides the image's
+  -v, --volume NAME:/path[:ro] | /host/dir:/path[:ro] | /path
+                           mount a volume (made if missing), a host directory
+                           (made if missing; shared with the guest, not copied:
+                           changes show both ways at once) or a new anonymous
+                           volume (repeatable; a relative host path is taken
+                           from the current directory)
+      --mount type=volume|bind,source=…,target=…[,readonly]
+                           the same in --mount's form (a bind's source must
+                           exist) (repeatable)
       --init               run an init (tini) as PID 1 that forwards signals and reaps orphans
       --vm NAME            the daemon's VM to run it in (default: default)
       --cold               boot the guest's kernel instead of restoring the boot
@@ -81,7 +101,12 @@ const FLAGS: Record<string, Flag> = {
   },
   "--network-alias": { takes: true, apply: (o, v) => (o.aliases = [...(o.aliases ?? []), v]) },
   "--ip": { takes: true, apply: (o, v) => (o.ipAddress = v) },
+  "--publish": { takes: true, apply: (o, v) => (o.ports = [...(o.ports ?? []), ...parsePublish(v)]) },
+  "--publish-all": { takes: false, apply: (o) => (o.publishAll = true) },
+  "--expose": { takes: true, apply: (o, v) => (o.exposedPorts = [...(o.exposedPorts ?? []), ...parseExpose(v)]) },
   "--hostname": { takes: true, apply: (o, v) => (o.hostname = v) },
+  "--volume": { takes: true, apply: (o, v) => (o.mounts = [...(o.mounts ?? []), parseVolumeSpec(v, process.cwd())]) },
+  "--mount": { takes: true, apply: (o, v) => (o.mounts = [...(o.mounts ?? []), parseMountSpec(v)]) },
   "--runtime": {
     takes: true,
     apply: (o, v) => {
@@ -90,7 +115,7 @@ const FLAGS: Record<string, Flag> = {
     },
   },
 };
-const SHORT: Record<string, string> = { "-i": "--interactive", "-t": "--tty", "-d": "--detach", "-e": "--env", "-m": "--memory", "-h": "--hostname" };
+const SHORT: Record<string, string> = { "-i": "--interactive", "-t": "--tty", "-d": "--detach", "-e": "--env", "-m": "--memory", "-h": "--hostname", "-p": "--publish", "-P": "--publish-all", "-v": "--volume" };
 
 
 /** Splits `run`'s arguments into flags, image and command (flags end at the image, as in Docker). */
@@ -155,7 +180,11 @@ async function runCommand(args: string[]): Promise<number> {
   }
   // Without a daemon: a hypervisor in this process with one VM for this container, in its worker as the daemon's are.
   const hypervisor = await Hypervisor.create({ spareWorkers: 0, warmPool: 0 });
-  const containers = new VmContainers(hypervisor, store, { tools: async (name) => (await loadNodeTool(name)).data });
+  const containers = new VmContainers(hypervisor, store, {
+    tools: async (name) => (await loadNodeTool(name)).data,
+    ports: (vm) => nodePortPublisher(vm),
+    volumes: nodeVolumes(defaultDataRoot()),
+  });
   try {
     await hypervisor.createVm({ name: DEFAULT_VM, cold });
     const engine = containers.engine(DEFAULT_VM);

@@ -27,7 +27,9 @@ import {
 } from "./network.ts";
 import { type ArchiveRead, type PathStat, readArchive, statPath, writeArchive } from "./archive.ts";
 import { WHITEOUT_SCRIPT, XATTR_LAYER_DIR, inflateLayer, mayHaveWhiteouts, tarNames, whiteoutArgs } from "./guest-layers.ts";
+import { type ContainerMount, MountHost, type MountHostOptions, type MountRequest } from "./mounts.ts";
 import { bundleConfig } from "./oci-spec.ts";
+import { type PortBinding, type PortPublisher, type PublishedPort, checkDuplicates, imageTcpPorts, withPublishAll } from "./ports.ts";
 import { DEFAULT_TOP_SCRIPT, PS_TOP_SCRIPT, type ProcessTable, isDefaultPsArgs, parseDefaultTop, parsePsTop } from "./top.ts";
 import { type ProcessUser, resolveUser } from "./users.ts";
 
@@ -82,6 +84,14 @@ export interface CreateOptions {
   interactive?: boolean;
   /** allocate a terminal (docker -t) */
   tty?: { rows: number; cols: number };
+  /** volumes and host directories to mount (docker -v, --mount; see mounts.ts) */
+  mounts?: MountRequest[];
+  /** ports to publish while it runs (docker -p; see ports.ts): needs a network (not `none`) and a publisher (the daemon, the page) */
+  ports?: PortBinding[];
+  /** also publish every exposed port (the image's EXPOSE and `exposedPorts`) on a free host port (docker -P) */
+  publishAll?: boolean;
+  /** more ports the container exposes besides the image's (docker --expose) */
+  exposedPorts?: number[];
 }
 
 /** How `exec` runs a command in a container (Docker's exec fields). */
@@ -163,6 +173,14 @@ export interface Container {
   autoRemove: boolean;
   interactive: boolean;
   tty?: { rows: number; cols: number };
+  /** its volumes and host directories, as made at create */
+  mounts?: ContainerMount[];
+  /** the ports it publishes as asked (a host port 0: any free one, chosen at each start) */
+  ports?: PortBinding[];
+  /** the ports it exposes (the image's EXPOSE and --expose), ascending */
+  exposedPorts?: number[];
+  /** its ports as the publisher opened them: set while it runs */
+  published?: PublishedPort[];
   createdAt: Date;
   status: ContainerStatus;
   startedAt?: Date;
@@ -284,6 +302,8 @@ export class ContainerEngine {
   private readonly tools = new Map<string, Promise<void>>();
   /** containers whose bundle has no started-marker hook yet (see create) */
   private readonly markerless = new Set<string>();
+  /** containers removed with their anonymous volumes (docker rm -v) */
+  private readonly removeVolumesOf = new Set<string>();
   /** containers being restarted: their stop is not the end of an auto-removed one */
   private readonly restarting = new Set<string>();
   /** OOM kills a container's cgroup counted before its current run (its cgroup outlives each run) */
@@ -305,9 +325,23 @@ export class ContainerEngine {
   constructor(
     private readonly agent: EngineAgent,
     private readonly store: ImageStore,
-    /** `vm`: the VM this engine's guest is, named in its messages; `tools`: programs the host installs into the guest on first use (docker-init for --init) */
-    private readonly opts: { vm?: string; tools?: ToolLoader } = {},
+    /**
+     * `vm`: the VM this engine's guest is, named in its messages; `tools`: programs the host installs into the guest on first use
+     * (docker-init for --init); `ports`: who publishes containers' ports (none: -p is refused)
+     */
+    private readonly opts: { vm?: string; tools?: ToolLoader; ports?: PortPublisher; mounts?: MountHostOptions } = {},
   ) {}
+
+  private mountHostOf: MountHost | undefined;
+  /** Makes containers' volumes and host directories real in the guest (`opts.mounts`: where they come from). */
+  private get mountHost(): MountHost {
+    return (this.mountHostOf ??= new MountHost(this.agent, this.opts.mounts ?? {}));
+  }
+
+  /** The volumes this engine's containers mount (undefined: it keeps none). */
+  get volumes(): MountHost["volumes"] {
+    return this.mountHost.volumes;
+  }
 
   /** The images this engine can run. */
   images(): Promise<ImageInfo[]> {
@@ -367,11 +401,25 @@ export class ContainerEngine {
       if (typeof v !== "string") throw new HyperlabError("INVALID_ARGUMENT", `label '${k}' must be a string`);
     }
     const net = this.networkTable.get(opts.network ?? "bridge");
+    const exposed = [...new Set([...imageTcpPorts(image.config.ExposedPorts), ...(opts.exposedPorts ?? [])])].sort((a, b) => a - b);
+    const ports = withPublishAll(opts.ports ?? [], exposed, opts.publishAll === true);
+    if (ports.length) {
+      checkDuplicates(ports);
+      if (!this.opts.ports) throw new HyperlabError("NOT_SUPPORTED", "published ports need a host that relays them (the hyperlab daemon, or the page); none does here");
+      if (net.name === "none") throw new HyperlabError("INVALID_ARGUMENT", "a container on network none cannot publish ports (-p/-P): nothing could reach it; drop -p or use the default bridge or a user network");
+    }
     const endpoint = this.endpoint(net, opts);
     try {
       await this.prepare();
       if (opts.init) await this.ensureTool("docker-init");
       await this.pullLayers(image);
+    } catch (err) {
+      endpoint.release();
+      throw err;
+    }
+    let mounts: ContainerMount[] | undefined;
+    try {
+      mounts = opts.mounts?.length ? await this.mountHost.resolve(opts.mounts) : undefined;
     } catch (err) {
       endpoint.release();
       throw err;
@@ -387,7 +435,8 @@ export class ContainerEngine {
       entrypoint,
       cmd,
       workingDir: opts.workingDir || image.config.WorkingDir || "/",
-      user: opts.user,
+      // Docker's rule: the user given, else the image's USER.
+      user: opts.user || image.config.User || undefined,
       labels: { ...opts.labels },
       stopSignal,
       meta: { ...opts.meta },
@@ -405,6 +454,9 @@ export class ContainerEngine {
       autoRemove: opts.autoRemove ?? false,
       interactive: opts.interactive ?? false,
       tty: opts.tty,
+      ports: ports.length ? ports : undefined,
+      exposedPorts: exposed.length ? exposed : undefined,
+      mounts,
       createdAt: new Date(),
       status: "created",
       oomKilled: false,
@@ -439,6 +491,8 @@ export class ContainerEngine {
         // A user network's container gets its own /etc/hosts (see network.ts), naming itself until it starts.
         ...(isUserNetwork(c) ? [this.agent.writeFile(`${dir}/hosts`, this.hostsOf(c, [c]))] : []),
       ]);
+      // Docker's copy-up: an empty volume gets the image's files at its mount point.
+      if (c.mounts?.some((m) => m.type === "volume")) await this.mountHost.populate(c.mounts, `${dir}/rootfs`);
       if (c.user !== undefined) {
         const read = (f: string) => this.agent.readFile(`${dir}/rootfs/etc/${f}`).then((b) => new TextDecoder().decode(b), () => undefined);
         const [passwd, group] = await Promise.all([read("passwd"), read("group")]);
@@ -448,6 +502,7 @@ export class ContainerEngine {
     } catch (err) {
       endpoint.release();
       await this.cleanup(c).catch(() => {});
+      if (c.mounts) await this.mountHost.release(c.mounts, (share) => this.shareInUse(share, c), true);
       throw err;
     }
     this.containers.set(id, c);
@@ -477,6 +532,8 @@ export class ContainerEngine {
       await this.agent.writeFile(`${dir}/config.json`, JSON.stringify(this.bundle(c, true), null, 1));
       this.markerless.delete(c.id);
     }
+    // Its ports open before its process runs (as dockerd's): a port in use refuses the start, and it stays as it was.
+    if (c.ports?.length) c.published = await this.publishPorts(c);
     if (!opts.attached) this.held.set(c.id, []);
     const shim = this.agent.spawn([c.runtime, "run", "--bundle", dir, "--pid-file", `${dir}/pid`, c.id], {
       stdin: c.interactive ? true : undefined,
@@ -484,7 +541,11 @@ export class ContainerEngine {
       timeoutMs: Infinity,
     });
     const attachment = this.follow(c, shim);
-    c.shimPid = await shim.pid;
+    // A runtime that never ran leaves no exit to close its ports at.
+    c.shimPid = await shim.pid.catch((err: unknown) => {
+      this.unpublishPorts(c);
+      throw err;
+    });
     c.shimRequestId = shim.requestId;
     c.status = "running";
     c.startedAt = new Date();
@@ -497,6 +558,20 @@ export class ContainerEngine {
       if (c.startError && (c.status as ContainerStatus) === "exited") throw new HyperlabError("CONTAINER_START_FAILED", c.startError, { exitCode: c.exitCode });
     }
     return attachment;
+  }
+
+  /** Opens `c`'s published ports through the engine's publisher (see PortPublisher). */
+  private async publishPorts(c: Container): Promise<PublishedPort[]> {
+    if (!this.opts.ports) throw new HyperlabError("NOT_SUPPORTED", `container ${c.name} publishes ports, and no host relays them here (the hyperlab daemon or the page does)`);
+    if (!c.ipAddress) throw new HyperlabError("INVALID_ARGUMENT", `container ${c.name} has no address to publish ports to (network ${c.network})`);
+    return this.opts.ports.publish({ containerId: c.id, containerName: c.name, ipAddress: c.ipAddress, bindings: c.ports ?? [] });
+  }
+
+  /** Closes `c`'s published ports (it stopped or went). */
+  private unpublishPorts(c: Container): void {
+    if (!c.published) return;
+    c.published = undefined;
+    this.opts.ports?.unpublish(c.id);
   }
 
   /** The container's OCI runtime config; `startedMarker`: with the poststart hook that marks it started (see waitStarted). */
@@ -518,6 +593,8 @@ export class ContainerEngine {
         ...(isUserNetwork(c) ? [{ source: `${STATE_DIR}/${c.id}/hosts`, destination: "/etc/hosts" }] : []),
         // Docker's --init: tini as PID 1, from the host's tool, read-only where Docker puts it.
         ...(c.init ? [{ source: `${TOOLS_DIR}/docker-init`, destination: INIT_PATH, readonly: true }] : []),
+        // -v and --mount: the guest's view of each volume or host directory (see mounts.ts).
+        ...(c.mounts ?? []).map((m) => ({ source: m.guestPath, destination: m.destination, readonly: m.readOnly })),
       ],
       ...(c.init ? { args: [INIT_PATH, "--", ...c.command] } : {}),
       startedMarker: startedMarker ? `${STATE_DIR}/${c.id}/started` : undefined,
@@ -593,7 +670,16 @@ export class ContainerEngine {
       this.containers.set(c.id, c);
       // Whether its bundle has the started marker's hook is not recorded: a start writes it again.
       if (c.status === "created") this.markerless.add(c.id);
+      // Ports belong to the host that opened them, not to the snapshot: a running one asks this host again
+      // (a fork of a VM whose container holds a fixed port finds it taken, and runs without it).
+      c.published = undefined;
       if (c.status !== "running") continue;
+      if (c.ports?.length && this.opts.ports) {
+        this.publishPorts(c).then(
+          (published) => (c.status === "running" ? (c.published = published) : this.opts.ports?.unpublish(c.id)),
+          () => {},
+        );
+      }
       if (this.agent.adopt && c.shimRequestId !== undefined && c.shimPid !== undefined) {
         this.follow(c, this.checked(this.agent.adopt(c.shimRequestId, { pid: c.shimPid, what: `${c.runtime} run ${c.id}` }), c.shimPid));
       } else {
@@ -956,8 +1042,10 @@ export class ContainerEngine {
   }
 
   /** Removes a container; a running one only with `force` (which kills it first). */
-  async remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
+  async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const c = this.get(ref);
+    // docker rm -v: its anonymous volumes go with it.
+    if (opts.volumes) this.removeVolumesOf.add(c.id);
     if (c.status === "running") {
       if (!opts.force) {
         throw new HyperlabError(
@@ -1264,6 +1352,7 @@ export class ContainerEngine {
   private async onExit(c: Container, exitCode: number): Promise<number> {
     c.status = "exited";
     c.paused = false;
+    this.unpublishPorts(c);
     c.finishedAt = new Date();
     const events = await this.agent.readFile(`${CGROUP_ROOT}/${c.id}/memory.events`).then(
       (b) => new TextDecoder().decode(b),
@@ -1296,6 +1385,11 @@ export class ContainerEngine {
     return c.exitCode;
   }
 
+  /** Whether a container other than `except` mounts through 9p share `share`. */
+  private shareInUse(share: string, except: Container): boolean {
+    return [...this.containers.values()].some((o) => o !== except && o.mounts?.some((m) => m.share === share));
+  }
+
   /** Passes held output on to the `attach` listeners, and what comes next straight away. */
   private release(c: Container): void {
     const held = this.held.get(c.id);
@@ -1306,6 +1400,12 @@ export class ContainerEngine {
 
   /** Drops a removed container's record. */
   private forget(c: Container): void {
+    this.unpublishPorts(c);
+    if (c.mounts?.length) {
+      const removeAnonymous = c.autoRemove || this.removeVolumesOf.has(c.id);
+      void this.mountHost.release(c.mounts, (share) => this.shareInUse(share, c), removeAnonymous);
+    }
+    this.removeVolumesOf.delete(c.id);
     this.containers.delete(c.id);
     this.oomKillsBefore.delete(c.id);
     this.earlyStdin.delete(c.id);

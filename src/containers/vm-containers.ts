@@ -6,9 +6,12 @@
 import { HyperlabError } from "../errors.ts";
 import type { Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { Vm } from "../hypervisor/vm.ts";
+import type { FileShare } from "../hypervisor/worker-protocol.ts";
 import type { ToolLoader } from "../guest/guest-tools.ts";
 import { type Container, type ContainerEvent, ContainerEngine, type EngineRecords } from "./engine.ts";
 import type { ImageStore } from "./image-store.ts";
+import type { PortPublisher } from "./ports.ts";
+import { type VolumeStore, guestVolumes } from "./volumes.ts";
 import { vmAgent } from "./vm-agent.ts";
 
 /** The VM containers go to when none is named. */
@@ -33,8 +36,13 @@ export class VmContainers {
     private readonly hypervisor: Hypervisor,
     /** the host's images, which every VM's containers run */
     readonly store: ImageStore,
-    /** `tools`: programs the host installs into a guest on first use (docker-init for --init) */
-    private readonly opts: { tools?: ToolLoader } = {},
+    /**
+     * `tools`: programs the host installs into a guest on first use (docker-init for --init);
+     * `ports`: who publishes the ports of a VM's containers (the daemon's relay, the page's links);
+     * `volumes`: where volumes are kept for every VM (Node: the data root's, shared into VMs over 9p;
+     * default: each VM keeps its own in its guest, as a page does)
+     */
+    private readonly opts: { tools?: ToolLoader; ports?: (vm: Vm) => PortPublisher; volumes?: VolumeStore } = {},
   ) {
     // A VM restored or forked with containers takes them back as soon as it runs, before
     // anyone asks: the processes it follows may print or exit at any moment.
@@ -92,6 +100,19 @@ export class VmContainers {
     return this.store.list();
   }
 
+  /**
+   * The volumes of VM `ref`'s containers (every VM shares one store in Node;
+   * in a page each VM keeps its own). Legal while the VM runs.
+   */
+  volumes(ref: string = DEFAULT_VM): VolumeStore {
+    return this.opts.volumes ?? this.engine(ref).volumes!;
+  }
+
+  /** The containers (any VM, any state) that mount volume `name`: a volume they use cannot be removed. */
+  volumeUsers(name: string): VmContainer[] {
+    return this.all({ all: true }).filter(({ container }) => container.mounts?.some((m) => m.type === "volume" && m.source === name));
+  }
+
   /** Subscribes to the container events of every VM's engine (with the VM's name); returns the unsubscribe. Legal any time. */
   onEvent(listener: (vm: string, e: ContainerEvent) => void): () => void {
     this.eventListeners.add(listener);
@@ -107,7 +128,9 @@ export class VmContainers {
   private engineOf(vm: Vm): ContainerEngine {
     let engine = this.engines.get(vm);
     if (!engine) {
-      engine = new ContainerEngine(vmAgent(vm), this.store, { vm: vm.name, tools: this.opts.tools });
+      const agent = vmAgent(vm);
+      const mounts = { volumes: this.opts.volumes ?? guestVolumes(agent), share: (s: FileShare) => vm.share(s), unshare: (name: string) => vm.unshare(name) };
+      engine = new ContainerEngine(agent, this.store, { vm: vm.name, tools: this.opts.tools, ports: this.opts.ports?.(vm), mounts });
       const records = vm.records?.[RECORDS_KEY] as EngineRecords | undefined;
       if (records) engine.restoreRecords(records);
       const e = engine;

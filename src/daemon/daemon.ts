@@ -5,11 +5,14 @@
 // a CLI and a daemon). Every guest runs in its VM's worker: this thread
 // serves the API and never runs an emulator.
 import { defaultDataRoot, ensureDataRoot, nodeImageStore } from "../containers/node-store.ts";
+import { nodeVolumes } from "../containers/node-volumes.ts";
 import { DEFAULT_VM, VmContainers } from "../containers/vm-containers.ts";
 import { HyperlabError } from "../errors.ts";
 import { loadNodeTool } from "../hardware/node.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
+import { nodeLlhttpModule } from "./docker/llhttp-node.ts";
 import { serveGuestDocker } from "./guest-docker.ts";
+import { nodePortPublisher } from "./port-relay.ts";
 import { type TcpListen, serveApi } from "./server.ts";
 import { isAlive } from "./socket.ts";
 
@@ -47,9 +50,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const dataRoot = opts.dataRoot ?? defaultDataRoot();
   ensureDataRoot(dataRoot);
   const hypervisor = await Hypervisor.create({ memoryBudgetMiB: opts.memoryBudgetMiB, warmPool: opts.warmPool });
-  const containers = new VmContainers(hypervisor, nodeImageStore(undefined, { dataRoot }), { tools: async (name) => (await loadNodeTool(name)).data });
+  // Volumes are folders of the data root, shared into whichever VM mounts them: they outlive containers, VMs and the daemon.
+  const containers = new VmContainers(hypervisor, nodeImageStore(undefined, { dataRoot }), {
+    volumes: nodeVolumes(dataRoot),
+    tools: async (name) => (await loadNodeTool(name)).data,
+    // Published ports listen on this machine and relay through the container's VM.
+    ports: (vm) => nodePortPublisher(vm),
+  });
   // Every VM that runs gets /var/run/docker.sock (the Docker API scoped to it) and its docker client on first use.
   const guestDocker = serveGuestDocker(containers, hypervisor, {
+    loadTool: async (name) => (await loadNodeTool(name)).data,
+    llhttp: nodeLlhttpModule,
     onError: (vm, err) => process.stderr.write(`hyperlab: VM ${vm} gets no /var/run/docker.sock: ${err.message} [${err.code}]\n`),
   });
   let server;

@@ -1,25 +1,23 @@
-// `docker` inside the daemon's VMs. Every VM that runs gets, through its
-// guest agent, a listening /var/run/docker.sock whose connections the daemon
-// serves with its Docker API scoped to that VM (so `docker ps` in VM b lists
-// b's containers), and the tools socket through which the guest's
-// /usr/bin/docker stub fetches the real docker client on first use.
+// `docker` inside the guests, for the Node daemon and the page alike. Every
+// VM that runs gets, through its guest agent, a listening
+// /var/run/docker.sock whose connections are served with the Docker API
+// scoped to that VM (so `docker ps` in VM b lists b's containers), and the
+// tools socket through which the guest's /usr/bin/docker stub fetches the
+// real docker client on first use.
 //
-// A connection from the guest is a GuestStream, not a Node socket: it is
-// wrapped as a Duplex and handed to a Node http server with
-// `emit("connection")`, so node.ts serves it exactly as it serves the
-// daemon's own socket, upgrades (attach, exec) included.
-import { type Server, createServer } from "node:http";
-import { Duplex } from "node:stream";
+// A connection from the guest is a GuestStream, not a socket of the host:
+// http1-connection.ts serves HTTP/1.1 on it (llhttp parses the requests),
+// upgrades (attach, exec) included. Nothing here needs Node: the host says
+// where the parser's WebAssembly and the tools come from. With `lazy` the
+// Docker API's code and the parser are loaded on a VM's first connection,
+// so a page that never runs `docker` never downloads them.
 import type { VmContainers } from "../containers/vm-containers.ts";
 import { HyperlabError } from "../errors.ts";
 import type { GuestStream } from "../guest/agent.ts";
-import { serveGuestTools } from "../guest/guest-tools.ts";
-import { loadNodeTool } from "../hardware/node.ts";
+import { type ToolLoader, serveGuestTools } from "../guest/guest-tools.ts";
 import type { Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { Vm } from "../hypervisor/vm.ts";
-import { DockerApi } from "./docker/api.ts";
-import { serveDockerRequest, serveDockerUpgrade } from "./docker/node.ts";
-import { dockerRoutes } from "./docker/routes.ts";
+import type { DockerApi } from "./docker/api.ts";
 
 /** Where a guest's docker client finds the daemon (its default DOCKER_HOST). */
 export const GUEST_DOCKER_SOCKET = "/var/run/docker.sock";
@@ -30,70 +28,119 @@ export interface GuestDocker {
   close(): void;
 }
 
-/**
- * A guest stream as a Node Duplex: bytes both ways with back-pressure (a
- * full window holds Node's writes; a full Node buffer pauses the stream, so
- * the agent holds the guest's peer), half-close both ways, an error closes it.
- */
-export function duplexOf(stream: GuestStream): Duplex {
-  let waiting: ((err?: Error | null) => void) | undefined;
-  stream.onDrain(() => {
-    const cb = waiting;
-    waiting = undefined;
-    cb?.();
-  });
-  const duplex = new Duplex({
-    allowHalfOpen: true,
-    read: () => stream.resume(),
-    write: (chunk: Buffer, _encoding, cb) => {
-      if (stream.write(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))) cb();
-      else waiting = cb;
-    },
-    final: (cb) => {
-      stream.end();
-      cb();
-    },
-    destroy: (err, cb) => {
-      stream.close();
-      cb(err);
-    },
-  });
-  stream.onData((d) => {
-    if (!duplex.push(d)) stream.pause();
-  });
-  stream.onEnd(() => duplex.push(null));
-  stream.onClose((err) => {
-    // A clean close comes after both ends, and Node then destroys the Duplex itself.
-    if (err) duplex.destroy(err);
-    else if (!duplex.destroyed && duplex.writableFinished && duplex.readableEnded) duplex.destroy();
-  });
-  return duplex;
+/** Where a VM's first use of a tool is: fetching it, writing it into the guest, there (or failed). */
+export type ToolPhase = "load" | "install" | "ready" | "error";
+
+/** What serving docker in the guests needs of its host. */
+export interface GuestDockerOptions {
+  /** the unpacked program of a guest tool (the docker client), asked for on its first use in each guest */
+  loadTool: ToolLoader;
+  /** llhttp's compiled WebAssembly module (see docker/llhttp.ts): the host knows where its bytes are */
+  llhttp: () => Promise<WebAssembly.Module>;
+  /** load the Docker API and the parser on a VM's first connection (default: at once, so its event log starts with the VM) */
+  lazy?: boolean;
+  /** hears of a VM it could not set up (its guest stays without them) */
+  onError?: (vm: string, err: HyperlabError) => void;
+  /** hears of each VM's Docker API once it is made (the page lists its calls) */
+  onApi?: (vm: string, api: DockerApi) => void;
+  /** hears where a VM's first use of a tool is (the page shows the client's download) */
+  onTool?: (vm: string, name: string, phase: ToolPhase, err?: unknown) => void;
 }
 
-/** An http server (not listening) that serves the Docker API `api` on the connections it is handed. */
-function dockerServer(api: DockerApi): Server {
-  const server = createServer((req, res) => void serveDockerRequest(api, req, res));
-  server.on("upgrade", (req, socket, head) => void serveDockerUpgrade(api, req, socket, head));
-  return server;
+/** Serves one guest connection with the VM's Docker API. */
+type ServeConnection = (stream: GuestStream) => void;
+
+/** The Docker API's code and one parser instance, loaded once per host. */
+async function loadServer(llhttp: () => Promise<WebAssembly.Module>) {
+  const [{ DockerApi }, { dockerRoutes }, { serveHttp1 }, { Llhttp }, module] = await Promise.all([
+    import("./docker/api.ts"),
+    import("./docker/routes.ts"),
+    import("./docker/http1-connection.ts"),
+    import("./docker/llhttp.ts"),
+    llhttp(),
+  ]);
+  const parsers = await Llhttp.instantiate(module);
+  return (context: ConstructorParameters<typeof DockerApi>[0]) => {
+    const api = new DockerApi(context, dockerRoutes);
+    const serve: ServeConnection = (stream) => serveHttp1(stream, parsers.requestParser(), (req, res) => api.handle(req, res));
+    return { api, serve };
+  };
+}
+
+/** The answer a guest's client gets when the host could not load the Docker API: Docker's JSON error, then the end. */
+function unavailable(stream: GuestStream, err: unknown): void {
+  const body = new TextEncoder().encode(JSON.stringify({ message: `the Docker API could not be loaded here: ${(err as Error)?.message ?? err}` }) + "\n");
+  const head = `HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+  stream.write(new TextEncoder().encode(head));
+  stream.write(body);
+  stream.end();
 }
 
 /**
  * Sets up docker in every VM of `hypervisor` as it comes to run (and in
  * those running already): /var/run/docker.sock served by the Docker API
- * scoped to the VM, and the tools socket for the docker client. `onError`
- * hears of a VM it could not set up (its guest stays without them).
+ * scoped to the VM, and the tools socket for the docker client.
  */
-export function serveGuestDocker(containers: VmContainers, hypervisor: Hypervisor, opts: { onError?: (vm: string, err: HyperlabError) => void } = {}): GuestDocker {
+export function serveGuestDocker(containers: VmContainers, hypervisor: Hypervisor, opts: GuestDockerOptions): GuestDocker {
+  let server: ReturnType<typeof loadServer> | undefined;
+  const loaded = () => {
+    server ??= loadServer(opts.llhttp);
+    server.catch(() => (server = undefined)); // a later connection tries again
+    return server;
+  };
   const done = new WeakSet<Vm>();
   const setUp = async (vm: Vm) => {
     // Once per VM: a VM that resumes from a pause is "running" again with its sockets still there.
     if (done.has(vm) || vm.state !== "running") return;
     done.add(vm);
-    const server = dockerServer(new DockerApi({ containers, hypervisor, vm: vm.name }, dockerRoutes));
+    let served: Promise<ServeConnection> | undefined;
+    const serverOfVm = () => {
+      served ??= loaded().then((make) => {
+        // Bind sources named by the guest's docker are the guest's paths: never the host's.
+        const { api, serve } = make({ containers, hypervisor, vm: vm.name, guestPaths: true });
+        opts.onApi?.(vm.name, api);
+        return serve;
+      });
+      served.catch(() => (served = undefined));
+      return served;
+    };
+    if (!opts.lazy) serverOfVm().catch(() => {});
+    const tell = (name: string, phase: ToolPhase, err?: unknown) => opts.onTool?.(vm.name, name, phase, err);
+    // The tools socket: the guest's stubs ask for their program; the host's progress hears each step.
+    const toolGuest = {
+      listen: vm.listen.bind(vm),
+      writeFile: async (path: string, data: string | Uint8Array, o?: { mode?: number; append?: boolean }) => {
+        const name = path.slice(path.lastIndexOf("/") + 1);
+        try {
+          await vm.writeFile(path, data, o);
+        } catch (err) {
+          tell(name, "error", err);
+          throw err;
+        }
+        // The second write (append, mode 0755) is the last of an install: the program is there.
+        if (o?.append) tell(name, "ready");
+      },
+    };
+    const loadTool: ToolLoader = async (name) => {
+      tell(name, "load");
+      try {
+        const data = await opts.loadTool(name);
+        tell(name, "install");
+        return data;
+      } catch (err) {
+        tell(name, "error", err);
+        throw err;
+      }
+    };
     try {
       await Promise.all([
-        vm.listen(GUEST_DOCKER_SOCKET, (stream) => server.emit("connection", duplexOf(stream))),
-        serveGuestTools(vm, async (name) => (await loadNodeTool(name)).data),
+        vm.listen(GUEST_DOCKER_SOCKET, (stream) => {
+          serverOfVm().then(
+            (serve) => serve(stream),
+            (err: unknown) => unavailable(stream, err),
+          );
+        }),
+        serveGuestTools(toolGuest, loadTool),
       ]);
     } catch (err) {
       // A VM that stopped meanwhile needs nothing; anything else is worth telling.

@@ -7,7 +7,9 @@ import { DEFAULT_VM, type VmContainers } from "../containers/vm-containers.ts";
 import type { CreateVmOptions, Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { VmExecOptions } from "../hypervisor/worker-protocol.ts";
 import { type Route, body, rawBody, send, streamOutput } from "./http.ts";
+import { volumeRoutes } from "./v1-volumes.ts";
 import { API_VERSION } from "./socket.ts";
+import { buildRoutes } from "./v1-build.ts";
 
 /** A container as the API returns it (dates as ISO strings, no log bytes), with the VM it lives in. */
 export function containerJson(c: Container, vm: string) {
@@ -25,6 +27,10 @@ export function containerJson(c: Container, vm: string) {
     runtime: c.runtime,
     network: c.network,
     ipAddress: c.ipAddress,
+    /** its published ports while it runs (host address and port → container port) */
+    ports: c.status === "running" ? (c.published ?? []) : [],
+    /** the ports it exposes (EXPOSE, --expose) */
+    exposedPorts: c.exposedPorts ?? [],
   };
 }
 export type ContainerJson = ReturnType<typeof containerJson>;
@@ -215,6 +221,8 @@ export function v1Routes(containers: VmContainers, hypervisor: Hypervisor): Rout
     ["POST", containerRoute("/([^/]+)/wait"), async (m, _r, res) => send(res, 200, { exitCode: await engine(m).wait(ref(m)) })],
     ["DELETE", containerRoute("/([^/]+)"), async (m, _r, res, q) => send(res, 204, await engine(m).remove(ref(m), { force: q.get("force") === "1" }))],
     ["GET", containerRoute("/([^/]+)/json"), async (m, _r, res) => send(res, 200, { ...engine(m).inspect(ref(m)), Vm: containers.vm(vmOf(m)).name })],
+    // Its published ports (what `hyperlab port` prints): none unless it runs.
+    ["GET", containerRoute("/([^/]+)/port"), async (m, _r, res) => send(res, 200, json(m, engine(m).get(ref(m))))],
     ["GET", containerRoute("/([^/]+)/stats"), async (m, _r, res) => send(res, 200, await engine(m).stats(ref(m)))],
     [
       "GET",
@@ -229,6 +237,8 @@ export function v1Routes(containers: VmContainers, hypervisor: Hypervisor): Rout
         ),
     ],
     ...networkRoutes(containers),
+    ...volumeRoutes(containers),
+    ...buildRoutes(containers),
     ...vmRoutes(hypervisor, containers),
   ];
 }

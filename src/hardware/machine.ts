@@ -12,6 +12,7 @@ import { directModule, directModuleLayout } from "./direct-boot.ts";
 import { type Emulator, guestRam } from "./emulator.ts";
 import type { GuestImage } from "./guest-image.ts";
 import { loadState, saveState, touchPages } from "./machine-state.ts";
+import { P9Server } from "./p9-server.ts";
 import { type ConsoleListener, SerialConsole } from "./serial-console.ts";
 
 // The control port's number is part of the machine's contract (the guest's /dev/vport0p1): importers find it here.
@@ -34,7 +35,16 @@ export interface MachineOptions {
   cmdline?: string;
   /** How to get v86's WebAssembly module: a compiled module (Node) or a URL (browser). */
   wasm: WebAssembly.Module | Promise<WebAssembly.Module>;
+  /**
+   * The host end of the virtio 9p device (mount tag `host9p`), which every
+   * machine has so that saved states fit every machine; default: a server
+   * that shares nothing.
+   */
+  fileShare?: P9Server;
 }
+
+/** The mount tag of the machine's 9p device (what the guest names in `mount -t 9p host9p …`). */
+export const P9_MOUNT_TAG = "host9p";
 
 /** Wall time and emulated instructions of the boot phases. */
 export interface BootReport {
@@ -133,9 +143,12 @@ export class Machine {
   private prepared: Promise<void> | undefined;
   readonly memoryMiB: number;
   readonly firmware: Firmware;
+  /** the 9p server the guest's `host9p` device talks to: its exports are the host directories the guest can mount */
+  readonly fileShare: P9Server;
 
   constructor(private readonly options: MachineOptions) {
     this.firmware = options.firmware ?? "direct";
+    this.fileShare = options.fileShare ?? new P9Server();
     const min = minimumMemoryMiB(options.image, this.firmware);
     this.memoryMiB = options.memoryMiB ?? defaultMemoryMiB(options.image, this.firmware);
     if (!Number.isInteger(this.memoryMiB) || this.memoryMiB < min || this.memoryMiB > 2047) {
@@ -430,6 +443,8 @@ export class Machine {
       acpi: false,
       fastboot: true,
       virtio_console: true,
+      // Answered at once, in this thread: no 9p request is ever pending when the state is saved.
+      filesystem: { handle9p: (request: Uint8Array, reply: (bytes: Uint8Array) => void) => reply(this.fileShare.handle(request)) },
     };
     if (this.firmware === "seabios") {
       // The BIOS also maps itself at the top of the address space; a restored machine keeps that mapping.

@@ -1,9 +1,11 @@
 // Node's side of instant start: boot snapshots cached as files, and a codec
 // on node:zlib and node:crypto (several times faster than the web streams).
 import { createHash } from "node:crypto";
+import { accessSync, constants } from "node:fs";
 import { mkdir, readFile, readdir, rename, unlink, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { homedir } from "node:os";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
@@ -15,9 +17,34 @@ import type { Compression, Snapshot, SnapshotCodec } from "./snapshot.ts";
 const deflateRaw = promisify(zlib.deflateRaw);
 const inflateRaw = promisify(zlib.inflateRaw);
 
-/** The folder for cached boot snapshots: $HYPERLAB_CACHE, or node_modules/.cache/hyperlab in this checkout. */
-export function snapshotCacheDir(): string {
-  return process.env.HYPERLAB_CACHE || fileURLToPath(new URL("../../node_modules/.cache/hyperlab/", import.meta.url));
+/** hyperlab's own folder: a checkout, or the installed package (src/ or lib/ sits in it). */
+const packageRoot = fileURLToPath(new URL("../../", import.meta.url));
+
+/**
+ * The folder for cached boot snapshots: $HYPERLAB_CACHE; else the
+ * node_modules/.cache/hyperlab of the project hyperlab belongs to (a checkout's
+ * own; for a package installed at <project>/node_modules/hyperlab, the
+ * project's node_modules/.cache, where build tools keep their caches), if it
+ * can be written; else $XDG_CACHE_HOME/hyperlab (default ~/.cache/hyperlab),
+ * as for a global install that only root may write. Legal any time.
+ */
+export function snapshotCacheDir(env: NodeJS.ProcessEnv = process.env, root: string = packageRoot): string {
+  if (env.HYPERLAB_CACHE) return env.HYPERLAB_CACHE;
+  const installed = basename(dirname(root)) === "node_modules";
+  const project = join(installed ? dirname(root) : join(root, "node_modules"), ".cache", "hyperlab");
+  return writable(project) ? project : join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "hyperlab");
+}
+
+/** Whether `dir` can be written, or made: the nearest folder of it that exists is writable. */
+function writable(dir: string): boolean {
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      accessSync(d, constants.W_OK);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || dirname(d) === d) return false;
+    }
+  }
 }
 
 /** Copies `bytes` only when they do not span their whole ArrayBuffer (v86 needs a buffer of its own). */

@@ -28,7 +28,7 @@ import {
 export const BOOT_SNAPSHOT_CMDLINE = "init_on_free=1";
 
 /** Changes whenever the way a boot snapshot is prepared changes, so cached ones are rebuilt. */
-export const BOOT_SNAPSHOT_RECIPE = 1;
+export const BOOT_SNAPSHOT_RECIPE = 2;
 
 /** Where encoded boot snapshots persist between processes. */
 export interface SnapshotStore {

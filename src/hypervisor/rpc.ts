@@ -67,15 +67,25 @@ const isNode = typeof (globalThis as { process?: { versions?: { node?: string } 
 let nodeEntry: Promise<URL> | undefined;
 
 /**
- * The script a Node VM worker runs. Our sources are TypeScript: a worker
- * thread could register tsx and load them (vm-worker-entry.mjs), but that
- * costs about 0.4 s per worker. Instead vm-worker.ts and its imports are
- * bundled into one ES module with esbuild (tsx's own compiler) once per
- * process, about 50 ms, and every worker starts from that file in about
- * 50 ms. The file is named by its content's hash, so it is never stale.
- * Without esbuild, workers take the tsx path.
+ * True when this module is compiled JavaScript (the npm package's lib/, built
+ * by `npm run build:lib`): its neighbours are compiled too, so a worker runs
+ * vm-worker.js as it is, with no bundler or loader.
+ */
+const compiled = import.meta.url.endsWith(".js");
+
+/**
+ * The script a Node VM worker runs. From the package's compiled lib/, the
+ * compiled vm-worker.js beside this module. From the TypeScript sources
+ * (a checkout, tests): a worker thread could register tsx and load them
+ * (vm-worker-entry.mjs), but that costs about 0.4 s per worker. Instead
+ * vm-worker.ts and its imports are bundled into one ES module with esbuild
+ * (tsx's own compiler) once per process, about 50 ms, and every worker
+ * starts from that file in about 50 ms. The file is named by its content's
+ * hash, so it is never stale. Without esbuild, workers take the tsx path.
  */
 function nodeWorkerEntry(): Promise<URL> {
+  // Not `new URL("./vm-worker.js", import.meta.url)`: the page's build would take that for an asset of the page.
+  if (compiled) nodeEntry ??= Promise.resolve(new URL(import.meta.url.replace(/[^/]*$/, "vm-worker.js")));
   nodeEntry ??= (async () => {
     const tsxEntry = new URL("./vm-worker-entry.mjs", import.meta.url);
     try {

@@ -8,6 +8,8 @@ import { type AgentChannel, AgentClient, type ExecOptions, type ExecResult, type
 import type { StreamEnd } from "../guest/agent-stream.ts";
 import type { GuestImage } from "../hardware/guest-image.ts";
 import { Machine } from "../hardware/machine.ts";
+import { P9Error } from "../hardware/p9-message.ts";
+import { P9Server } from "../hardware/p9-server.ts";
 import { type DeltaBase, makeDeltaSnapshot } from "./delta-snapshot.ts";
 import { loadMemoryEngine } from "./memory-engine.ts";
 import { type DeltaSnapshot, type Snapshot, captureSnapshot, checkSnapshot, imageDigest } from "./snapshot.ts";
@@ -16,6 +18,7 @@ import {
   AGENT_REQUESTS,
   type AgentRequest,
   type DeviceCounters,
+  type FileShare,
   type GuestMemory,
   type PrepareConfig,
   type ProcessEvent,
@@ -36,6 +39,12 @@ const CONSOLE_BATCH = 4096;
 const encoder = new TextEncoder();
 
 const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string";
+/**
+ * The host's file system for the guest's 9p device: only in Node (a page has
+ * no host directories). The worker reaches only the directories the host
+ * names in share(), each confined to itself (see p9-node-fs.ts).
+ */
+const nodeFs = isNode ? await import("../hardware/p9-node-fs.ts") : undefined;
 
 function needMachine(machine: Machine | undefined, action: string): Machine {
   if (!machine) throw new HyperlabError("VM_INVALID_STATE", `cannot ${action}: the VM has no machine yet (it was not started)`);
@@ -82,6 +91,8 @@ class VmWorkerImpl implements VmWorkerApi {
   private activeMs = 0;
   private lastT = 0;
   private lastActive = 0;
+  /** the 9p server of this VM's machine (every machine the worker builds gets it): its exports are the shared host directories */
+  private readonly fileShare = new P9Server(nodeFs ? new nodeFs.NodeFsBackend() : undefined);
 
   /** Takes the port the worker's events go out on. Called once by the host right after spawning. */
   connect(port: MessagePort): void {
@@ -93,7 +104,7 @@ class VmWorkerImpl implements VmWorkerApi {
     if (this.machine) throw new HyperlabError("VM_INVALID_STATE", `cannot init: this worker already has VM ${this.config?.name}`);
     this.config = config;
     this.dropPrepared();
-    this.adoptMachine(new Machine({ image: config.image, wasm: config.wasm, memoryMiB: config.memoryMiB, cmdline: config.cmdline }));
+    this.adoptMachine(new Machine({ image: config.image, wasm: config.wasm, memoryMiB: config.memoryMiB, cmdline: config.cmdline, fileShare: this.fileShare }));
   }
 
   /** Powers on, waits for the guest and its agent. Legal once, after init. */
@@ -119,7 +130,7 @@ class VmWorkerImpl implements VmWorkerApi {
     if (this.machine || this.config) throw new HyperlabError("VM_INVALID_STATE", `cannot prepare: this worker already has VM ${this.config?.name}`);
     this.dropPrepared();
     const firmware = "direct" as const;
-    const machine = new Machine({ image: config.image, wasm: config.wasm, memoryMiB: config.memoryMiB, firmware, cmdline: config.cmdline });
+    const machine = new Machine({ image: config.image, wasm: config.wasm, memoryMiB: config.memoryMiB, firmware, cmdline: config.cmdline, fileShare: this.fileShare });
     const ready = machine.prepare({ pagesOf: config.pagesOf });
     this.prepared = { machine, key: machineKey(config.image.id, config.memoryMiB, firmware, config.cmdline) };
     await ready;
@@ -152,7 +163,7 @@ class VmWorkerImpl implements VmWorkerApi {
     const t0 = performance.now();
     checkSnapshot(snapshot.header, { image: { id: config.image.id, sha256: await imageDigest(config.image) } });
     const { memoryMiB, firmware, cmdline } = snapshot.header.vm;
-    const machine = this.takePrepared(config.image, snapshot.header.vm) ?? new Machine({ image: config.image, wasm: config.wasm, memoryMiB, firmware, cmdline });
+    const machine = this.takePrepared(config.image, snapshot.header.vm) ?? new Machine({ image: config.image, wasm: config.wasm, memoryMiB, firmware, cmdline, fileShare: this.fileShare });
     const report = await machine.restore(snapshot.state, { timeoutMs: opts.timeoutMs, paused: true });
     this.adoptMachine(machine);
     this.userPaused = true;
@@ -425,6 +436,29 @@ class VmWorkerImpl implements VmWorkerApi {
     const listener = this.listeners.get(id);
     if (!listener) throw new HyperlabError("INVALID_ARGUMENT", `there is no listener with id ${id} (it was closed)`);
     await listener.close();
+  }
+
+  /**
+   * Shares a host directory with the guest over its 9p device; resolves
+   * with the directory resolved. Legal any time; NOT_SUPPORTED in a browser.
+   */
+  async share(share: FileShare): Promise<string> {
+    if (!nodeFs) throw new HyperlabError("NOT_SUPPORTED", "a VM in a browser has no host directories to share: use a volume, or drop files onto the terminal");
+    try {
+      if (share.create) nodeFs.makeDirectory(share.hostPath);
+      const root = nodeFs.resolveExportRoot(share.hostPath);
+      this.fileShare.setExport({ name: share.name, root, readOnly: share.readOnly });
+      return root;
+    } catch (err) {
+      if (!(err instanceof P9Error)) throw err;
+      const [reason, why] = err.errno === 2 ? ["missing", "it does not exist"] : err.errno === 20 ? ["not-directory", "it is not a directory"] : err.errno === 13 ? ["denied", "permission denied"] : ["other", err.message];
+      throw new HyperlabError("INVALID_ARGUMENT", `cannot share ${share.hostPath} with the guest: ${why}`, { path: share.hostPath, reason });
+    }
+  }
+
+  /** Stops sharing `name`. Legal any time. */
+  async unshare(name: string): Promise<void> {
+    this.fileShare.removeExport(name);
   }
 
   /** Types into the serial console (the human's terminal). Legal while booting, running or paused. */

@@ -11,7 +11,7 @@ import { MAX_SHARE, MIN_SHARE, validShare } from "./scheduler.ts";
 import { portListener, portStream } from "./stream-port.ts";
 import type { Compression } from "./snapshot.ts";
 import { type VmState, assertState, assertTransition } from "./vm-state.ts";
-import type { AgentRequest, DeviceCounters, GuestMemory, ProcessEvent, ProcessInput, VmExecOptions, WorkerEvent, WorkerSample } from "./worker-protocol.ts";
+import type { AgentRequest, DeviceCounters, FileShare, GuestMemory, ProcessEvent, ProcessInput, VmExecOptions, WorkerEvent, WorkerSample } from "./worker-protocol.ts";
 
 /** How a VM came to be. */
 export type VmOrigin = "boot" | "snapshot" | "restore" | "fork" | "pool";
@@ -405,6 +405,22 @@ export class Vm {
     if (this._stopReason) return end(this._stopReason);
     this.links.add(end);
     void over.finally(() => this.links.delete(end));
+  }
+
+  /**
+   * Shares a host directory with the guest over its 9p device (`host9p`;
+   * `share.name` is its entry in the guest's 9p root); resolves with the
+   * directory resolved. Legal while running or paused; NOT_SUPPORTED in a browser.
+   */
+  async share(share: FileShare): Promise<string> {
+    assertState(this._state, ["running", "paused"], { action: "share a host directory", vm: this.name });
+    return this.call((w) => w.api.share(share));
+  }
+
+  /** Stops sharing a host directory (see share). Legal while running or paused. */
+  async unshare(name: string): Promise<void> {
+    assertState(this._state, ["running", "paused"], { action: "stop sharing a host directory", vm: this.name });
+    await this.call((w) => w.api.unshare(name));
   }
 
   /** Types into the VM's serial console (the human's terminal). Legal while booting, running or paused. */

@@ -90,6 +90,18 @@ export type ProcessInput =
   | { type: "resize"; rows: number; cols: number }
   | { type: "kill"; signal?: number };
 
+/** A host directory shared with a VM's guest over its 9p device (`mount -t 9p host9p`): one entry of the guest's synthetic root. */
+export interface FileShare {
+  /** its name in the guest's 9p root: letters, digits, '_', '.', '-' */
+  name: string;
+  /** the host directory (resolved by the worker: it must exist and be a directory) */
+  hostPath: string;
+  /** the guest may read but not change it */
+  readOnly: boolean;
+  /** make the directory (and its parents) when it is missing, as `docker run -v` does */
+  create?: boolean;
+}
+
 /** Guest memory as the guest's /proc/meminfo tells it, in KiB. */
 export interface GuestMemory {
   totalKiB: number;
@@ -149,6 +161,15 @@ export interface VmWorkerApi {
   listen(path: string, opts: Omit<ListenOptions, "grant">, port: MessagePort): Promise<{ id: number }>;
   /** Stops a listener from listen(). Legal while it listens. */
   unlisten(id: number): Promise<void>;
+  /**
+   * Shares a host directory with the guest over its 9p device (replacing a
+   * share of that name); resolves with the directory as resolved (realpath).
+   * Legal once the machine is built; NOT_SUPPORTED where the worker has no
+   * host file system (a browser), INVALID_ARGUMENT for a path that is not a directory.
+   */
+  share(share: FileShare): Promise<string>;
+  /** Stops sharing `name` (the guest's open files in it answer ESTALE). Legal any time. */
+  unshare(name: string): Promise<void>;
   /** Types into the serial console (the human's terminal). Legal while booting, running or paused. */
   writeConsole(data: string | Uint8Array): void;
   /** The counters now (also sent every SAMPLE_MS). Legal any time. */

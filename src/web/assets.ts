@@ -3,6 +3,7 @@
 // host may cache them for ever) and gives us its URL; in development the dev
 // server serves them from the checkout.
 import v86WasmUrl from "v86/build/v86.wasm?url";
+import llhttpUrl from "virtual:hyperlab-llhttp-wasm";
 
 /**
  * The guest artifacts a page's cold boot reads (guest-images/dist/manifest.json
@@ -16,6 +17,13 @@ const found = import.meta.glob(["../../guest-images/dist/*.{json,bin,cpio,elf}",
   import: "default",
   eager: true,
 }) as Record<string, string>;
+
+/**
+ * Programs a guest loads on first use (guest-images/dist/tools/, the
+ * manifest's `tools`): the docker client is 14.6 MB, so it is a file of the
+ * site that no start downloads; the page fetches one when a guest asks.
+ */
+const tools = import.meta.glob("../../guest-images/dist/tools/*.gz", { query: "?url", import: "default", eager: true }) as Record<string, string>;
 
 /** URL of each guest artifact, by the name the manifest uses. */
 export const guestAssetUrls: Readonly<Record<string, string>> = Object.fromEntries(
@@ -38,4 +46,15 @@ export function guestAssetUrl(name: string): string | undefined {
  */
 export function imageLayoutUrl(): string {
   return new URL("images/", guestAssetUrl("manifest.json") ?? import.meta.url).href;
+}
+
+/** Absolute URL of a guest tool's file, by the name the manifest gives it (tools/docker.gz). */
+export function guestToolUrl(file: string): string | undefined {
+  const entry = Object.entries(tools).find(([path]) => path.endsWith(`/dist/${file}`));
+  return entry && new URL(entry[1], import.meta.url).href;
+}
+
+/** Absolute URL of llhttp's WebAssembly (the parser of the Docker API the page serves its guests). */
+export function llhttpWasmUrl(): string {
+  return new URL(llhttpUrl, import.meta.url).href;
 }

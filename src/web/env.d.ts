@@ -6,3 +6,9 @@ declare module "virtual:hyperlab-boot-snapshots" {
   /** one per memory size: the guest RAM it was taken with, its URL (as Vite gives asset URLs) and its size in bytes */
   export const bootSnapshots: ReadonlyArray<{ memoryMiB: number; url: string; bytes: number }>;
 }
+
+/** URL of llhttp's WebAssembly in the built site (vite.config.ts makes this module; see src/daemon/docker/llhttp.ts). */
+declare module "virtual:hyperlab-llhttp-wasm" {
+  const url: string;
+  export default url;
+}

@@ -2,7 +2,10 @@
 // its own VM in its own worker; its terminal, progress bar, errors and (with
 // show-stack) the live stack view live in its shadow root, so a course page's
 // styles and the element's never mix.
-import type { HyperlabError } from "../errors.ts";
+import { HyperlabError } from "../errors.ts";
+import { VOLUME_NAME } from "../containers/volumes.ts";
+import { DROP_HOME, type DropReport, type DropTarget, type DroppedFile, copyIntoGuest, droppedFiles, volumeNames } from "./drop-files.ts";
+import { pageDocker } from "./page-docker.ts";
 import { type PageVmEvent, PageVm } from "./page-vm.ts";
 import { pageHost } from "./page-host.ts";
 import { PHASE_LABEL, type StartPhase } from "./progress.ts";
@@ -51,6 +54,9 @@ header .ttp { margin-left: auto; color: #2f6f3e; font-variant-numeric: tabular-n
 .error .code { font: 12px ui-monospace, monospace; color: #a0453a; }
 .error p { margin: 6px 0; white-space: pre-wrap; }
 .error button { font: inherit; padding: 3px 12px; }
+header .drop-into { font-size: 12px; color: #4a5568; }
+header .drop-into select { font: 12px system-ui, sans-serif; max-width: 14em; }
+.pane.term.dropping::after { content: attr(data-drop); position: absolute; inset: 8px; display: flex; align-items: center; justify-content: center; text-align: center; padding: 12px; border: 2px dashed #7aa7e0; border-radius: 8px; background: rgba(16, 20, 26, 0.85); color: #d8dee9; font: 15px system-ui, sans-serif; pointer-events: none; }
 :host([terminal-only]) header, :host([terminal-only]) .progress { display: none; }
 :host([terminal-only]) .frame { border-radius: 0; }
 `;
@@ -87,6 +93,7 @@ export class HyperlabVmElement extends HTMLElement {
   /** terminals besides the console's (containers, other VMs), in tab order */
   private extraTerminals: Array<{ title: string; view: TerminalView; pane: HTMLElement; tab: HTMLElement; close?: () => void }> = [];
   private offProgress: (() => void) | undefined;
+  private offDocker: (() => void) | undefined;
   private _promptMs: number | undefined;
 
   constructor() {
@@ -95,7 +102,7 @@ export class HyperlabVmElement extends HTMLElement {
     this.root.innerHTML = `
       <style>${TERMINAL_CSS}${STYLE}</style>
       <div class="frame" part="frame">
-        <header part="header"><span class="title">Linux VM</span><span class="status"></span><span class="ttp"></span></header>
+        <header part="header"><span class="title">Linux VM</span><span class="status"></span><label class="drop-into" title="Files and folders dropped onto the terminal are copied into the guest: into root's home folder, or into a volume that containers mount with -v NAME:/path">drop files into <select><option value="">/root (home)</option><option value="new">a new volume…</option></select></label><span class="ttp"></span></header>
         <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"><div class="bar"></div><span class="label"></span></div>
         <div class="error" role="alert" hidden></div>
         <div class="main">
@@ -116,6 +123,83 @@ export class HyperlabVmElement extends HTMLElement {
       panes: $(".panes"),
       stack: $(".stack"),
     };
+    this.wireDrops();
+  }
+
+  /**
+   * Copies files into the guest as a drop onto the terminal does: into the
+   * volume named (made if missing; `drop-volume` attribute or the header's
+   * choice when none is given), or root's home. Legal once the VM runs.
+   */
+  async dropFiles(files: ReadonlyArray<DroppedFile | File>, target?: DropTarget): Promise<DropReport> {
+    const vm = this.vm?.hypervisor()?.get(this.vm.name);
+    if (!vm || this.dataset.state !== "ready") throw new HyperlabError("VM_INVALID_STATE", "files can be dropped once the VM is running");
+    const list = files.map((f) => (f instanceof File ? { path: f.name, file: f } : f));
+    return copyIntoGuest(vm, list, target ?? this.dropTarget());
+  }
+
+  /** Where a drop goes now: the header's choice, else the `drop-volume` attribute, else /root. */
+  private dropTarget(): DropTarget {
+    const chosen = this.root.querySelector<HTMLSelectElement>(".drop-into select")!.value;
+    if (chosen.startsWith("volume:")) return { kind: "volume", name: chosen.slice("volume:".length) };
+    const attr = this.getAttribute("drop-volume");
+    return attr ? { kind: "volume", name: attr } : { kind: "home" };
+  }
+
+  /** Drag and drop onto the console's terminal, and the header's list of where drops go. */
+  private wireDrops(): void {
+    const pane = this.parts.term;
+    const select = this.root.querySelector<HTMLSelectElement>(".drop-into select")!;
+    const option = (name: string) => Object.assign(document.createElement("option"), { value: `volume:${name}`, textContent: `volume ${name}` });
+    const refresh = async () => {
+      const vm = this.vm?.hypervisor()?.get(this.vm.name);
+      if (!vm || this.dataset.state !== "ready") return;
+      const names = await volumeNames(vm).catch(() => [] as string[]);
+      const current = select.value;
+      for (const o of [...select.options]) if (o.value.startsWith("volume:")) o.remove();
+      for (const n of names) select.insertBefore(option(n), select.querySelector('option[value="new"]'));
+      if ([...select.options].some((o) => o.value === current)) select.value = current;
+    };
+    select.addEventListener("focus", () => void refresh());
+    select.addEventListener("mousedown", () => void refresh());
+    select.addEventListener("change", () => {
+      if (select.value !== "new") return;
+      const name = prompt("Name of the volume (letters, digits, '_', '.', '-'): dropped files go into it, and a container mounts it with -v NAME:/path");
+      if (name && VOLUME_NAME.test(name)) {
+        select.insertBefore(option(name), select.querySelector('option[value="new"]'));
+        select.value = `volume:${name}`;
+      } else {
+        if (name) this.terminal?.notice(`[not a volume name: '${name}' (use letters, digits, '_', '.', '-')]`);
+        select.value = "";
+      }
+    });
+    const where = () => {
+      const t = this.dropTarget();
+      return t.kind === "home" ? `Drop to copy into the guest's ${DROP_HOME}` : `Drop to copy into volume ${t.name} (containers: -v ${t.name}:/path)`;
+    };
+    pane.addEventListener("dragover", (e) => {
+      if (!e.dataTransfer?.types.includes("Files")) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = "copy";
+      pane.dataset.drop = this.dataset.state === "ready" ? where() : "The VM is not running yet";
+      pane.classList.add("dropping");
+    });
+    pane.addEventListener("dragleave", () => pane.classList.remove("dropping"));
+    pane.addEventListener("drop", (e) => {
+      pane.classList.remove("dropping");
+      if (!e.dataTransfer) return;
+      e.preventDefault();
+      const target = this.dropTarget();
+      void droppedFiles(e.dataTransfer)
+        .then((files) => this.dropFiles(files, target))
+        .then(
+          (r) => {
+            this.terminal?.notice(`[copied ${r.files} file${r.files === 1 ? "" : "s"} (${formatMB(r.bytes)} MB) into ${r.dir}${target.kind === "volume" ? `: mount it with -v ${target.name}:/path` : ""}]`);
+            this.dispatchEvent(new CustomEvent("files-dropped", { detail: r }));
+          },
+          (err: unknown) => this.terminal?.notice(`[the drop was not copied: ${(err as Error)?.message ?? err}]`),
+        );
+    });
   }
 
   /** The page VM behind this element (undefined until connected). */
@@ -257,6 +341,8 @@ export class HyperlabVmElement extends HTMLElement {
   private stopVm(): void {
     for (const t of [...this.extraTerminals]) this.closeTerminal(t);
     this.offProgress?.();
+    this.offDocker?.();
+    this.offDocker = undefined;
     this.stack?.dispose();
     this.stack = undefined;
     this.terminal?.dispose();
@@ -274,6 +360,7 @@ export class HyperlabVmElement extends HTMLElement {
           this.parts.progress.hidden = true;
           this.dataset.state = "ready";
           this.terminal?.focus();
+          this.watchDockerClient();
         }
         return;
       case "state":
@@ -308,6 +395,38 @@ export class HyperlabVmElement extends HTMLElement {
     const bytes = totalBytes > 0 ? ` · ${formatMB(loadedBytes)} / ${formatMB(totalBytes)} MB` : loadedBytes > 0 ? ` · ${formatMB(loadedBytes)} MB` : "";
     this.parts.label.textContent = `${PHASE_LABEL[phase]}${bytes}`;
     this.dispatchEvent(new CustomEvent("hyperlab-progress", { bubbles: true, composed: true, detail: { phase, loadedBytes, totalBytes, label: this.parts.label.textContent } }));
+  }
+
+  /**
+   * The bar comes back while the VM's first `docker` waits for its client:
+   * the download from the site (14.6 MB, once per page), then its writing
+   * into the guest. The terminal shows nothing meanwhile, so the bar says why.
+   */
+  private watchDockerClient(): void {
+    const hv = this.vm?.hypervisor();
+    const name = this.vm?.handle?.name;
+    if (!hv || !name || this.offDocker) return;
+    const docker = pageDocker(hv);
+    const draw = () => {
+      const client = docker.activity(name).client;
+      const phase = client?.phase;
+      const busy = phase === "load" || phase === "install";
+      if (this.dataset.state !== "ready") return;
+      this.parts.progress.hidden = !busy;
+      if (!busy) return;
+      const d = client!.download;
+      const fraction = phase === "install" ? 1 : d?.totalBytes ? Math.min(1, d.loadedBytes / d.totalBytes) : 0;
+      this.parts.bar.style.width = `${(fraction * 100).toFixed(1)}%`;
+      this.parts.progress.setAttribute("aria-valuenow", String(Math.round(fraction * 100)));
+      this.parts.progress.dataset.phase = `docker-${phase}`;
+      this.parts.label.textContent =
+        phase === "install"
+          ? "Writing the docker client into the VM (first docker in this VM)…"
+          : d?.done
+            ? "Unpacking the docker client and checking it against the guest's manifest…"
+            : `Downloading the docker client (first docker on this page)${d?.totalBytes ? ` · ${formatMB(d.loadedBytes)} / ${formatMB(d.totalBytes)} MB` : ""}`;
+    };
+    this.offDocker = docker.onChange((vm) => vm === name && draw());
   }
 
   private showError(error: HyperlabError): void {

@@ -10,6 +10,7 @@ import { ImageStore } from "../containers/image-store.ts";
 import type { GuestProcess } from "../guest/agent.ts";
 import type { Vm } from "../hypervisor/vm.ts";
 import { imageLayoutUrl } from "./assets.ts";
+import { type PortLinks, pagePorts } from "./page-ports.ts";
 
 /** The site's image store: the OCI layout beside the guest's files, fetched as containers need it. */
 export function siteImageStore(base: string = imageLayoutUrl()): ImageStore {
@@ -31,7 +32,8 @@ const registries = new WeakMap<Hypervisor, VmContainers>();
 /** The container engines of the page's VMs: one set per hypervisor, images from the site. Legal any time. */
 export function pageVmContainers(hypervisor: Hypervisor): VmContainers {
   let registry = registries.get(hypervisor);
-  if (!registry) registries.set(hypervisor, (registry = new VmContainers(hypervisor, siteImageStore())));
+  // Published ports become links the site's service worker relays (page-ports.ts).
+  if (!registry) registries.set(hypervisor, (registry = new VmContainers(hypervisor, siteImageStore(), { ports: (vm) => pagePorts(hypervisor).publisher(vm) })));
   return registry;
 }
 
@@ -50,14 +52,28 @@ export const PAGE_CONTAINER_IMAGES = ["busybox", "lua:5.4", "lua:5.1"] as const;
 export class PageContainers {
   readonly engine: ContainerEngine;
 
-  constructor(hypervisor: Hypervisor, vm: Vm) {
+  constructor(
+    private readonly hypervisor: Hypervisor,
+    private readonly vm: Vm,
+  ) {
     this.engine = pageVmContainers(hypervisor).engine(vm.name);
+  }
+
+  /** The link that opens a published port of this VM's containers in a new tab (`<site>/_ports/<vm>/<port>/`). */
+  portUrl(hostPort: number): string {
+    return pagePorts(this.hypervisor).url(this.vm.name, hostPort);
+  }
+
+  /** Whether links to published ports work in this page (the site's service worker), and why not. */
+  portLinks(): Promise<PortLinks> {
+    return pagePorts(this.hypervisor).links();
   }
 
   /** Creates and starts a container in the background (`docker run -d`); resolves once it runs, with how long that took. */
   async run(opts: CreateOptions): Promise<{ container: Container; ms: number }> {
     const t0 = performance.now();
-    const { container } = await this.engine.run({ network: "none", ...opts });
+    // No network unless it publishes ports (a published port is reached at its address on the bridge).
+    const { container } = await this.engine.run({ network: opts.ports?.length || opts.publishAll ? "bridge" : "none", ...opts });
     return { container, ms: performance.now() - t0 };
   }
 

@@ -9,6 +9,7 @@ import type { Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { Vm, VmEvent, VmMetrics } from "../hypervisor/vm.ts";
 import type { VmState } from "../hypervisor/vm-state.ts";
 import { PageContainers } from "./page-containers.ts";
+import { pageDocker } from "./page-docker.ts";
 import { BOOT_IMAGE, RESTORE_IMAGE, pageHost } from "./page-host.ts";
 import type { StartPhase } from "./progress.ts";
 
@@ -98,6 +99,8 @@ export class PageVm {
       const downloaded = image === BOOT_IMAGE ? host.prepare({ restore, memoryMiB }) : Promise.resolve();
       downloaded.catch(() => {});
       const hv = (this.hv = await host.hypervisor);
+      // Before the VM runs: as it comes up, its guest gets /var/run/docker.sock and its docker client on first use.
+      pageDocker(hv);
       // Console text arrives while the VM boots, before createVm could hand us the Vm: listen by name.
       const off = hv.onEvent((e) => e.vm === this.name && this.onVmEvent(e));
       const vm = (this.vm = await hv.createVm({

@@ -38,6 +38,15 @@ const ENCODINGS: ReadonlyArray<readonly [string, string]> = [
  */
 const HASHED = /^assets\/[^/]+-[\w-]{8}(\.[a-z0-9]+)?$|^assets\/images\/blobs\/sha256\/[0-9a-f]{64}$/i;
 
+/** What a published port's link shows when it reaches the server instead of the site's service worker. */
+const PORTS_WITHOUT_WORKER =
+  "<!doctype html><meta charset=utf-8><title>Open this link from the hyperlab page</title>" +
+  "<body style='font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:3em auto'><h1>Open this link from the hyperlab page</h1>" +
+  "<p>A container's published port is served by the hyperlab page that runs it, through the site's service worker, and the worker " +
+  "is not running for this tab (the page was never opened here, the browser refuses service workers in a private window, or " +
+  "the tab was reloaded with Shift). Open the hyperlab page, run the container with a published port, and click its link; " +
+  "if this tab was reloaded with Shift, reload it normally.</p>\n";
+
 /** The built site's folder in this checkout. */
 export const DEFAULT_SITE_DIR = fileURLToPath(new URL("../../dist/", import.meta.url));
 
@@ -84,6 +93,11 @@ export async function serveSite(opts: SiteServerOptions = {}): Promise<SiteServe
       return;
     }
     const info = await stat(file).catch(() => undefined);
+    // A published port's link reached the server: the site's service worker (which relays it) is not running for this tab.
+    if (!info && rel.split(sep).join("/").startsWith("_ports/")) {
+      res.writeHead(404, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(PORTS_WITHOUT_WORKER);
+      return;
+    }
     if (!info?.isFile() || /\.(br|gz)$/.test(rel)) {
       res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end(`not found: ${path}\n`);
       return;

@@ -1,6 +1,8 @@
-// The live stack view beside a VM's terminal: five layers, top to bottom,
+// The live stack view beside a VM's terminal: six layers, top to bottom,
 // each read from the real system, with the controls of the two layers a
-// visitor acts on. Containers, runtime and kernel come from the guest
+// visitor acts on. The Docker API layer shows the guest's docker client and
+// the calls it makes to this tab's Docker API, as they come. Containers,
+// runtime and kernel come from the guest
 // (through its agent: /proc, cgroups, the runtimes); hypervisor and hardware
 // from the hypervisor's own figures for this page's VMs. Containers can be
 // run and opened in a terminal; VMs created, paused, snapshotted, forked and
@@ -8,8 +10,10 @@
 // Each layer is a panel in stack/; this file lays them out and reads for them.
 import type { VmMetrics } from "../hypervisor/vm.ts";
 import type { PageVm } from "./page-vm.ts";
+import { pageDocker } from "./page-docker.ts";
 import { ComparisonPanel } from "./stack/comparison-panel.ts";
 import { ContainersPanel } from "./stack/containers-panel.ts";
+import { DockerPanel } from "./stack/docker-panel.ts";
 import { el } from "./stack/dom.ts";
 import { HardwarePanel } from "./stack/hardware-panel.ts";
 import type { Refresh, StackHooks } from "./stack/hooks.ts";
@@ -40,7 +44,8 @@ export class StackView {
   /** each VM's latest metrics event, by name */
   private readonly latestMetrics = new Map<string, VmMetrics>();
   private offMetrics: (() => void) | undefined;
-  private readonly panels: { containers: ContainersPanel; runtime: RuntimePanel; kernel: KernelPanel; hypervisor: HypervisorPanel; comparison: ComparisonPanel; hardware: HardwarePanel };
+  private offDocker: (() => void) | undefined;
+  private readonly panels: { docker: DockerPanel; containers: ContainersPanel; runtime: RuntimePanel; kernel: KernelPanel; hypervisor: HypervisorPanel; comparison: ComparisonPanel; hardware: HardwarePanel };
 
   constructor(
     box: HTMLElement,
@@ -55,6 +60,7 @@ export class StackView {
       return s;
     };
     const refresh: Refresh = { all: () => this.refreshNow(), hypervisor: () => this.hypervisorLoop.now() };
+    const docker = new DockerPanel(layer("docker", "Docker API (client → daemon)"));
     const containers = new ContainersPanel(layer("containers", "Containers"), vm, hooks, refresh);
     const runtime = new RuntimePanel(layer("runtime", "Runtime"), vm);
     const kernel = new KernelPanel(layer("kernel", "Kernel"));
@@ -62,7 +68,7 @@ export class StackView {
     const hypervisor = new HypervisorPanel(hypervisorLayer, vm, hooks, refresh);
     const comparison = new ComparisonPanel(hypervisorLayer, vm, refresh);
     const hardware = new HardwarePanel(layer("hardware", "Hardware"));
-    this.panels = { containers, runtime, kernel, hypervisor, comparison, hardware };
+    this.panels = { docker, containers, runtime, kernel, hypervisor, comparison, hardware };
     content.append(
       el("h3", { text: "Where hyperlab sits" }),
       el("div", { className: "diagram", text: LEVELS.map((l, i) => `${"  ".repeat(i)}${i ? "└ " : ""}${l}`).join("\n") }),
@@ -84,6 +90,7 @@ export class StackView {
     this.guestLoop.stop();
     this.sharingLoop.stop();
     this.offMetrics?.();
+    this.offDocker?.();
   }
 
   /** Reads everything again now (after an action), then on the usual schedule. */
@@ -105,6 +112,14 @@ export class StackView {
       if (e.type === "metrics") this.latestMetrics.set(e.vm, e.metrics);
       else if (e.type === "state" && e.state === "destroyed") this.latestMetrics.delete(e.vm);
     });
+    // The Docker API layer is drawn as its calls come (each call, each step of the client's download).
+    if (!this.offDocker && this.vm.handle) {
+      const docker = pageDocker(hv);
+      const name = this.vm.handle.name;
+      const draw = () => this.panels.docker.draw(docker.activity(name));
+      this.offDocker = docker.onChange((vm) => vm === name && !this.disposed && draw());
+      draw();
+    }
     this.panels.hypervisor.draw(hv, this.latestMetrics);
     const own = this.vm.handle && this.latestMetrics.get(this.vm.handle.name);
     if (own) this.panels.hardware.draw(own);

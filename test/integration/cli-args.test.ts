@@ -12,6 +12,7 @@ const cli = (args: string[]) => hyperlab(NO_DAEMON, args);
 const VERBS: Array<{ verb: string[]; usage: string; extra: string[] }> = [
   { verb: ["boot"], usage: "Usage: hyperlab boot [OPTIONS]", extra: ["now"] },
   { verb: ["run"], usage: "Usage: hyperlab run [OPTIONS] IMAGE [COMMAND] [ARG...]", extra: [] },
+  { verb: ["build"], usage: "Usage: hyperlab build [OPTIONS] CONTEXT", extra: ["a", "b"] },
   { verb: ["images"], usage: "Usage: hyperlab images [REPOSITORY[:TAG]]", extra: ["busybox", "lua"] },
   { verb: ["ps"], usage: "Usage: hyperlab ps [-a] [-q] [--vm NAME | --all-vms]", extra: ["web"] },
   { verb: ["exec"], usage: "Usage: hyperlab exec [-i] [-t] [-e KEY=VALUE] [--vm NAME] CONTAINER COMMAND [ARG...]", extra: [] },
@@ -20,6 +21,7 @@ const VERBS: Array<{ verb: string[]; usage: string; extra: string[] }> = [
   { verb: ["kill"], usage: "Usage: hyperlab kill [-s SIGNAL] [--vm NAME] CONTAINER...", extra: [] },
   { verb: ["rm"], usage: "Usage: hyperlab rm [-f] [--vm NAME] CONTAINER...", extra: [] },
   { verb: ["inspect"], usage: "Usage: hyperlab inspect [--vm NAME] CONTAINER...", extra: [] },
+  { verb: ["port"], usage: "Usage: hyperlab port [--vm NAME] CONTAINER [PRIVATE_PORT[/tcp]]", extra: ["web", "80", "81"] },
   { verb: ["stats"], usage: "Usage: hyperlab stats [--no-stream] [--vm NAME] [CONTAINER...]", extra: [] },
   { verb: ["daemon"], usage: "Usage: hyperlab daemon [OPTIONS]", extra: ["now"] },
   { verb: ["vm", "create"], usage: "Usage: hyperlab vm create [--name NAME] [--memory MIB] [--cpu-share N] [--cold]", extra: ["a"] },
@@ -33,6 +35,11 @@ const VERBS: Array<{ verb: string[]; usage: string; extra: string[] }> = [
   { verb: ["network", "ls"], usage: "Usage: hyperlab network ls [--vm NAME]", extra: ["a"] },
   { verb: ["network", "inspect"], usage: "Usage: hyperlab network inspect [--vm NAME] NETWORK...", extra: [] },
   { verb: ["network", "rm"], usage: "Usage: hyperlab network rm [--vm NAME] NETWORK...", extra: [] },
+  { verb: ["volume", "create"], usage: "Usage: hyperlab volume create [--label KEY=VALUE]... [NAME]", extra: ["a", "b"] },
+  { verb: ["volume", "ls"], usage: "Usage: hyperlab volume ls [--size]", extra: ["a"] },
+  { verb: ["volume", "inspect"], usage: "Usage: hyperlab volume inspect VOLUME...", extra: [] },
+  { verb: ["volume", "rm"], usage: "Usage: hyperlab volume rm VOLUME...", extra: [] },
+  { verb: ["volume", "prune"], usage: "Usage: hyperlab volume prune [--all]", extra: ["a"] },
 ];
 
 describe.concurrent("hyperlab's verbs refuse what they do not understand", () => {

@@ -25,6 +25,12 @@ export interface DockerContext {
   hypervisor: Hypervisor;
   /** the VM the API's containers live in (default: default) */
   vm: string;
+  /**
+   * The API is the guest's own (its /var/run/docker.sock): a bind mount's
+   * source is a path of that guest, never of the host, as with a dockerd
+   * running inside the VM.
+   */
+  guestPaths?: boolean;
 }
 
 /** What a route handler gets. */
@@ -66,6 +72,8 @@ const STATUS: Partial<Record<string, number>> = {
   FILE_NOT_FOUND: 404,
   EXEC_NOT_FOUND: 404,
   NETWORK_NOT_FOUND: 404,
+  VOLUME_NOT_FOUND: 404,
+  VOLUME_IN_USE: 409,
   NETWORK_EXISTS: 409,
   // dockerd answers 403 Forbidden to removing a network with active endpoints or a predefined one.
   NETWORK_IN_USE: 403,

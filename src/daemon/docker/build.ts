@@ -166,8 +166,15 @@ async function prune(call: RouteCall): Promise<void> {
   sendJson(call.res, 200, { CachesDeleted: entries ? [`${entries} build cache entries`] : null, SpaceReclaimed: reclaimed });
 }
 
+/** BuildKit's own endpoints (buildx's docker driver dials them): refused naming the way that works. */
+async function buildkit(): Promise<void> {
+  throw new HyperlabError("NOT_SUPPORTED", "BuildKit is not supported: hyperlab's daemon has Docker's classic builder (Builder-Version 1). Build with DOCKER_BUILDKIT=0 docker build …");
+}
+
 /** The build routes. */
 export const buildRoutes: DockerRoute[] = [
   ["POST", /^\/build$/, build],
   ["POST", /^\/build\/prune$/, prune],
+  ["POST", /^\/session$/, buildkit],
+  ["POST", /^\/grpc$/, buildkit],
 ];

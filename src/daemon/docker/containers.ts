@@ -4,6 +4,7 @@
 // stream shapes (multiplexed frames without a terminal, raw bytes with one).
 import type { Container, ContainerEngine, WaitCondition } from "../../containers/engine.ts";
 import { BRIDGE_GATEWAY } from "../../containers/network.ts";
+import { dockerPortMap } from "../../containers/ports.ts";
 import { HyperlabError } from "../../errors.ts";
 import { type DockerRoute, type RouteCall, compareVersions, dockerHeaders, flag, jsonBody, sendEmpty, sendJson } from "./api.ts";
 import { type DockerCreateBody, type DockerMeta, createOptions } from "./create-options.ts";
@@ -91,6 +92,17 @@ function shellWord(a: string): string {
   return a === "" || /[\s'"\\$`;&|<>()*?!#~]/.test(a) ? `'${a.replace(/'/g, "'\\''")}'` : a;
 }
 
+/** A running container's ports as the list shows them: published ones, then those only exposed ([] once it stops, as dockerd). */
+function portList(c: Container): Array<Record<string, unknown>> {
+  if (c.status !== "running") return [];
+  const published = c.published ?? [];
+  const bound = new Set(published.map((p) => p.containerPort));
+  return [
+    ...published.map((p) => ({ IP: p.hostIp, PrivatePort: p.containerPort, PublicPort: p.hostPort, Type: p.protocol })),
+    ...(c.exposedPorts ?? []).filter((p) => !bound.has(p)).map((p) => ({ PrivatePort: p, Type: "tcp" })),
+  ];
+}
+
 /** One entry of `GET /containers/json`. */
 export function summary(c: Container): Record<string, unknown> {
   return {
@@ -100,14 +112,23 @@ export function summary(c: Container): Record<string, unknown> {
     ImageID: c.image.id,
     Command: c.command.map(shellWord).join(" "),
     Created: Math.floor(c.createdAt.getTime() / 1000),
-    Ports: [],
+    Ports: portList(c),
     Labels: c.labels,
     State: stateOf(c),
     Status: statusText(c),
     HostConfig: { NetworkMode: metaOf(c)?.networkMode ?? c.network },
     NetworkSettings: { Networks: networks(c) },
-    Mounts: [],
+    Mounts: mountList(c),
   };
+}
+
+/** A container's mounts as Docker's inspect and list show them. */
+export function mountList(c: Container): Array<Record<string, unknown>> {
+  return (c.mounts ?? []).map((m) =>
+    m.type === "bind"
+      ? { Type: "bind", Source: m.source, Destination: m.destination, Mode: m.mode, RW: !m.readOnly, Propagation: "rprivate" }
+      : { Type: "volume", Name: m.source, Source: m.hostPath ?? "", Destination: m.destination, Driver: "local", Mode: m.mode, RW: !m.readOnly, Propagation: "" },
+  );
 }
 
 /** RFC 3339 with nanoseconds, as Docker writes times ("0001-01-01T00:00:00Z" for never). */
@@ -166,7 +187,7 @@ export function inspectJson(c: Container, vm: string): Record<string, unknown> {
       PidsLimit: c.limits.pidsLimit ?? null,
     },
     GraphDriver: { Data: null, Name: "overlay2" },
-    Mounts: [],
+    Mounts: mountList(c),
     Config: {
       Hostname: c.hostname,
       Domainname: "",
@@ -180,7 +201,8 @@ export function inspectJson(c: Container, vm: string): Record<string, unknown> {
       Env: c.env,
       Cmd: c.cmd,
       Image: config.Image ?? c.image.reference,
-      Volumes: null,
+      ...(c.exposedPorts?.length ? { ExposedPorts: Object.fromEntries(c.exposedPorts.map((p) => [`${p}/tcp`, {}])) } : {}),
+      Volumes: config.Volumes ?? null,
       WorkingDir: c.workingDir === "/" && !config.WorkingDir ? "" : c.workingDir,
       Entrypoint: c.entrypoint.length ? c.entrypoint : null,
       OnBuild: null,
@@ -191,7 +213,8 @@ export function inspectJson(c: Container, vm: string): Record<string, unknown> {
       Bridge: "",
       SandboxID: "",
       HairpinMode: false,
-      Ports: {},
+      // While it runs: each exposed or published port with the host's ends (docker port reads this).
+      Ports: c.status === "running" ? dockerPortMap(c.published ?? [], c.exposedPorts ?? []) : {},
       SandboxKey: "",
       // The top-level fields describe the default bridge only, as in dockerd.
       Gateway: c.network === "bridge" ? (endpointOf(c)?.gateway ?? "") : "",
@@ -236,6 +259,8 @@ async function list(call: RouteCall): Promise<void> {
 async function create(call: RouteCall): Promise<void> {
   const body = await jsonBody<DockerCreateBody>(call.req);
   const { options, meta } = createOptions(body, { name: call.query.get("name"), platform: call.query.get("platform") });
+  // The guest's own docker names its own paths (see DockerContext.guestPaths).
+  if (call.api.context.guestPaths) options.mounts = options.mounts?.map((m) => (m.type === "bind" ? { ...m, inGuest: true } : m));
   const engine = call.api.engine();
   let c: Container;
   try {
@@ -418,14 +443,14 @@ async function logs(call: RouteCall): Promise<void> {
   });
 }
 
-/** `DELETE /containers/{id}?force`. */
+/** `DELETE /containers/{id}?force&v` (v: its anonymous volumes go too). */
 async function remove(call: RouteCall): Promise<void> {
   const engine = call.api.engine();
   const c = containerOf(engine, call.params[0]!);
   if (c.status === "running" && !flag(call.query, "force")) {
     throw new HyperlabError("CONTAINER_INVALID_STATE", `You cannot remove a running container ${c.id}. Stop the container before attempting removal or force remove`);
   }
-  await engine.remove(c.id, { force: true });
+  await engine.remove(c.id, { force: true, volumes: flag(call.query, "v") });
   sendEmpty(call.res, 204);
 }
 

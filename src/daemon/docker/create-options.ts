@@ -6,6 +6,8 @@ import type { CreateOptions, Runtime } from "../../containers/engine.ts";
 import { RUNTIMES } from "../../containers/engine.ts";
 import { CPU_PERIOD_US, cpuSharesToWeight } from "../../containers/limits.ts";
 import { HyperlabError } from "../../errors.ts";
+import { bindingsOfDocker, exposedPorts } from "../../containers/ports.ts";
+import { type DockerMountSpec, type MountRequest, mountOfDocker, parseVolumeSpec } from "../../containers/mounts.ts";
 
 /** The parts of Docker's create body hyperlab reads. */
 export interface DockerCreateBody {
@@ -50,11 +52,7 @@ const UNSUPPORTED_HOST: Array<[field: string, asked: (v: unknown) => boolean, in
   ["Devices", nonEmpty, "no host devices reach a container in hyperlab; drop --device"],
   ["DeviceRequests", nonEmpty, "there are no GPUs or other devices to request; drop --gpus/--device"],
   ["DeviceCgroupRules", nonEmpty, "drop --device-cgroup-rule"],
-  ["Binds", nonEmpty, "volumes and host directories are not supported yet; drop -v"],
-  ["Mounts", nonEmpty, "mounts are not supported yet; drop --mount"],
-  ["VolumesFrom", nonEmpty, "volumes are not supported yet; drop --volumes-from"],
-  ["PortBindings", nonEmpty, "published ports are not supported yet; drop -p"],
-  ["PublishAllPorts", truthy, "published ports are not supported yet; drop -P"],
+  ["VolumesFrom", nonEmpty, "name the volumes with -v NAME:/path instead of --volumes-from"],
   ["RestartPolicy", (v) => !!v && !["", "no"].includes(String((v as { Name?: string }).Name ?? "")), "restart policies are not supported; drop --restart"],
   ["CapAdd", nonEmpty, "capabilities cannot be changed yet; drop --cap-add"],
   ["CapDrop", nonEmpty, "capabilities cannot be changed yet; drop --cap-drop"],
@@ -164,6 +162,24 @@ function endpointOptions(config: DockerCreateBody["NetworkingConfig"], mode: str
 }
 
 /**
+ * The container's mounts from Docker's three fields: HostConfig.Binds (-v
+ * strings), HostConfig.Mounts (--mount), and Config.Volumes (-v /path: an
+ * anonymous volume each, unless another mount has that target).
+ */
+function dockerMounts(body: DockerCreateBody, host: Record<string, unknown>): MountRequest[] | undefined {
+  const binds = host.Binds ?? [];
+  const mounts = host.Mounts ?? [];
+  if (!Array.isArray(binds) || binds.some((b) => typeof b !== "string")) throw new HyperlabError("INVALID_ARGUMENT", "HostConfig.Binds must be a list of strings (-v's form: NAME:/path[:ro] or /host/dir:/path[:ro])");
+  if (!Array.isArray(mounts) || mounts.some((m) => typeof m !== "object" || m === null)) throw new HyperlabError("INVALID_ARGUMENT", "HostConfig.Mounts must be a list of mount objects ({Type, Source, Target, ReadOnly})");
+  const out: MountRequest[] = [...(binds as string[]).map((b) => parseVolumeSpec(b)), ...(mounts as DockerMountSpec[]).map(mountOfDocker)];
+  for (const target of Object.keys(body.Volumes ?? {})) {
+    const clean = target.replace(/\/+$/, "");
+    if (!out.some((m) => m.target.replace(/\/+$/, "") === clean)) out.push(parseVolumeSpec(target));
+  }
+  return out.length ? out : undefined;
+}
+
+/**
  * The engine's create options for Docker's create body (name from the
  * query). `platform` must be empty or linux/386 (the guest is 32-bit x86).
  */
@@ -176,7 +192,6 @@ export function createOptions(body: DockerCreateBody, query: { name?: string | n
   }
   const host = body.HostConfig ?? {};
   for (const [field, asked, instead] of UNSUPPORTED_HOST) if (asked(host[field])) throw unsupported(`HostConfig.${field}`, instead);
-  if (nonEmpty(body.Volumes)) throw unsupported("Config.Volumes", "volumes are not supported yet; drop -v and VOLUME");
   if (body.Healthcheck?.Test?.length && body.Healthcheck.Test[0] !== "NONE") throw unsupported("Config.Healthcheck", "health checks are not run; drop --health-cmd");
   if (body.Domainname) throw unsupported("Config.Domainname", "drop --domainname");
   if (body.MacAddress) throw unsupported("Config.MacAddress", "MAC addresses are chosen by the guest's kernel; drop --mac-address");
@@ -234,6 +249,11 @@ export function createOptions(body: DockerCreateBody, query: { name?: string | n
     init: host.Init === true,
     interactive: body.OpenStdin === true,
     tty: body.Tty ? { rows: console[0] || 24, cols: console[1] || 80 } : undefined,
+    // -p and -P (the docker CLI sends -p's ports in ExposedPorts too, as dockerd records them).
+    ports: bindingsOfDocker(host.PortBindings as Parameters<typeof bindingsOfDocker>[0]),
+    publishAll: host.PublishAllPorts === true,
+    exposedPorts: exposedPorts(body.ExposedPorts, "Config.ExposedPorts"),
+    mounts: dockerMounts(body, host),
   };
   return { options, meta: { config: body, hostConfig: host, networkMode: mode } };
 }

@@ -1,13 +1,14 @@
 // `GET /system/df?type=` (`docker system df [-v]`): the images (their sizes,
 // the part shared with other images, how many containers use each), the
 // containers of Docker's VM with what each wrote to its root filesystem
-// (SizeRw: its overlay's upper layer, measured in the guest), and no volumes
-// or build cache (hyperlab has neither yet).
+// (SizeRw: its overlay's upper layer, measured in the guest), the volumes
+// (their files' size and how many containers mount each), and no build cache.
 import type { Container } from "../../containers/engine.ts";
 import { HyperlabError } from "../../errors.ts";
 import { type DockerRoute, type RouteCall, sendJson } from "./api.ts";
 import { summary } from "./containers.ts";
 import { imageSummary, imageUsers, sharedSizes, storeOf } from "./images.ts";
+import { volumeUsage } from "./volumes.ts";
 
 const TYPES = ["container", "image", "volume", "build-cache"] as const;
 
@@ -43,7 +44,7 @@ async function diskUsage(call: RouteCall): Promise<void> {
       }),
     );
   }
-  if (wants("volume")) out.Volumes = [];
+  if (wants("volume")) out.Volumes = await volumeUsage(call);
   if (wants("build-cache")) {
     out.BuildCache = [];
     out.BuilderSize = 0;

@@ -210,6 +210,9 @@ function configJson(image: Image): Record<string, unknown> {
     OnBuild: c.OnBuild ?? null,
     Labels: c.Labels ?? null,
     ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
+    // Set by a build's HEALTHCHECK and SHELL; dockerd shows them only when set.
+    ...(c.Healthcheck ? { Healthcheck: c.Healthcheck } : {}),
+    ...(c.Shell ? { Shell: c.Shell } : {}),
   };
 }
 

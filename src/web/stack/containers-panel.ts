@@ -2,6 +2,7 @@
 // command, cgroup limits, runtime), and each container with its PID 1,
 // limits and use, a terminal into it and its removal.
 import { type Limits, parseCpus, parseMemory, parsePidsLimit } from "../../containers/limits.ts";
+import { type PortBinding, parsePublish } from "../../containers/ports.ts";
 import { type ContainerView, PAGE_CONTAINER_IMAGES, type PageContainers } from "../page-containers.ts";
 import type { PageVm } from "../page-vm.ts";
 import { processIo } from "../terminal.ts";
@@ -13,7 +14,18 @@ import { limitsText, mib, seconds, splitCommand } from "./text.ts";
 export class ContainersPanel {
   private readonly status = el("p", { className: "status" });
   private readonly items = el("div");
-  private readonly form: { image: HTMLSelectElement; command: HTMLInputElement; memory: HTMLInputElement; cpus: HTMLInputElement; pids: HTMLInputElement; runtime: HTMLSelectElement; run: HTMLButtonElement };
+  private readonly form: {
+    image: HTMLSelectElement;
+    command: HTMLInputElement;
+    publish: HTMLInputElement;
+    memory: HTMLInputElement;
+    cpus: HTMLInputElement;
+    pids: HTMLInputElement;
+    runtime: HTMLSelectElement;
+    run: HTMLButtonElement;
+  };
+  /** why published ports cannot be links here (no service worker), once known */
+  private linksBroken: string | undefined;
   /** last CPU reading of each container, for its CPU use between two refreshes */
   private readonly cpuSeen = new Map<string, { us: number; t: number; percent?: number }>();
 
@@ -38,9 +50,14 @@ export class ContainersPanel {
     };
     const runtime = el("select");
     for (const r of ["crun", "runc"]) runtime.append(el("option", { text: r }));
+    const publish = el("input");
+    publish.placeholder = "e.g. 8080:80";
+    publish.spellcheck = false;
+    publish.name = "publish";
     this.form = {
       image,
       command,
+      publish,
       memory: number("no limit", "1"),
       cpus: number("no limit", "0.1"),
       pids: number("no limit", "1"),
@@ -51,6 +68,7 @@ export class ContainersPanel {
     form.append(
       labelled("image", image),
       labelled("command", command, true),
+      labelled("publish (-p)", publish),
       labelled("memory (MiB)", this.form.memory),
       labelled("CPUs", this.form.cpus),
       labelled("pids", this.form.pids),
@@ -84,7 +102,7 @@ export class ContainersPanel {
       box,
       views.map(({ container: c, pid1 }) => ({
         key: c.id,
-        signature: `${c.status} ${pid1 ?? ""}`,
+        signature: `${c.status} ${pid1 ?? ""} ${(c.published ?? []).map((p) => p.hostPort).join(",")} ${this.linksBroken ?? ""}`,
         render: () => {
           const item = el("div", { className: "item container" });
           item.dataset.container = c.name;
@@ -99,6 +117,7 @@ export class ContainersPanel {
             ["runtime", `${c.runtime} · ${c.command.join(" ")}`],
           ]);
           rows.querySelectorAll("dd")[3]!.className = "now";
+          if (c.status === "running" && c.published?.length) rows.append(el("dt", { text: "ports" }), this.portLinks(c.published));
           const actions = el("div", { className: "actions" });
           if (c.status === "running") actions.append(button("Open a terminal", () => void this.openTerminal(c.id, c.name), { name: "terminal" }));
           actions.append(button("Remove", () => void this.remove(c.id), { name: "remove" }));
@@ -131,12 +150,14 @@ export class ContainersPanel {
     let containers: PageContainers;
     const limits: Limits = {};
     let command: string[];
+    let ports: PortBinding[];
     try {
       containers = this.vm.containers();
       if (f.memory.value) limits.memoryBytes = parseMemory(`${f.memory.value}m`);
       if (f.cpus.value) Object.assign(limits, parseCpus(f.cpus.value));
       if (f.pids.value) limits.pidsLimit = parsePidsLimit(f.pids.value);
       command = splitCommand(f.command.value);
+      ports = f.publish.value.trim() ? f.publish.value.trim().split(/[\s,]+/).flatMap(parsePublish) : [];
     } catch (err) {
       showStatus(status, err);
       return;
@@ -144,14 +165,36 @@ export class ContainersPanel {
     f.run.disabled = true;
     showStatus(status, `Starting a ${f.image.value} container…`);
     try {
-      const { container, ms } = await containers.run({ image: f.image.value, command, limits, runtime: f.runtime.value as "crun" | "runc" });
-      showStatus(status, `${container.name} started in ${seconds(ms)} (${container.runtime} run, in this VM).`);
+      const { container, ms } = await containers.run({ image: f.image.value, command, limits, runtime: f.runtime.value as "crun" | "runc", ports });
+      const published = container.published?.length ? ` Its ${container.published.length === 1 ? "port opens" : "ports open"} from its links below, in a new tab.` : "";
+      showStatus(status, `${container.name} started in ${seconds(ms)} (${container.runtime} run, in this VM).${published}`);
+      if (ports.length) {
+        const links = await containers.portLinks();
+        this.linksBroken = links.ready ? undefined : links.reason;
+      }
     } catch (err) {
       showStatus(status, err);
     } finally {
       f.run.disabled = false;
     }
     await this.refresh.all();
+  }
+
+  /** A published port's row: a link per port that opens the container's server in a new tab (or why it cannot). */
+  private portLinks(published: NonNullable<ContainerView["container"]["published"]>): HTMLElement {
+    const dd = el("dd", { className: "ports" });
+    const containers = this.vm.containers();
+    published.forEach((p, i) => {
+      if (i) dd.append(document.createTextNode(" · "));
+      const a = el("a", { text: `port ${p.hostPort} → ${p.containerPort}` });
+      a.href = containers.portUrl(p.hostPort);
+      a.target = "_blank";
+      a.rel = "noopener";
+      a.dataset.port = String(p.hostPort);
+      dd.append(a);
+    });
+    if (this.linksBroken) dd.append(el("span", { className: "muted", text: ` (links cannot open here: ${this.linksBroken})` }));
+    return dd;
   }
 
   private async remove(id: string): Promise<void> {

@@ -35,5 +35,8 @@ export const STACK_STYLE = `
 .stackview th, .stackview td { text-align: left; padding: 2px 4px; border-bottom: 1px solid #e4e9f0; vertical-align: top; font-variant-numeric: tabular-nums; }
 .stackview td.own { background: #e8f1fb; }
 .stackview .compare td:first-child { color: #4a5568; }
+.stackview .api-calls td.path { word-break: break-all; }
+.stackview .api-calls td.time { white-space: nowrap; text-align: right; }
+.stackview .api-calls tr.failed td { color: #7a1c12; }
 .stackview .compare .big { font-size: 15px; font-weight: 600; }
 `;

@@ -29,6 +29,12 @@ describe("the site server", () => {
     expect(Buffer.from(await r.arrayBuffer()).equals(body.subarray(0, 4096))).toBe(true);
   });
 
+  it("tells a published port's link that reached it to open the link from the hyperlab page", async () => {
+    const r = await fetch(`${site.url}_ports/page-vm-1/8080/`);
+    expect(r.status).toBe(404);
+    expect(await r.text()).toContain("<h1>Open this link from the hyperlab page</h1>");
+  });
+
   it("answers a range past the end with 416 and the file's size", async () => {
     const r = await fetch(`${site.url}kernel`, { headers: { range: "bytes=20000-" } });
     expect(r.status).toBe(416);
