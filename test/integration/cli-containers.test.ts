@@ -1,12 +1,19 @@
 import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 
 const bin = fileURLToPath(new URL("../../bin/hyperlab.js", import.meta.url));
+// A data root of these tests' own: the user's default store may hold images
+// they built, which `images` would list.
+const dataHome = mkdtempSync(join(tmpdir(), "hyperlab-cli-containers-"));
+afterAll(() => rmSync(dataHome, { recursive: true, force: true }));
 
 function hyperlab(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [bin, ...args], { timeout: 120_000, env: { ...process.env, XDG_DATA_HOME: dataHome } }, (err, stdout, stderr) => {
       const code = err ? ((err as { code?: number }).code ?? 1) : 0;
       resolve({ code: typeof code === "number" ? code : 1, stdout, stderr });
     });
