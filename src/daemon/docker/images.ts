@@ -430,7 +430,6 @@ async function create(call: RouteCall): Promise<void> {
         start();
         if (step.kind === "start") line(call, { status: `Pulling from ${step.name}`, id: step.tag });
         if (step.kind === "layer") {
-          if (step.status === "Pull complete") line(call, { status: "Pulling fs layer", progressDetail: {}, id: step.id });
           line(call, { status: step.status, progressDetail: {}, id: step.id });
         }
         if (step.kind === "digest") line(call, { status: `Digest: ${step.digest}` });
