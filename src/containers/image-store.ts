@@ -377,7 +377,7 @@ export class ImageStore {
     throw new HyperlabError(
       "IMAGE_NOT_FOUND",
       `no such image: ${reference}. Images available: ${names.join(", ") || "none"} ` +
-        `(hyperlab's images are built from Debian packages by 'npm run images' or loaded with 'docker load'; nothing is pulled from a registry).`,
+        `(hyperlab's images are built from Debian packages by 'npm run images', built with 'docker build', loaded with 'docker load', or pulled from a registry named by its address, e.g. 'docker pull localhost:5000/app:1').`,
       { reference, available: names },
     );
   }
@@ -533,8 +533,8 @@ export class ImageStore {
         throw new HyperlabError(
           "IMAGE_NOT_FOUND",
           sameRepo.length
-            ? `manifest for ${name} not found: manifest unknown: hyperlab's local image store has ${sameRepo.join(", ")} (it pulls from no registry)`
-            : `pull access denied for ${repo}, repository does not exist or may require 'docker login': hyperlab pulls only from its local image store, which has ${all.join(", ") || "no images"}`,
+            ? `manifest for ${name} not found: manifest unknown: hyperlab's local image store has ${sameRepo.join(", ")} (Docker Hub names come from it, never from the internet)`
+            : `pull access denied for ${repo}, repository does not exist or may require 'docker login': hyperlab pulls Docker Hub names only from its local image store, which has ${all.join(", ") || "no images"} (a registry is named by its address: localhost:5000/${repo})`,
           { reference },
         );
       }

@@ -194,7 +194,11 @@ export async function pushToRegistry(store: ImageStore, reference: string, progr
 
 /** Checks credentials against a registry (`docker login`): resolves when they are good. */
 export async function loginToRegistry(server: string, auth: RegistryAuth, opts: Omit<RegistryOptions, "auth"> = {}): Promise<void> {
-  await new RegistryClient(registryDomain(server), { ...opts, auth }).login();
+  const domain = registryDomain(server);
+  if (domain === DEFAULT_DOMAIN) {
+    throw new HyperlabError("NOT_SUPPORTED", "hyperlab does not log in to Docker Hub: it pushes to and pulls from registries named by their address (e.g. 'hyperlab login localhost:5000')");
+  }
+  await new RegistryClient(domain, { ...opts, auth }).login();
 }
 
 /** A registry's address as names carry it, from what a user or client gives (http://localhost:5000/v2/ → localhost:5000). */

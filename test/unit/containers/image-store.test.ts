@@ -74,7 +74,7 @@ describe("the image store: built-in images under a writable layout", () => {
   });
 
   it("refuses a pull of what the local store does not have, in dockerd's words", async () => {
-    await expect(store().pull("nosuch", () => {})).rejects.toThrow(/^pull access denied for nosuch, repository does not exist or may require 'docker login': hyperlab pulls only from its local image store, which has busybox:latest, lua:5.1, lua:5.4$/);
+    await expect(store().pull("nosuch", () => {})).rejects.toThrow(/^pull access denied for nosuch, repository does not exist or may require 'docker login': hyperlab pulls Docker Hub names only from its local image store, which has busybox:latest, lua:5.1, lua:5.4 \(a registry is named by its address: localhost:5000\/nosuch\)$/);
     await expect(store().pull("lua:9", () => {})).rejects.toThrow("manifest for lua:9 not found: manifest unknown");
   });
 
