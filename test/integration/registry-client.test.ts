@@ -4,7 +4,10 @@
 // chunked uploads, HEAD before upload, indexes and Docker schema 2
 // manifests, basic auth, and the failures (unreachable, 401, manifest
 // unknown, a blob with a wrong digest) that must leave the store as it was.
+import { execFileSync } from "node:child_process";
+import { createPrivateKey, randomUUID, sign, X509Certificate } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { type Server, createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -235,5 +238,77 @@ describe("the registry client against distribution 2.8", () => {
     expect(await removeCredentials(locked.domain, cfg)).toBe(true);
     expect(await readCredentials(locked.domain, cfg)).toBeUndefined();
     expect(await removeCredentials(locked.domain, cfg)).toBe(false);
+  });
+});
+
+/**
+ * A token service as Docker Hub's auth server works (distribution's token
+ * auth): GET /token?service&scope with Basic credentials answers a JWT
+ * (ES256, the signing certificate in x5c) granting the scope's actions, which
+ * the registry checks against its root certificate. Made with openssl (the
+ * key and a self-signed certificate) and node:crypto (the signature).
+ */
+async function tokenService(folder: string, users: Record<string, string>): Promise<{ realm: string; auth: string; issued: string[]; close: () => Promise<void> }> {
+  const key = join(folder, "token.key");
+  const cert = join(folder, "token.pem");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=hyperlab-test-token", "-keyout", key, "-out", cert], { stdio: "ignore" });
+  const privateKey = createPrivateKey(await readFile(key));
+  const der = new X509Certificate(await readFile(cert)).raw.toString("base64");
+  const b64url = (b: Buffer | string) => Buffer.from(b).toString("base64url");
+  const issued: string[] = [];
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    const [user, pass] = basic ? Buffer.from(basic, "base64").toString().split(":") : [];
+    if (!user || users[user] !== pass) {
+      res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ details: "incorrect username or password" }));
+      return;
+    }
+    const access = url.searchParams.getAll("scope").map((scope) => {
+      const [type, name, actions] = scope.split(":");
+      return { type, name, actions: actions!.split(",") };
+    });
+    issued.push(...url.searchParams.getAll("scope"));
+    const now = Math.floor(Date.now() / 1000);
+    const header = b64url(JSON.stringify({ typ: "JWT", alg: "ES256", x5c: [der] }));
+    const claims = b64url(JSON.stringify({ iss: "hyperlab-test-issuer", sub: user, aud: url.searchParams.get("service"), exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access }));
+    const signature = sign("sha256", Buffer.from(`${header}.${claims}`), { key: privateKey, dsaEncoding: "ieee-p1363" });
+    const token = `${header}.${claims}.${b64url(signature)}`;
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token, access_token: token, expires_in: 300 }));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const realm = `http://127.0.0.1:${(server.address() as { port: number }).port}/token`;
+  const auth = `  token:\n    realm: ${realm}\n    service: hyperlab-test-registry\n    issuer: hyperlab-test-issuer\n    rootcertbundle: ${cert}`;
+  return { realm, auth, issued, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+describe("the registry client with a Bearer token service", () => {
+  it("gets a token for each scope from the realm the registry names, with the credentials, and pushes and pulls with it", async () => {
+    const folder = join(dir, "token");
+    await mkdir(folder, { recursive: true });
+    const tokens = await tokenService(folder, { bob: "builder" });
+    const registry = await startRegistry({ auth: tokens.auth });
+    try {
+      const name = `${registry.domain}/team/app:2`;
+      await source.tag("busybox", name);
+      const anonymous = await failure(pushToRegistry(source, name, () => {}));
+      expect(anonymous.code).toBe("REGISTRY_UNAUTHORIZED");
+      expect(anonymous.message).toContain(`the token server http://127.0.0.1:`);
+      expect(anonymous.message).toContain("(log in first)");
+      const wrong = await failure(loginToRegistry(registry.domain, { username: "bob", password: "nope" }));
+      expect(wrong.code).toBe("REGISTRY_UNAUTHORIZED");
+      await loginToRegistry(registry.domain, { username: "bob", password: "builder" });
+      const auth = { username: "bob", password: "builder" };
+      const [pushed] = await pushToRegistry(source, name, () => {}, { auth });
+      expect(pushed!.digest).toBe((await source.get("busybox")).digest);
+      expect(tokens.issued).toContain("repository:team/app:pull,push");
+      const { store } = await emptyStore("token");
+      const image = await pullFromRegistry(store, name, () => {}, { auth });
+      expect(image.digest).toBe(pushed!.digest);
+      expect(tokens.issued).toContain("repository:team/app:pull");
+    } finally {
+      await registry.stop();
+      await tokens.close();
+    }
   });
 });
