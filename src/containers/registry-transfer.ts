@@ -69,7 +69,7 @@ function platforms(list: Descriptor[]): string[] {
  */
 export async function pullFromRegistry(store: ImageStore, reference: string, progress: (step: PullStep) => void, opts: TransferOptions = {}): Promise<Image> {
   const ref = parseReference(reference);
-  if (ref.domain === DEFAULT_DOMAIN) {
+  if (ref.domain === DEFAULT_DOMAIN && !opts.baseUrl) {
     throw new HyperlabError("INVALID_ARGUMENT", `${reference} names Docker Hub, from which hyperlab pulls nothing (its docker.io images come from the local store): name a registry, e.g. localhost:5000/${familiarName(ref)}`);
   }
   const name = ref.digest ? undefined : normalizeName(reference);

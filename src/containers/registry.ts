@@ -31,6 +31,12 @@ export interface RegistryOptions {
   timeoutMs?: number;
   /** blobs larger than this go up in PATCH chunks of this size (default 8 MiB) */
   chunkSize?: number;
+  /**
+   * Where the registry's /v2/ is, when not at the address names carry (a
+   * static registry in a site: https://example.org/hyperlab/ serves
+   * https://example.org/hyperlab/v2/…)
+   */
+  baseUrl?: string;
 }
 
 /** The media types of manifests a pull accepts, most wanted first. */
@@ -142,7 +148,7 @@ export class RegistryClient {
     readonly domain: string,
     private readonly opts: RegistryOptions = {},
   ) {
-    this.baseUrl = registryBaseUrl(domain);
+    this.baseUrl = opts.baseUrl?.replace(/\/+$/, "") ?? registryBaseUrl(domain);
     this.fetchFn = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.chunkSize = opts.chunkSize ?? 8 * 1024 * 1024;
@@ -174,7 +180,9 @@ export class RegistryClient {
     const res = await this.request("GET", url, { scope: `repository:${repo}:pull`, headers: { Accept: accept } });
     if (!res.ok) await this.fail(res, "GET", url, what);
     const bytes = new Uint8Array(await this.readBody(res, `the manifest of ${what}`));
-    const mediaType = (res.headers.get("content-type") ?? "").split(";")[0]!.trim() || mediaTypeOf(bytes);
+    // A static host names no manifest type (application/octet-stream): the manifest's own mediaType says it.
+    const sent = (res.headers.get("content-type") ?? "").split(";")[0]!.trim();
+    const mediaType = [...Object.values(MANIFEST_TYPES), ...SCHEMA1_TYPES].includes(sent) ? sent : mediaTypeOf(bytes);
     if (SCHEMA1_TYPES.includes(mediaType)) {
       throw new HyperlabError("NOT_SUPPORTED", `${what} has a Docker schema 1 manifest (${mediaType}), which hyperlab does not pull: push the image again with a current docker or hyperlab`);
     }
