@@ -66,7 +66,7 @@ const IMAGE_LAYOUT = here("./guest-images/dist/images/");
 const SITE_IMAGE_LAYOUT = "assets/images/";
 
 /** Files worth a precompressed copy: text, WebAssembly, and the guest's kernel and archives (about half their size). */
-const COMPRESSIBLE = /\.(html|js|css|json|wasm|cpio|bin|elf)$|\/bzImage-[\w-]+$|\/blobs\/sha256\/[0-9a-f]{64}$/;
+const COMPRESSIBLE = /\.(html|js|css|json|wasm|cpio|bin|elf)$|\/bzImage-[\w-]+$|\/blobs\/sha256[/:][0-9a-f]{64}$/;
 
 /**
  * Writes a gzip copy (level 9) beside each compressible file of the built
@@ -209,13 +209,17 @@ function siteExtras(): Plugin {
       await precompress(outDir);
     },
     // The example course page is copied as it is: it includes the element exactly as a course page would.
-    // The image layout is copied with its own file names (see SITE_IMAGE_LAYOUT).
+    // The image layout is copied with its own file names (see SITE_IMAGE_LAYOUT), and written again as a static registry under v2/.
     async generateBundle() {
       this.emitFile({ type: "asset", fileName: "examples/course.html", source: readFileSync(here("./examples/course.html")) });
       for (const file of await readdir(IMAGE_LAYOUT, { recursive: true })) {
         const path = join(IMAGE_LAYOUT, file);
         if ((await stat(path)).isFile()) this.emitFile({ type: "asset", fileName: SITE_IMAGE_LAYOUT + file.split("\\").join("/"), source: await readFile(path) });
       }
+      // The same images as a read-only registry (v2/<name>/manifests|blobs|tags), for any OCI client to pull.
+      const { tsImport } = await import("tsx/esm/api");
+      const { staticRegistryFiles } = (await tsImport("./src/containers/static-registry.ts", import.meta.url)) as typeof import("./src/containers/static-registry.ts");
+      for (const f of await staticRegistryFiles(async (p) => new Uint8Array(await readFile(join(IMAGE_LAYOUT, p))))) this.emitFile({ type: "asset", fileName: f.path, source: f.data });
     },
     // In development the stable embed URL serves the element's source, and the image layout is served raw.
     configureServer(server) {

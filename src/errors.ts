@@ -48,7 +48,13 @@ export type ErrorCode =
   /** no volume by that name */
   | "VOLUME_NOT_FOUND"
   /** a volume that containers use cannot be removed */
-  | "VOLUME_IN_USE";
+  | "VOLUME_IN_USE"
+  /** a registry did not answer (nothing listens at its address, a name that does not resolve, a refused connection) */
+  | "REGISTRY_UNREACHABLE"
+  /** a registry refused the request for want of (valid) credentials: 401, 403, or no credentials for its challenge */
+  | "REGISTRY_UNAUTHORIZED"
+  /** a registry answered something the distribution API does not allow, or an error of its own */
+  | "REGISTRY_ERROR";
 
 /** The one error class of hyperlab; `code` survives worker boundaries. */
 export class HyperlabError extends Error {

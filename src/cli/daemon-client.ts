@@ -54,6 +54,42 @@ export class DaemonClient {
     });
   }
 
+  /**
+   * A call answered with NDJSON lines ({"step"}…, then {"result"} or
+   * {"error"}): each step goes to `onStep`; resolves with the result.
+   */
+  steps<S, R>(method: string, path: string, payload: unknown, onStep: (step: S) => void): Promise<R> {
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, path: `/${API_VERSION}${path}`, method, headers: { "content-type": "application/json" } }, (res) => {
+        let buf = "";
+        let outcome: { result: R } | { error: { code?: string; message?: string } } | undefined;
+        res.on("data", (c: Buffer) => {
+          buf += c.toString("utf8");
+          for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+            const text = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (!text.trim()) continue;
+            const v = JSON.parse(text) as { step?: S; result?: R; error?: { code?: string; message?: string } };
+            if (v.step !== undefined) onStep(v.step);
+            else if (v.error) outcome = { error: v.error };
+            else if ("result" in v) outcome = { result: v.result as R };
+          }
+        });
+        res.on("end", () => {
+          if ((res.statusCode ?? 500) >= 400) {
+            const e = JSON.parse(buf || "{}") as { code?: string; message?: string };
+            outcome = { error: e.message ? e : { message: `the daemon answered ${res.statusCode}` } };
+          }
+          if (!outcome) reject(new HyperlabError("AGENT_GONE", `the daemon closed the stream of ${path} before it ended`));
+          else if ("error" in outcome) reject(new HyperlabError((outcome.error.code ?? "RUNTIME_ERROR") as "RUNTIME_ERROR", outcome.error.message ?? "failed"));
+          else resolve(outcome.result);
+        });
+      });
+      req.on("error", (err) => reject(new HyperlabError("AGENT_GONE", `cannot reach the hyperlab daemon at ${this.socketPath}: ${err.message}`)));
+      req.end(JSON.stringify(payload ?? {}));
+    });
+  }
+
   /** A streaming call: output lines go to `onOutput`; resolves with the exit code. */
   stream(method: string, path: string, payload: unknown, onOutput: (stream: 1 | 2, data: Buffer) => void): Promise<number> {
     return new Promise((resolve, reject) => {

@@ -179,12 +179,24 @@ export interface BuiltState {
   layers: LayerDescriptor[];
 }
 
-/** One step of a pull, as Docker's progress stream reports it. */
+/** One step of a pull, as Docker's progress stream reports it (`id`: a layer's short digest). */
 export type PullStep =
   | { kind: "start"; name: string; tag: string }
-  | { kind: "layer"; id: string; status: "Already exists" | "Pull complete" }
+  | { kind: "layer"; id: string; status: "Already exists" | "Pulling fs layer" | "Waiting" | "Verifying Checksum" | "Download complete" | "Pull complete" }
+  | { kind: "download"; id: string; current: number; total: number }
   | { kind: "digest"; digest: string }
   | { kind: "done"; name: string; updated: boolean };
+
+/** An image a pull fetched from a registry, before it is stored (see ImageStore.addPulled). */
+export interface PulledImage {
+  /** the manifest as the registry sent it (its digest is the image's digest there) */
+  manifest: Uint8Array;
+  config: Uint8Array;
+  /** the layers fetched (digest → bytes, each checked against its digest); the others must be in the store already */
+  blobs: Map<string, Uint8Array>;
+  /** the name to put on it (lua:5.4); none for a pull by digest (kept as an image without a name unless it has one) */
+  name?: string;
+}
 
 interface Descriptor {
   mediaType?: string;
@@ -365,7 +377,7 @@ export class ImageStore {
     throw new HyperlabError(
       "IMAGE_NOT_FOUND",
       `no such image: ${reference}. Images available: ${names.join(", ") || "none"} ` +
-        `(hyperlab's images are built from Debian packages by 'npm run images' or loaded with 'docker load'; nothing is pulled from a registry).`,
+        `(hyperlab's images are built from Debian packages by 'npm run images', built with 'docker build', loaded with 'docker load', or pulled from a registry named by its address, e.g. 'docker pull localhost:5000/app:1').`,
       { reference, available: names },
     );
   }
@@ -521,8 +533,8 @@ export class ImageStore {
         throw new HyperlabError(
           "IMAGE_NOT_FOUND",
           sameRepo.length
-            ? `manifest for ${name} not found: manifest unknown: hyperlab's local image store has ${sameRepo.join(", ")} (it pulls from no registry)`
-            : `pull access denied for ${repo}, repository does not exist or may require 'docker login': hyperlab pulls only from its local image store, which has ${all.join(", ") || "no images"}`,
+            ? `manifest for ${name} not found: manifest unknown: hyperlab's local image store has ${sameRepo.join(", ")} (Docker Hub names come from it, never from the internet)`
+            : `pull access denied for ${repo}, repository does not exist or may require 'docker login': hyperlab pulls Docker Hub names only from its local image store, which has ${all.join(", ") || "no images"} (a registry is named by its address: localhost:5000/${repo})`,
           { reference },
         );
       }
@@ -536,12 +548,93 @@ export class ImageStore {
     const image = updated ? (await this.resolve(ref.digest ? `sha256:${hexOf((await this.manifest(found.source!.digest)).manifest.config.digest)}` : name)).image : found.current!;
     progress({ kind: "start", name: ref.path, tag: ref.digest ?? ref.tag ?? "latest" });
     if (updated) {
-      for (const l of image.layers) progress({ kind: "layer", id: shortId(l.digest), status: found.present.has(l.digest) ? "Already exists" : "Pull complete" });
+      for (const l of image.layers) {
+        if (found.present.has(l.digest)) progress({ kind: "layer", id: shortId(l.digest), status: "Already exists" });
+        else {
+          progress({ kind: "layer", id: shortId(l.digest), status: "Pulling fs layer" });
+          progress({ kind: "layer", id: shortId(l.digest), status: "Pull complete" });
+        }
+      }
     }
     progress({ kind: "digest", digest: image.digest });
     progress({ kind: "done", name: ref.digest ? `${familiarName(ref)}@${ref.digest}` : name, updated });
     this.emit("pull", name, familiarName(ref), image);
     return image;
+  }
+
+  /** Whether the store has blob `digest` (either layout), without reading it when it can help it. */
+  async hasBlob(digest: string): Promise<boolean> {
+    const hex = hexOf(digest);
+    if (await this.writable.hasBlob(hex)) return true;
+    const state = await this.state();
+    if (state.images.some((i) => i.builtIn && (i.digest === digest || i.id === digest || i.layers.some((l) => l.digest === digest)))) return true;
+    return this.read(`blobs/sha256/${hex}`).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /**
+   * Stores an image a pull fetched (`docker pull` from a registry): checks
+   * that it is for linux/386 and that its blobs match the manifest, writes
+   * the blobs the store lacked, then names the manifest in one write of the
+   * index. Any failure removes the blobs it wrote: the store is as before.
+   * Returns the image and whether the name moved to it (false: it was
+   * there already).
+   */
+  async addPulled(p: PulledImage): Promise<{ image: Image; updated: boolean }> {
+    const manifestDigest = `sha256:${await sha256Hex(p.manifest)}`;
+    let manifest: Manifest;
+    let config: ImageConfigFile;
+    try {
+      manifest = JSON.parse(decoder.decode(p.manifest)) as Manifest;
+      config = JSON.parse(decoder.decode(p.config)) as ImageConfigFile;
+    } catch (err) {
+      throw new HyperlabError("INVALID_ARGUMENT", `the image ${p.name ?? manifestDigest} has a manifest or config that is not JSON: ${(err as Error).message}`);
+    }
+    if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new HyperlabError("INVALID_ARGUMENT", `the manifest ${manifestDigest} of ${p.name ?? "the image"} is not an image manifest (no config or layers)`);
+    if (`sha256:${await sha256Hex(p.config)}` !== manifest.config.digest) throw new HyperlabError("IMAGE_CORRUPT", `the config of ${p.name ?? manifestDigest} does not match its digest ${manifest.config.digest}; nothing was stored`);
+    checkPlatform(config, p.name ?? manifestDigest);
+    const written: string[] = [];
+    const write = async (digest: string, data: Uint8Array) => {
+      const hex = hexOf(digest);
+      this.pending.add(hex);
+      if (await this.writable.hasBlob(hex)) return;
+      written.push(hex);
+      await this.writable.writeBlob(hex, data);
+    };
+    try {
+      for (const l of manifest.layers) {
+        const data = p.blobs.get(l.digest);
+        if (data) {
+          if (`sha256:${await sha256Hex(data)}` !== l.digest) throw new HyperlabError("IMAGE_CORRUPT", `filesystem layer verification failed for digest ${l.digest}; nothing was stored`);
+          await write(l.digest, data);
+        } else if (!(await this.hasBlob(l.digest))) {
+          throw new HyperlabError("IMAGE_CORRUPT", `layer ${l.digest} of ${p.name ?? manifestDigest} was neither fetched nor in the store; nothing was stored`);
+        }
+      }
+      await write(manifest.config.digest, p.config);
+      await write(manifestDigest, p.manifest);
+      const updated = await this.changeWithResult(async (w, state) => {
+        const current = p.name ? state.byName.get(p.name) : undefined;
+        if (p.name && current?.digest !== manifestDigest) setName(w, state, p.name, manifestDigest, p.manifest.length);
+        if (!p.name && !state.images.some((i) => i.digest === manifestDigest)) keepDangling(w, state, manifestDigest);
+        if (!p.name) {
+          const e = w.entries.find((x) => x.digest === manifestDigest && !x.name);
+          if (e && !e.size) e.size = p.manifest.length;
+        }
+        return { records: current?.digest !== manifestDigest, after: [] };
+      });
+      written.length = 0;
+      const image = (await this.images()).find((i) => i.digest === manifestDigest);
+      if (!image) throw new HyperlabError("IMAGE_CORRUPT", `the pulled image ${manifestDigest} is not in the store after it was written`);
+      this.emit("pull", p.name ?? manifestDigest, p.name ? splitName(p.name).repository : manifestDigest, image);
+      return { image, updated };
+    } finally {
+      // Blobs of a pull that did not finish go again (those that were there before stay).
+      for (const hex of written) await this.writable.removeBlob(hex).catch(() => {});
+      for (const hex of [...manifest.layers.map((l) => l.digest), manifest.config.digest, manifestDigest]) this.pending.delete(hexOf(hex));
+    }
   }
 
   /**
@@ -967,8 +1060,8 @@ function displayName(reference: string): string {
   }
 }
 
-/** The platform check of a load: hyperlab's guest runs linux/386 only. */
-function checkPlatform(config: ImageConfigFile, what: string): void {
+/** The platform check of a load or pull: hyperlab's guest runs linux/386 only. */
+export function checkPlatform(config: ImageConfigFile, what: string): void {
   const os = config.os ?? "linux";
   const arch = config.architecture ?? "386";
   if (os !== "linux" || arch !== "386") {

@@ -10,6 +10,7 @@ import { type Route, body, rawBody, send, streamOutput } from "./http.ts";
 import { volumeRoutes } from "./v1-volumes.ts";
 import { API_VERSION } from "./socket.ts";
 import { buildRoutes } from "./v1-build.ts";
+import { registryRoutes } from "./v1-registry.ts";
 
 /** A container as the API returns it (dates as ISO strings, no log bytes), with the VM it lives in. */
 export function containerJson(c: Container, vm: string) {
@@ -239,6 +240,7 @@ export function v1Routes(containers: VmContainers, hypervisor: Hypervisor): Rout
     ...networkRoutes(containers),
     ...volumeRoutes(containers),
     ...buildRoutes(containers),
+    ...registryRoutes(containers),
     ...vmRoutes(hypervisor, containers),
   ];
 }

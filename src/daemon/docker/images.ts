@@ -4,11 +4,12 @@
 // image store the engines share (containers/image-store.ts): names, removal
 // rules and conflicts live there; here are Docker's JSON shapes and streams.
 import { type SaveItem, readImageArchive, writeImageArchive } from "../../containers/image-archive.ts";
-import { familiarName, normalizeName, parseReference } from "../../containers/image-reference.ts";
+import { DEFAULT_DOMAIN, familiarName, normalizeName, parseReference } from "../../containers/image-reference.ts";
 import { type DeleteRecord, type Image, type ImageStore, type ImageUser, sha256Hex, shortId, splitName } from "../../containers/image-store.ts";
 import { HyperlabError } from "../../errors.ts";
 import { type DockerRoute, type RouteCall, compareVersions, dockerHeaders, flag, sendJson } from "./api.ts";
 import { parseFilters } from "./filters.ts";
+import { humanSize, pullFromRegistryRoute, pullMessage } from "./registry.ts";
 
 const encoder = new TextEncoder();
 
@@ -342,18 +343,6 @@ async function saveMany(call: RouteCall): Promise<void> {
   await sendArchive(call, call.query.getAll("names").flatMap((n) => n.split(",")).filter(Boolean));
 }
 
-/** Bytes as Docker's progress bars print them ("2.212MB"). */
-function humanSize(n: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${Number(v.toPrecision(4))}${units[i]}`;
-}
-
 /** Writes one JSON line of a progress stream. */
 function line(call: RouteCall, value: unknown): void {
   call.res.write(encoder.encode(JSON.stringify(value) + "\n"));
@@ -397,9 +386,11 @@ async function load(call: RouteCall): Promise<void> {
 }
 
 /**
- * `POST /images/create?fromImage&tag&platform` (`docker pull`): from the
- * local store only (hyperlab reaches no registry), with the progress stream
- * dockerd sends. Not found: 404 in dockerd's words, before any output.
+ * `POST /images/create?fromImage&tag&platform` (`docker pull`): a name with
+ * a registry's address (localhost:5000/app) from that registry
+ * (registry.ts); a Docker Hub name from the local store (hyperlab reaches no
+ * registry on the internet), with the progress stream dockerd sends. Not
+ * found: 404 in dockerd's words, before any output.
  */
 async function create(call: RouteCall): Promise<void> {
   const q = call.query;
@@ -409,6 +400,11 @@ async function create(call: RouteCall): Promise<void> {
   checkPlatform(q.get("platform"));
   const t = q.get("tag") ?? "";
   const ref = parseReference(from);
+  if (ref.domain !== DEFAULT_DOMAIN) {
+    // A name with a registry's address: pulled from that registry.
+    const tagged = t ? (/^sha256:[0-9a-f]{64}$/.test(t) ? `${familiarName(ref)}@${t}` : `${familiarName(ref)}:${t}`) : ref.tag || ref.digest ? from : `${familiarName(ref)}:latest`;
+    return pullFromRegistryRoute(call, tagged);
+  }
   const names: string[] = [];
   if (t) names.push(/^sha256:[0-9a-f]{64}$/.test(t) ? `${familiarName(ref)}@${t}` : `${familiarName(ref)}:${t}`);
   else if (ref.tag || ref.digest) names.push(from);
@@ -428,13 +424,7 @@ async function create(call: RouteCall): Promise<void> {
     for (const name of names) {
       await storeOf(call).pull(name, (step) => {
         start();
-        if (step.kind === "start") line(call, { status: `Pulling from ${step.name}`, id: step.tag });
-        if (step.kind === "layer") {
-          if (step.status === "Pull complete") line(call, { status: "Pulling fs layer", progressDetail: {}, id: step.id });
-          line(call, { status: step.status, progressDetail: {}, id: step.id });
-        }
-        if (step.kind === "digest") line(call, { status: `Digest: ${step.digest}` });
-        if (step.kind === "done") line(call, { status: `Status: ${step.updated ? "Downloaded newer image" : "Image is up to date"} for ${step.name}` });
+        line(call, pullMessage(step));
       });
     }
   } catch (err) {

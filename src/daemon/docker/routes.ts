@@ -9,8 +9,9 @@ import { eventRoutes } from "./events.ts";
 import { execRoutes } from "./exec.ts";
 import { imageRoutes } from "./images.ts";
 import { networkRoutes } from "./networks.ts";
+import { registryRoutes } from "./registry.ts";
 import { systemRoutes } from "./system.ts";
 import { volumeRoutes } from "./volumes.ts";
 
 /** The routes the daemon and the page serve. */
-export const dockerRoutes: readonly DockerRoute[] = [...systemRoutes, ...containerRoutes, ...containerExtraRoutes, ...execRoutes, ...archiveRoutes, ...networkRoutes, ...imageRoutes, ...eventRoutes, ...diskUsageRoutes, ...buildRoutes, ...volumeRoutes];
+export const dockerRoutes: readonly DockerRoute[] = [...systemRoutes, ...containerRoutes, ...containerExtraRoutes, ...execRoutes, ...archiveRoutes, ...networkRoutes, ...registryRoutes, ...imageRoutes, ...eventRoutes, ...diskUsageRoutes, ...buildRoutes, ...volumeRoutes];

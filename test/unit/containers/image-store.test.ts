@@ -2,7 +2,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type ImageUser, type PullStep, sha256Hex } from "../../../src/containers/image-store.ts";
+import { ImageStore, type ImageUser, type PullStep, memoryLayout, sha256Hex } from "../../../src/containers/image-store.ts";
 import { defaultDataRoot, nodeImageStore } from "../../../src/containers/node-store.ts";
 
 const enc = new TextEncoder();
@@ -65,7 +65,7 @@ describe("the image store: built-in images under a writable layout", () => {
     await s.pull("lua:5.1", (st) => steps.push(st));
     expect(steps[0]).toEqual({ kind: "start", name: "library/lua", tag: "5.1" });
     // busybox's layer and the libc layer are in view already; lua 5.1's own is not.
-    expect(steps.filter((st) => st.kind === "layer").map((st) => (st as { status: string }).status)).toEqual(["Already exists", "Already exists", "Pull complete"]);
+    expect(steps.filter((st) => st.kind === "layer").map((st) => (st as { status: string }).status)).toEqual(["Already exists", "Already exists", "Pulling fs layer", "Pull complete"]);
     expect(steps.at(-1)).toEqual({ kind: "done", name: "lua:5.1", updated: true });
     const again: PullStep[] = [];
     await s.pull("lua:5.1", (st) => again.push(st));
@@ -74,7 +74,7 @@ describe("the image store: built-in images under a writable layout", () => {
   });
 
   it("refuses a pull of what the local store does not have, in dockerd's words", async () => {
-    await expect(store().pull("nosuch", () => {})).rejects.toThrow(/^pull access denied for nosuch, repository does not exist or may require 'docker login': hyperlab pulls only from its local image store, which has busybox:latest, lua:5.1, lua:5.4$/);
+    await expect(store().pull("nosuch", () => {})).rejects.toThrow(/^pull access denied for nosuch, repository does not exist or may require 'docker login': hyperlab pulls Docker Hub names only from its local image store, which has busybox:latest, lua:5.1, lua:5.4 \(a registry is named by its address: localhost:5000\/nosuch\)$/);
     await expect(store().pull("lua:9", () => {})).rejects.toThrow("manifest for lua:9 not found: manifest unknown");
   });
 
@@ -153,6 +153,37 @@ describe("the image store: built-in images under a writable layout", () => {
     await writeFile(stray, "half");
     await store().tag("busybox", "t:2");
     expect(await readdir(join(root, "images", "blobs", "sha256"))).not.toContain(".tmp-999999999-abc-deadbeef");
+  });
+
+  it("stores a pulled image whole or not at all: a write that fails takes back the blobs it wrote", async () => {
+    const img = await newImage("pulled", []);
+    const layer = img.layers[0]!;
+    const layerDigest = `sha256:${await sha256Hex(layer)}`;
+    const manifest = enc.encode(
+      JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { digest: img.id, size: img.config.length }, layers: [{ digest: layerDigest, size: layer.length }] }),
+    );
+    const layout = memoryLayout();
+    let writes = 0;
+    const failing = { ...layout, writeBlob: async (hex: string, data: Uint8Array) => (++writes === 3 ? Promise.reject(new Error("disk full")) : layout.writeBlob(hex, data)) };
+    const read = async (path: string) => new Uint8Array(await readFile(new URL(`../../../guest-images/dist/images/${path}`, import.meta.url)));
+    const s = new ImageStore(read, "built-in", failing);
+    const before = (await s.list()).map((i) => i.reference);
+    await expect(s.addPulled({ manifest, config: img.config, blobs: new Map([[layerDigest, layer]]), name: "localhost:5000/pulled:1" })).rejects.toThrow("disk full");
+    expect(await layout.listBlobs()).toEqual([]);
+    expect((await s.list()).map((i) => i.reference)).toEqual(before);
+    // A wrong layer is refused before anything is written.
+    await expect(s.addPulled({ manifest, config: img.config, blobs: new Map([[layerDigest, enc.encode("other bytes")]]), name: "localhost:5000/pulled:1" })).rejects.toMatchObject({ code: "IMAGE_CORRUPT" });
+    expect(await layout.listBlobs()).toEqual([]);
+    // Then a good one: named, with its blobs.
+    const ok = new ImageStore(read, "built-in", layout);
+    const { image, updated } = await ok.addPulled({ manifest, config: img.config, blobs: new Map([[layerDigest, layer]]), name: "localhost:5000/pulled:1" });
+    expect(updated).toBe(true);
+    expect(image.repoTags).toEqual(["localhost:5000/pulled:1"]);
+    expect((await layout.listBlobs()).length).toBe(3);
+    // An amd64 image is refused naming its platform.
+    const amd = await newImage("amd", [], "amd64");
+    const amdManifest = enc.encode(JSON.stringify({ schemaVersion: 2, config: { digest: amd.id, size: amd.config.length }, layers: [] }));
+    await expect(ok.addPulled({ manifest: amdManifest, config: amd.config, blobs: new Map(), name: "localhost:5000/amd:1" })).rejects.toThrow("is for linux/amd64: hyperlab runs linux/386 images only");
   });
 
   it("puts the default data root under XDG_DATA_HOME, else ~/.local/share", () => {
