@@ -11,7 +11,7 @@ trap 'rm -rf "$work"' EXIT
 tarball=$(cd ../.. && npm pack --json --pack-destination "$work" | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s)[0].filename))')
 echo "packed $tarball ($(du -h "$work/$tarball" | cut -f1)), sha256 $(sha256sum "$work/$tarball" | cut -d' ' -f1)"
 mkdir "$work/project"
-cp -R package.json vitest.config.js test "$work/project/"
+cp -R package.json vitest.config.js test ../node-api/run-container.mjs "$work/project/"
 cd "$work/project"
 npm install --no-audit --no-fund "../$tarball"
 # The boot snapshot goes where an installed package keeps it (node_modules/.cache/hyperlab), not where this shell says.

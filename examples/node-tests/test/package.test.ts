@@ -23,4 +23,10 @@ describe("the installed hyperlab package", () => {
     expect(snapshotCacheDir()).toBe(join(project, "node_modules", ".cache", "hyperlab"));
     expect(readdirSync(snapshotCacheDir()).some((f) => f.endsWith(".hlsnap"))).toBe(true);
   });
+
+  it("runs the Node API example of docs/node-api.md as a project would", () => {
+    // run-packed.sh copies examples/node-api/run-container.mjs here.
+    const out = execFileSync(process.execPath, [join(project, "run-container.mjs")], { encoding: "utf8", timeout: 120_000 });
+    expect(out).toMatch(/^kernel 6\.1\.\d+, exit 0\n\w+: pid 1 in [0-9a-f]{12}, exit 0\nas expected: no such image: nginx\./);
+  });
 });
