@@ -33,6 +33,8 @@ export interface Emulator {
   add_listener(event: "serial0-output-byte", listener: (byte: number) => void): void;
   add_listener(event: `virtio-console${number}-output-bytes`, listener: (bytes: Uint8Array) => void): void;
   add_listener(event: "emulator-loaded", listener: () => void): void;
+  /** a frame the guest's network card sent (a view into a fresh buffer, without virtio's 12-byte header) */
+  add_listener(event: "net0-send", listener: (frame: Uint8Array) => void): void;
   serial_send_bytes(port: number, data: Uint8Array): void;
   get_instruction_counter(): number;
   run(): Promise<void>;

@@ -41,7 +41,16 @@ export interface MachineOptions {
    * that shares nothing.
    */
   fileShare?: P9Server;
+  /**
+   * The network card: a virtio-net card (default; its frames go to
+   * `onFrame` listeners and come in by `sendFrame`) or none. Saved states
+   * fit only machines with the same card.
+   */
+  nic?: NetworkCard;
 }
+
+/** The machine's network card: v86's virtio-net (PCI 1af4:1041, the guest's eth0) or none. */
+export type NetworkCard = "virtio-net" | "none";
 
 /** The mount tag of the machine's 9p device (what the guest names in `mount -t 9p host9p …`). */
 export const P9_MOUNT_TAG = "host9p";
@@ -145,10 +154,14 @@ export class Machine {
   readonly firmware: Firmware;
   /** the 9p server the guest's `host9p` device talks to: its exports are the host directories the guest can mount */
   readonly fileShare: P9Server;
+  /** the network card it was built with */
+  readonly nic: NetworkCard;
+  private readonly frameListeners = new Set<(frame: Uint8Array) => void>();
 
   constructor(private readonly options: MachineOptions) {
     this.firmware = options.firmware ?? "direct";
     this.fileShare = options.fileShare ?? new P9Server();
+    this.nic = options.nic ?? "virtio-net";
     const min = minimumMemoryMiB(options.image, this.firmware);
     this.memoryMiB = options.memoryMiB ?? defaultMemoryMiB(options.image, this.firmware);
     if (!Number.isInteger(this.memoryMiB) || this.memoryMiB < min || this.memoryMiB > 2047) {
@@ -275,6 +288,26 @@ export class Machine {
       throw new HyperlabError("VM_INVALID_STATE", `cannot write to the control channel: machine is ${this._state}`);
     }
     this.control.send(bytes);
+  }
+
+  /**
+   * Subscribes to the Ethernet frames the guest sends on its network card
+   * (without virtio's header; each frame is a fresh buffer the listener may
+   * keep or transfer). Returns an unsubscribe function. Legal any time.
+   */
+  onFrame(listener: (frame: Uint8Array) => void): () => void {
+    this.frameListeners.add(listener);
+    return () => this.frameListeners.delete(listener);
+  }
+
+  /**
+   * Hands an Ethernet frame to the guest's network card; dropped (as a wire
+   * would) when the guest has no receive buffer posted or the machine has no
+   * card. Legal while booting, running or paused; a no-op otherwise.
+   */
+  sendFrame(frame: Uint8Array): void {
+    if (!this.emulator || this.nic === "none" || this._state === "stopped" || this._state === "created") return;
+    this.emulator.bus.send("net0-receive", frame);
   }
 
   /** Calls `listener` once when the machine stops (guest power-off, panic, or stop()). */
@@ -443,6 +476,8 @@ export class Machine {
       acpi: false,
       fastboot: true,
       virtio_console: true,
+      // v86's default card is an ne2k, which the guest kernel has no driver for.
+      net_device: { type: this.nic === "virtio-net" ? "virtio" : "none" },
       // Answered at once, in this thread: no 9p request is ever pending when the state is saved.
       filesystem: { handle9p: (request: Uint8Array, reply: (bytes: Uint8Array) => void) => reply(this.fileShare.handle(request)) },
     };
@@ -467,6 +502,9 @@ export class Machine {
       // Boot events are text lines; after boot the channel belongs to the agent.
       if (this._state === "booting") this.bootEvents.push(new TextDecoder().decode(bytes));
       this.control.receive(bytes);
+    });
+    emulator.add_listener("net0-send", (frame: Uint8Array) => {
+      for (const l of this.frameListeners) l(frame);
     });
     this.wrapTimer = setInterval(() => this.instructions(), 1000);
     this.wrapTimer.unref?.();

@@ -74,6 +74,8 @@ export async function bootSnapshotKey(opts: Pick<BootSnapshotOptions, "image" | 
     `format ${SNAPSHOT_FORMAT}`,
     `image ${await imageDigest(opts.image)}`,
     `memory ${memoryMiB}`,
+    // v86's saved state holds the machine's devices: one saved with another card does not restore.
+    `nic virtio-net`,
     `cmdline ${DEFAULT_CMDLINE} ${BOOT_SNAPSHOT_CMDLINE}`,
     opts.keyExtra ?? "",
   ].join("\n");
