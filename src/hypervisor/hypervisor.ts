@@ -12,6 +12,7 @@ import { bootSnapshotKeyOf } from "./boot-snapshot.ts";
 import { type MemoryBudget, type Reservation, defaultBudgetMiB } from "./budget.ts";
 import { type DeltaBase, decodeSnapshot } from "./delta-snapshot.ts";
 import { ImageCache, type LoadedImage } from "./image-cache.ts";
+import { DEFAULT_NETWORK, Networks } from "./networks.ts";
 import { PAGE_SIZE, type SharingStats, loadMemoryEngine } from "./memory-engine.ts";
 import { Placement } from "./placement.ts";
 import { type Platform, defaultPlatform } from "./platform.ts";
@@ -71,6 +72,8 @@ export interface CreateVmOptions {
   cmdline?: string;
   /** how long the guest may take to come up (default 60 s) */
   timeoutMs?: number;
+  /** the network its card is plugged into (default `default`; `none`: unplugged) */
+  net?: string;
 }
 
 /** Options of a VM restored from a snapshot (its memory comes from the snapshot). */
@@ -82,6 +85,8 @@ export interface RestoreOptions {
   memoryMiB?: number;
   cpuShare?: number;
   timeoutMs?: number;
+  /** the network its card is plugged into, with a fresh MAC and address (default `default`; `none`: unplugged) */
+  net?: string;
 }
 
 /**
@@ -134,6 +139,8 @@ interface Registration {
   start: (vm: Vm, worker: VmWorker) => Promise<StartReport>;
   /** records kept in the snapshot it starts from (see Vm.records) */
   records?: Record<string, unknown>;
+  /** the network it joins once started (default `default`) */
+  net?: string;
 }
 
 /**
@@ -143,6 +150,8 @@ interface Registration {
 export class Hypervisor {
   /** the host memory VMs reserve from */
   readonly budget: MemoryBudget;
+  /** the networks VMs' cards plug into (networks.ts); `default` always exists until removed */
+  readonly networks = new Networks();
   private readonly platform: Platform;
   private readonly vms = new Map<string, Vm>();
   private readonly listeners = new Set<(e: HypervisorEvent) => void>();
@@ -192,6 +201,7 @@ export class Hypervisor {
    * and the error thrown.
    */
   async createVm(opts: CreateVmOptions = {}): Promise<Vm> {
+    this.networks.check(opts.net ?? DEFAULT_NETWORK);
     const loaded = await this.images.image(opts.image);
     const memoryMiB = opts.memoryMiB ?? defaultMemoryMiB(loaded.image);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -253,6 +263,7 @@ export class Hypervisor {
    * base is not this host's boot snapshot), naming the reason, before any VM exists.
    */
   async restore(bytes: Uint8Array, opts: RestoreOptions = {}): Promise<Vm> {
+    this.networks.check(opts.net ?? DEFAULT_NETWORK);
     const loaded = await this.images.image(opts.image);
     let delta = false;
     const snapshot = await decodeSnapshot(
@@ -378,6 +389,7 @@ export class Hypervisor {
       cpuShare: opts.cpuShare,
       origin: opts.origin,
       records: snapshot.header.records,
+      net: opts.net,
       start: async (v, w) => w.api.restore({ name: v.name, image: loaded.shared, wasm: await this.images.v86(), memoryMiB, cmdline }, shared, { timeoutMs }),
     });
     if (opts.fromBootSnapshot) this.fromBootSnapshot.add(vm);
@@ -394,7 +406,17 @@ export class Hypervisor {
     const loaded = await this.images.image(vm.image === "default" ? undefined : vm.image);
     const names = Array.from({ length: n }, () => this.freeName(`${vm.name}-fork-`));
     const forks = await Promise.allSettled(
-      names.map((name) => this.startFromSnapshot(snapshot, loaded, { name, image: loaded.ref || undefined, cpuShare: vm.cpuShare, origin: "fork", fromBootSnapshot: this.descendsFromBootSnapshot(vm) })),
+      names.map((name) =>
+        this.startFromSnapshot(snapshot, loaded, {
+          name,
+          image: loaded.ref || undefined,
+          cpuShare: vm.cpuShare,
+          origin: "fork",
+          fromBootSnapshot: this.descendsFromBootSnapshot(vm),
+          // A fork joins its parent's network with a MAC and address of its own.
+          net: vm.network?.name ?? "none",
+        }),
+      ),
     );
     const failed = forks.find((f): f is PromiseRejectedResult => f.status === "rejected");
     if (failed) {
@@ -448,13 +470,18 @@ export class Hypervisor {
       ready,
       start: (v, worker) =>
         (started ??= r.start(v, worker)
-          .then((report) => void this.starts.set(v, { origin: r.origin, ...report }))
+          .then(async (report) => {
+            const member = await this.networks.attach(v.name, worker, r.net ?? DEFAULT_NETWORK);
+            if (member) v.network = { name: r.net ?? DEFAULT_NETWORK, mac: member.mac, address: member.address };
+            this.starts.set(v, { origin: r.origin, ...report });
+          })
           // Refills wait until this start is done and its first commands have had the CPU.
           .finally(() => this.pool.scheduleRefill())),
       snapshot: (v, worker, opts) => this.snapshot(v, worker, opts),
       fork: (v, worker, n) => this.fork(v, worker, n),
       shareChanged: (v) => this.placement.shareChanged(v),
       destroyed: (v) => {
+        void this.networks.detach(v.name);
         this.vms.delete(v.name);
         this.placement.remove(v);
       },
@@ -464,7 +491,10 @@ export class Hypervisor {
     this.placement.add(vm);
     vm.onEvent((e) => {
       for (const l of this.listeners) l(e);
-      if (e.type === "state" && e.state === "stopped") this.placement.remove(vm);
+      if (e.type === "state" && e.state === "stopped") {
+        this.placement.remove(vm);
+        void this.networks.detach(vm.name);
+      }
     });
     return vm;
   }

@@ -20,6 +20,8 @@ import {
   type DeviceCounters,
   type FileShare,
   type GuestMemory,
+  type NetworkPlug,
+  type PortCounters,
   type PrepareConfig,
   type ProcessEvent,
   type ProcessInput,
@@ -33,6 +35,7 @@ import {
 } from "./worker-protocol.ts";
 import { type OpenedStream, announceConnection, announceListenerClosed, relayStream } from "./stream-port.ts";
 import { installErrorTransfer, moved } from "./worker-transfer.ts";
+import { type FramePort, SwitchPort } from "./switch-port.ts";
 
 /** Console text is sent once this much is pending, or at the next sample. */
 const CONSOLE_BATCH = 4096;
@@ -93,6 +96,12 @@ class VmWorkerImpl implements VmWorkerApi {
   private lastActive = 0;
   /** the 9p server of this VM's machine (every machine the worker builds gets it): its exports are the shared host directories */
   private readonly fileShare = new P9Server(nodeFs ? new nodeFs.NodeFsBackend() : undefined);
+  /** the card's port on its network's switch: closed until plugNetwork(), and while the user has the VM paused */
+  private plugged = false;
+  private readonly switchPort = new SwitchPort(
+    (frame) => this.machine?.sendFrame(frame),
+    () => this.plugged && !this.userPaused,
+  );
 
   /** Takes the port the worker's events go out on. Called once by the host right after spawning. */
   connect(port: MessagePort): void {
@@ -250,6 +259,7 @@ class VmWorkerImpl implements VmWorkerApi {
 
   private adoptMachine(machine: Machine): void {
     this.machine = machine;
+    machine.onFrame((frame) => this.switchPort.fromCard(frame));
     machine.onConsole((text) => {
       this.counters.consoleOut += encoder.encode(text).length;
       this.consolePending += text;
@@ -306,6 +316,47 @@ class VmWorkerImpl implements VmWorkerApi {
   }
 
   /** Runs a process in the guest and returns its exit status and output. Legal while running. */
+  /** Configures the guest's eth0 through the agent, then opens the switch port. Legal while running. */
+  async plugNetwork(plug: NetworkPlug): Promise<void> {
+    const agent = needAgent(this.agent, "plug the VM into a network");
+    // A restored guest may still have the snapshot's MAC and address: both are replaced.
+    const script = [
+      "set -e",
+      "ip link set eth0 down",
+      `ip link set eth0 address ${plug.mac}`,
+      "ip addr flush dev eth0",
+      `ip addr add ${plug.address}/${plug.prefix} dev eth0`,
+      "ip link set eth0 up",
+    ].join("\n");
+    const r = await agent.exec(["/bin/sh", "-c", script], { timeoutMs: 10_000 });
+    if (r.exitCode !== 0) {
+      const err = r.stderr.trim();
+      throw new HyperlabError("GUEST_BOOT_FAILED", `the VM's network card did not come up (network ${plug.network}, ${plug.address}): ${err || `exit status ${r.exitCode}`}`);
+    }
+    await agent.writeFile("/etc/hosts", plug.hosts);
+    this.plugged = true;
+  }
+
+  /** Connects the switch port to a peer's. Legal any time. */
+  addNetworkPeer(id: string, port: MessagePort): void {
+    this.switchPort.addPeer(id, port as unknown as FramePort);
+  }
+
+  /** Disconnects a peer's port. Legal any time. */
+  dropNetworkPeer(id: string): void {
+    this.switchPort.dropPeer(id);
+  }
+
+  /** Rewrites the guest's /etc/hosts. Legal while running. */
+  async setHosts(hosts: string): Promise<void> {
+    await needAgent(this.agent, "update /etc/hosts").writeFile("/etc/hosts", hosts);
+  }
+
+  /** Frames and bytes through the switch port. Legal any time. */
+  networkCounters(): PortCounters {
+    return { ...this.switchPort.counters };
+  }
+
   async exec(argv: string[], opts: VmExecOptions = {}): Promise<ExecResult> {
     return needAgent(this.agent, "exec").exec(argv, opts);
   }

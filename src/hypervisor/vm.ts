@@ -28,6 +28,8 @@ export interface VmInfo {
   createdAt: string;
   /** why it stopped, once it has */
   stopReason?: { code: string; message: string };
+  /** its place on a hypervisor network (absent with `--net none`, and until it runs) */
+  network?: { name: string; mac: string; address: string };
 }
 
 /** Per-VM figures: CPU by emulated instructions, memory allocated vs used by the guest, device bytes. */
@@ -119,6 +121,8 @@ export class Vm {
   private _stopReason: HyperlabError | undefined;
   private readonly reservation: Reservation;
   private worker: VmWorker | undefined;
+  /** its place on a hypervisor network, set by the hypervisor once it is plugged in (networks.ts) */
+  network: VmInfo["network"];
   private readonly listeners = new Set<(e: VmEvent) => void>();
   private latest: WorkerSample | undefined;
   private previous: WorkerSample | undefined;
@@ -194,6 +198,7 @@ export class Vm {
       origin: this.origin,
       createdAt: this.createdAt.toISOString(),
       stopReason: this._stopReason && { code: this._stopReason.code, message: this._stopReason.message },
+      network: this.network,
     };
   }
 

@@ -9,6 +9,7 @@ import type { GuestImage } from "../hardware/guest-image.ts";
 import type { DeltaBase } from "./delta-snapshot.ts";
 import type { DeltaSnapshot, Snapshot } from "./snapshot.ts";
 import type { OpenedStream } from "./stream-port.ts";
+import type { PortCounters } from "./switch-port.ts";
 
 /** How often the worker reports its counters (the scheduler's clock), ms. */
 export const SAMPLE_MS = 20;
@@ -102,6 +103,22 @@ export interface FileShare {
   create?: boolean;
 }
 
+/** A VM's place on a hypervisor network, as its worker configures the guest's eth0 (networks.ts assigns it). */
+export interface NetworkPlug {
+  network: string;
+  /** `aa:bb:cc:dd:ee:ff`, locally administered */
+  mac: string;
+  /** the VM's IPv4 address */
+  address: string;
+  /** the subnet's prefix length */
+  prefix: number;
+  /** the guest's /etc/hosts, whole */
+  hosts: string;
+}
+
+/** Frames and bytes through a VM's switch port. */
+export type { PortCounters } from "./switch-port.ts";
+
 /** Guest memory as the guest's /proc/meminfo tells it, in KiB. */
 export interface GuestMemory {
   totalKiB: number;
@@ -170,6 +187,19 @@ export interface VmWorkerApi {
   share(share: FileShare): Promise<string>;
   /** Stops sharing `name` (the guest's open files in it answer ESTALE). Legal any time. */
   unshare(name: string): Promise<void>;
+  /**
+   * Gives the guest's eth0 this MAC and address (and its /etc/hosts) through
+   * the agent, and lets its frames through its switch port. Legal while running.
+   */
+  plugNetwork(plug: NetworkPlug): Promise<void>;
+  /** Connects the switch port to a peer's (a MessagePort whose other end is in the peer's worker). Legal any time. */
+  addNetworkPeer(id: string, port: MessagePort): void;
+  /** Disconnects a peer's port. Legal any time. */
+  dropNetworkPeer(id: string): void;
+  /** Rewrites the guest's /etc/hosts (a network's members changed). Legal while running. */
+  setHosts(hosts: string): Promise<void>;
+  /** Frames and bytes through the switch port. Legal any time. */
+  networkCounters(): PortCounters;
   /** Types into the serial console (the human's terminal). Legal while booting, running or paused. */
   writeConsole(data: string | Uint8Array): void;
   /** The counters now (also sent every SAMPLE_MS). Legal any time. */
