@@ -5,6 +5,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { HyperlabError } from "../errors.ts";
 import type { ExecResult } from "../guest/agent.ts";
 import { readSnapshotHeader } from "../hypervisor/snapshot.ts";
+import type { NetworkInfo } from "../hypervisor/networks.ts";
 import type { VmInfo } from "../hypervisor/vm.ts";
 import { type VerbOptions, type VerbSpec, parseVerb, positiveNumber } from "./args.ts";
 import { type DaemonClient, needDaemon } from "./daemon-client.ts";
@@ -18,9 +19,15 @@ Manages the daemon's VMs: each a whole Linux guest in its own worker, with its
 own memory (reserved from the host's budget) and CPU share.
 
 Commands:
-  create [--name NAME] [--memory MIB] [--cpu-share N] [--cold]
+  create [--name NAME] [--memory MIB] [--cpu-share N] [--cold] [--net NAME]
                               create and start a VM (from the warm pool or the
-                              boot snapshot; --cold boots the kernel)
+                              boot snapshot; --cold boots the kernel) on
+                              network NAME (default 'default'; 'none': unplugged)
+  net create NAME [--subnet CIDR] [--isolated]
+                              create a network of VMs (a virtual switch)
+  net ls                      list the networks
+  net inspect NAME            a network's subnet and VMs (MAC, address), as JSON
+  net rm NAME                 remove a network no VM is on
   ls                          list VMs
   exec VM COMMAND [ARG...]    run a command in a VM, with its exit status
   pause VM...                 stop VMs' CPUs (memory and devices stay)
@@ -68,14 +75,15 @@ const str = (v: string | boolean | undefined): string | undefined => (typeof v =
 /** Each `vm` subcommand. */
 const subcommands: Record<string, Subcommand> = {
   create: sub(
-    "create [--name NAME] [--memory MIB] [--cpu-share N] [--cold]",
-    { options: { name: { type: "string" }, memory: { type: "string", short: "m" }, "cpu-share": { type: "string" }, cold: { type: "boolean" } }, positionals: { max: 0 } },
+    "create [--name NAME] [--memory MIB] [--cpu-share N] [--cold] [--net NAME]",
+    { options: { name: { type: "string" }, memory: { type: "string", short: "m" }, "cpu-share": { type: "string" }, cold: { type: "boolean" }, net: { type: "string" } }, positionals: { max: 0 } },
     async (v) => {
       const vm = await (await daemon("vm create")).call<VmInfo>("POST", "/vms", {
         name: str(v.name),
         memoryMiB: positiveNumber("--memory", str(v.memory)),
         cpuShare: positiveNumber("--cpu-share", str(v["cpu-share"])),
         cold: v.cold === true,
+        net: str(v.net),
       });
       write(`${vm.name}\n`);
       return 0;
@@ -83,8 +91,8 @@ const subcommands: Record<string, Subcommand> = {
   ),
   ls: sub("ls", { options: {}, positionals: { max: 0 } }, async () => {
     const vms = await (await daemon("vm ls")).call<VmInfo[]>("GET", "/vms");
-    const rows = vms.map((v) => [v.name, v.id.slice(0, 12), v.state, mib(v.memoryMiB), String(v.cpuShare), v.origin, ago(new Date(v.createdAt))]);
-    write(table(["NAME", "VM ID", "STATE", "MEMORY", "CPU SHARE", "STARTED FROM", "CREATED"], rows));
+    const rows = vms.map((v) => [v.name, v.id.slice(0, 12), v.state, mib(v.memoryMiB), String(v.cpuShare), v.origin, v.network ? `${v.network.name} ${v.network.address}` : "-", ago(new Date(v.createdAt))]);
+    write(table(["NAME", "VM ID", "STATE", "MEMORY", "CPU SHARE", "STARTED FROM", "NETWORK", "CREATED"], rows));
     return 0;
   }),
   exec: sub("exec VM COMMAND [ARG...]", { options: {}, positionals: { min: 1, max: 1 } }, async (_v, [vm, ...argv]) => {
@@ -142,6 +150,42 @@ const subcommands: Record<string, Subcommand> = {
     for (const f of forks) write(`${f.name}\n`);
     return 0;
   }),
+  net: sub(
+    "net create NAME [--subnet CIDR] [--isolated] | net ls | net inspect NAME | net rm NAME",
+    { options: { subnet: { type: "string" }, isolated: { type: "boolean" } }, positionals: { min: 1, max: 2 } },
+    async (v, [action, name]) => {
+      const d = await daemon(`vm net ${action}`);
+      const needName = () => {
+        if (!name) throw new HyperlabError("INVALID_ARGUMENT", `'hyperlab vm net ${action}' needs a network name.\nSee 'hyperlab vm --help'.`);
+        return name;
+      };
+      if ((v.subnet !== undefined || v.isolated !== undefined) && action !== "create") {
+        throw new HyperlabError("INVALID_ARGUMENT", `--subnet and --isolated belong to 'hyperlab vm net create', not 'net ${action}'.`);
+      }
+      switch (action) {
+        case "create": {
+          const n = await d.call<NetworkInfo>("POST", "/vm-networks", { name: needName(), subnet: str(v.subnet), isolated: v.isolated === true });
+          write(`${n.name} ${n.subnet}\n`);
+          return 0;
+        }
+        case "ls": {
+          if (name) throw new HyperlabError("INVALID_ARGUMENT", "'hyperlab vm net ls' takes no arguments.");
+          const nets = await d.call<NetworkInfo[]>("GET", "/vm-networks");
+          write(table(["NAME", "SUBNET", "GATEWAY", "ISOLATED", "VMS"], nets.map((n) => [n.name, n.subnet, n.gateway, n.isolated ? "yes" : "no", n.vms.map((m) => m.vm).join(",") || "-"])));
+          return 0;
+        }
+        case "inspect":
+          write(`${JSON.stringify(await d.call<NetworkInfo>("GET", `/vm-networks/${enc(needName())}`), null, 2)}\n`);
+          return 0;
+        case "rm":
+          await d.call("DELETE", `/vm-networks/${enc(needName())}`);
+          write(`${name}\n`);
+          return 0;
+        default:
+          throw new HyperlabError("INVALID_ARGUMENT", `'${action}' is not a 'hyperlab vm net' command (create, ls, inspect, rm).\nSee 'hyperlab vm --help'.`);
+      }
+    },
+  ),
   update: sub("update --cpu-share N VM...", { options: { "cpu-share": { type: "string" } }, positionals: { min: 1 } }, async (v, vms) => {
     const cpuShare = positiveNumber("--cpu-share", str(v["cpu-share"]));
     if (cpuShare === undefined) throw new HyperlabError("INVALID_ARGUMENT", "'hyperlab vm update' needs --cpu-share N\nUsage: hyperlab vm update --cpu-share N VM...");
@@ -156,7 +200,7 @@ const subcommands: Record<string, Subcommand> = {
 
 export const vmVerb: Verb = {
   name: "vm",
-  summary: "manage VMs: create, ls, exec, pause, resume, snapshot, restore, fork, update, rm",
+  summary: "manage VMs: create, ls, exec, pause, resume, snapshot, restore, fork, update, rm, net",
   run: async (args) => {
     const [name, ...rest] = args;
     if (!name || name === "--help" || name === "-h") return write(HELP), 0;

@@ -62,7 +62,8 @@ export async function serveApi(
     route[2](path.match(route[1])!, req, res, url.searchParams).catch((err: unknown) => {
       const e = err instanceof HyperlabError ? err : new HyperlabError("RUNTIME_ERROR", String((err as Error)?.message ?? err));
       if (res.headersSent) res.end();
-      else send(res, statusOf(e.code), { code: e.code, message: e.message });
+      // A 409 for a resource in use names its users (e.g. a network's VMs) as data too.
+      else send(res, statusOf(e.code), { code: e.code, message: e.message, ...(e.code === "NETWORK_IN_USE" && e.detail ? { detail: e.detail } : {}) });
     });
   };
   // Interactive streams upgrade the connection: hyperlab's (run -i/-t, exec -i/-t) and Docker's (attach, exec: Upgrade: tcp).

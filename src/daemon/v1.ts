@@ -1,6 +1,7 @@
 // The daemon's own API, /v1: HTTP+JSON routes over the container engine and
 // the hypervisor (docs/api.md). Each route is a thin adapter: it reads the
 // request, calls the engine or the hypervisor, and answers JSON.
+import { HyperlabError } from "../errors.ts";
 import type { Container, ContainerEngine, CreateOptions } from "../containers/engine.ts";
 import type { Network, NetworkOptions } from "../containers/network.ts";
 import { DEFAULT_VM, type VmContainers } from "../containers/vm-containers.ts";
@@ -84,7 +85,7 @@ function vmRoutes(hv: Hypervisor, containers: VmContainers): Route[] {
       /^\/vms$/,
       async (_m, req, res) => {
         const o = (await body(req)) as CreateVmOptions;
-        const created = await hv.createVm({ name: o.name, memoryMiB: o.memoryMiB, cpuShare: o.cpuShare, cold: o.cold, start: o.start, cmdline: o.cmdline });
+        const created = await hv.createVm({ name: o.name, memoryMiB: o.memoryMiB, cpuShare: o.cpuShare, cold: o.cold, start: o.start, cmdline: o.cmdline, net: o.net });
         send(res, 201, created.info());
       },
     ],
@@ -93,8 +94,29 @@ function vmRoutes(hv: Hypervisor, containers: VmContainers): Route[] {
       /^\/vms\/restore$/,
       async (_m, req, res, q) => {
         const share = q.get("cpuShare");
-        const restored = await hv.restore(new Uint8Array(await rawBody(req)), { name: q.get("name") ?? undefined, cpuShare: share === null ? undefined : Number(share) });
+        const restored = await hv.restore(new Uint8Array(await rawBody(req)), { name: q.get("name") ?? undefined, cpuShare: share === null ? undefined : Number(share), net: q.get("net") ?? undefined });
         send(res, 201, restored.info());
+      },
+    ],
+    // The hypervisor's networks (docs/network.md), which VMs' cards plug into.
+    ["GET", /^\/vm-networks$/, async (_m, _r, res) => send(res, 200, hv.networks.list())],
+    [
+      "POST",
+      /^\/vm-networks$/,
+      async (_m, req, res) => {
+        const o = (await body(req)) as { name?: unknown; subnet?: unknown; isolated?: unknown };
+        if (typeof o.name !== "string") throw new HyperlabError("INVALID_ARGUMENT", "a network needs a name (JSON body {\"name\": \"NAME\", \"subnet\": \"CIDR\", \"isolated\": true})");
+        const subnet = typeof o.subnet === "string" ? o.subnet : undefined;
+        send(res, 201, hv.networks.create(o.name, { subnet, isolated: o.isolated === true }));
+      },
+    ],
+    ["GET", /^\/vm-networks\/([^/]+)$/, async (m, _r, res) => send(res, 200, hv.networks.inspect(decodeURIComponent(m[1]!)))],
+    [
+      "DELETE",
+      /^\/vm-networks\/([^/]+)$/,
+      async (m, _r, res) => {
+        hv.networks.remove(decodeURIComponent(m[1]!));
+        send(res, 204, undefined);
       },
     ],
     ["GET", /^\/vms\/([^/]+)$/, async (m, _r, res) => send(res, 200, info(m))],

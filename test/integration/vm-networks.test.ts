@@ -2,9 +2,13 @@
 // network (a switch distributed over the VMs' workers), VM-to-VM traffic by
 // name, isolation between networks, forks with their own MAC and address, and
 // the errors a user sees for bad input.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Hypervisor } from "../../src/hypervisor/hypervisor.ts";
 import type { Vm } from "../../src/hypervisor/vm.ts";
+import { type DaemonProcess, hyperlab, startDaemon } from "./daemon-process.ts";
 import { errorOf } from "./guest.ts";
 
 const MIB = 96;
@@ -118,3 +122,58 @@ describe("VM networks", () => {
     expect(await bad("10.100.70.5/24")).toMatch(/host bits set for a \/24; did you mean 10.100.70.0\/24\?/);
   });
 });
+
+describe("hyperlab vm net through the daemon", () => {
+  let dir: string;
+  let socket: string;
+  let daemon: DaemonProcess;
+  const hl = (args: string[]) => hyperlab(socket, args, {});
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "hyperlab-vmnet-"));
+    socket = join(dir, "hyperlab.sock");
+    daemon = await startDaemon(socket, ["--warm-pool", "0"], 90_000);
+  }, 120_000);
+
+  afterAll(async () => {
+    await daemon?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("creates, lists, inspects and removes networks, and puts a VM on one by name", async () => {
+    expect(await hl(["vm", "net", "create", "lab", "--subnet", "10.100.9.0/24", "--isolated"])).toMatchObject({ code: 0, stdout: "lab 10.100.9.0/24\n" });
+    const bad = await hl(["vm", "net", "create", "lab2", "--subnet", "10.100.9.0/25"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("subnet 10.100.9.0/25 of network lab2 overlaps subnet 10.100.9.0/24 of network lab");
+    const unknown = await hl(["vm", "create", "--name", "n1", "--net", "nope"]);
+    expect(unknown.stderr).toMatch(/no network named 'nope' \(there are: default, lab/);
+    expect(await hl(["vm", "create", "--name", "n1", "--net", "lab"])).toMatchObject({ code: 0, stdout: "n1\n" });
+    const ls = await hl(["vm", "net", "ls"]);
+    expect(ls.stdout).toMatch(/^lab\s+10\.100\.9\.0\/24\s+10\.100\.9\.1\s+yes\s+n1$/m);
+    const inspect = JSON.parse((await hl(["vm", "net", "inspect", "lab"])).stdout) as { vms: Array<{ vm: string; address: string }> };
+    expect(inspect.vms).toMatchObject([{ vm: "n1", address: "10.100.9.2" }]);
+    const inUse = await hl(["vm", "net", "rm", "lab"]);
+    expect(inUse.stderr).toContain("network lab is in use by VM n1; destroy it first");
+    const status = await fetch409(socket, "/v1/vm-networks/lab");
+    expect(status).toMatchObject({ status: 409, vms: ["n1"] });
+    expect((await hl(["vm", "rm", "n1"])).code).toBe(0);
+    expect(await hl(["vm", "net", "rm", "lab"])).toMatchObject({ code: 0, stdout: "lab\n" });
+  }, 120_000);
+});
+
+/** DELETE over the daemon's socket: the status and the error body's detail. */
+async function fetch409(socket: string, path: string): Promise<{ status: number; vms?: string[] }> {
+  const { request } = await import("node:http");
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, path, method: "DELETE" }, (res) => {
+      let text = "";
+      res.on("data", (c: Buffer) => (text += c.toString()));
+      res.on("end", () => {
+        const body = JSON.parse(text || "{}") as { detail?: { vms?: string[] }; vms?: string[] };
+        resolve({ status: res.statusCode ?? 0, vms: body.detail?.vms ?? body.vms });
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
