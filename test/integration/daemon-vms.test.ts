@@ -49,6 +49,7 @@ describe("the daemon's containers live in its VMs", () => {
     expect(stats.stdout).toMatch(/memory budget: 256 MiB of \d+ MiB reserved/);
   });
 
+  // The next two tests start a dozen CLI processes each: minutes on a busy 2-core machine.
   it("keeps containers of two VMs apart: each VM its own kernel, a name may repeat across VMs", async () => {
     expect((await hl("run", "-d", "--name", "same", "busybox", "sleep", "600")).code).toBe(0);
     expect((await hl("run", "-d", "--vm", "b", "--name", "same", "busybox", "sleep", "600")).code).toBe(0);
@@ -73,7 +74,7 @@ describe("the daemon's containers live in its VMs", () => {
     expect(stats).toMatch(/^b\s+running.*\n\s+└ same\s+running/m);
     expect((await hl("rm", "-f", "same")).code).toBe(0);
     expect((await hl("ps", "--vm", "b")).stdout).toMatch(/\bsame$/m);
-  });
+  }, 180_000);
 
   it("names the VMs there are when --vm names none", async () => {
     for (const args of [["ps", "--vm", "nope"], ["run", "--rm", "--vm", "nope", "busybox", "true"], ["exec", "--vm", "nope", "x", "true"]]) {
@@ -98,7 +99,7 @@ describe("the daemon's containers live in its VMs", () => {
     expect((await hl("ps", "--vm", "b")).stdout).toMatch(/Up .*\s+svc$/m);
     const rm = await hl("vm", "rm", "b-fork-1");
     expect(rm.stdout).toBe("b-fork-1 (with its containers: svc, same)\n");
-  });
+  }, 180_000);
 
   it("restores a VM's containers from its snapshot", async () => {
     const file = join(dir, "b.snap");
