@@ -48,7 +48,11 @@ export type ErrorCode =
   /** no volume by that name */
   | "VOLUME_NOT_FOUND"
   /** a volume that containers use cannot be removed */
-  | "VOLUME_IN_USE";
+  | "VOLUME_IN_USE"
+  /** a lab file that cannot be read as a lab: each problem named with its file and line */
+  | "LAB_INVALID"
+  /** a lab's setup failed, so its checks could not be run */
+  | "LAB_SETUP_FAILED";
 
 /** The one error class of hyperlab; `code` survives worker boundaries. */
 export class HyperlabError extends Error {
