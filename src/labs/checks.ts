@@ -52,26 +52,27 @@ async function readText(target: CheckTarget, path: string): Promise<string | und
   }
 }
 
-/** One process of the guest as /proc shows it. */
+/** One process of the guest: its PID and its command line (arguments joined by spaces). */
 interface ProcessEntry {
   pid: number;
   cmdline: string;
-  /** its cgroup v2 path, e.g. /lab */
-  cgroup: string;
 }
 
-/** The guest's processes, read from /proc through the agent (one `ls`, then the files). */
+/** The guest's processes with their command lines: one busybox `ps` (its args are whole when not on a terminal), without itself. */
 async function processes(target: CheckTarget, timeoutMs: number): Promise<ProcessEntry[]> {
-  const ls = await target.exec(["/bin/ls", "/proc"], { timeoutMs });
-  const pids = ls.stdout.split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number);
-  const entries = await Promise.all(
-    pids.map(async (pid) => {
-      const [cmdline, cgroup] = await Promise.all([readText(target, `/proc/${pid}/cmdline`).catch(() => undefined), readText(target, `/proc/${pid}/cgroup`).catch(() => undefined)]);
-      if (!cmdline) return undefined; // gone, or a kernel thread
-      return { pid, cmdline: cmdline.replace(/\0+$/, "").replaceAll("\0", " "), cgroup: /^0::(.*)$/m.exec(cgroup ?? "")?.[1] ?? "" };
-    }),
-  );
-  return entries.filter((e): e is ProcessEntry => e !== undefined);
+  const ps = await target.exec(["/bin/ps", "-o", "pid,args"], { timeoutMs });
+  const out: ProcessEntry[] = [];
+  for (const line of ps.stdout.split("\n").slice(1)) {
+    const m = /^\s*(\d+)\s(.*)$/.exec(line);
+    if (m && m[2] !== "/bin/ps -o pid,args") out.push({ pid: Number(m[1]), cmdline: m[2]!.trim() });
+  }
+  return out;
+}
+
+/** A process's cgroup v2 path (e.g. /lab), or undefined when it is gone. */
+async function cgroupOf(target: CheckTarget, pid: number): Promise<string | undefined> {
+  const text = await readText(target, `/proc/${pid}/cgroup`).catch(() => undefined);
+  return text === undefined ? undefined : (/^0::(.*)$/m.exec(text)?.[1] ?? "");
 }
 
 type Outcome = { passed: true } | { passed: false; reason: string };
@@ -109,9 +110,10 @@ const evaluators: { [K in CheckSpec["kind"]]: (check: Extract<CheckSpec, { kind:
     if (found.length === 0) return fail(`no process matches /${check.pattern}/`);
     if (check.inCgroup === undefined) return pass;
     const want = `/${check.inCgroup.replace(/^\/sys\/fs\/cgroup\/?/, "").replace(/^\/+|\/+$/g, "")}`;
-    return found.some((p) => p.cgroup === want || p.cgroup.startsWith(`${want}/`))
+    const groups = await Promise.all(found.map((p) => cgroupOf(target, p.pid)));
+    return groups.some((g) => g !== undefined && (g === want || g.startsWith(`${want}/`)))
       ? pass
-      : fail(`the process matching /${check.pattern}/ (pid ${found[0]!.pid}) is in cgroup ${found[0]!.cgroup || "?"}, not ${want}`);
+      : fail(`the process matching /${check.pattern}/ (pid ${found[0]!.pid}) is in cgroup ${groups[0] ?? "?"}, not ${want}`);
   },
   async container(check, target) {
     if (!target.containers) return fail("this machine has no container engine (profile plain)");
@@ -125,6 +127,10 @@ const evaluators: { [K in CheckSpec["kind"]]: (check: Extract<CheckSpec, { kind:
     if (check.image !== undefined) {
       const want = check.image.includes(":") ? check.image : `${check.image}:latest`;
       if (c.image.reference !== want && c.image.reference !== check.image) return fail(`container ${check.name} runs image ${c.image.reference}, expected ${want}`);
+    }
+    if (check.logs !== undefined) {
+      const output = c.logs.map((l) => decoder.decode(l.data)).join("");
+      if (!output.includes(check.logs)) return fail(`the output of container ${check.name} does not contain ${JSON.stringify(check.logs)}${output.trim() ? ` (it ends: ${tail(output)})` : " (it printed nothing)"}`);
     }
     return pass;
   },

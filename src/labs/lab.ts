@@ -55,7 +55,7 @@ export type CheckSpec =
   /** a process whose command line matches `pattern` runs (or not, with `running: false`), optionally in a cgroup */
   | { kind: "process"; pattern: string; running: boolean; inCgroup?: string }
   /** a container of the VM's engine, by name: its state, exit code and image */
-  | { kind: "container"; name: string; state?: "created" | "running" | "exited" | "absent"; exitCode?: number; image?: string };
+  | { kind: "container"; name: string; state?: "created" | "running" | "exited" | "absent"; exitCode?: number; image?: string; logs?: string };
 
 /** The kinds of check, as named in a lab file. */
 export type CheckKind = CheckSpec["kind"];

@@ -40,7 +40,7 @@ const CHECK_KEYS: Record<CheckSpec["kind"], readonly string[]> = {
   file: ["exists", "equals", "contains", "matches", "at-least", "at-most"],
   cgroup: ["value", "equals", "contains", "matches", "at-least", "at-most"],
   process: ["running", "in-cgroup"],
-  container: ["state", "exit-code", "image"],
+  container: ["state", "exit-code", "image", "logs"],
 };
 const KINDS = Object.keys(CHECK_KEYS) as Array<CheckSpec["kind"]>;
 
@@ -198,12 +198,13 @@ function yamlCheck(map: YamlMap, defaultTimeoutMs: number, at: { file: string; l
     }
     case "cgroup": {
       const value = str(map, "value", what, problems);
+      const match = textMatch(map, what, problems);
       if (value === undefined) {
         problems.add(at.line, `${what} needs 'value': the cgroup file to read (e.g. memory.max)`);
         return undefined;
       }
       if (value.includes("/")) problems.add(map.entries.get("value")!.line, `${what}: 'value' is a file of the group (e.g. memory.max), not a path`);
-      spec = { kind, group: target.replace(/^\/sys\/fs\/cgroup\/?/, "").replace(/^\/+|\/+$/g, ""), value, match: textMatch(map, what, problems) };
+      spec = { kind, group: target.replace(/^\/sys\/fs\/cgroup\/?/, "").replace(/^\/+|\/+$/g, ""), value, match };
       fallbackTitle = `${value} of cgroup ${target} ${describe(spec.match) ?? "is there"}`;
       break;
     }
@@ -221,7 +222,7 @@ function yamlCheck(map: YamlMap, defaultTimeoutMs: number, at: { file: string; l
       if (state !== undefined && !(CONTAINER_STATES as readonly string[]).includes(state)) {
         problems.add(map.entries.get("state")!.line, `${what}: 'state' must be one of ${CONTAINER_STATES.join(", ")}, not '${state}'`);
       }
-      spec = { kind, name: target, state: state as (typeof CONTAINER_STATES)[number] | undefined, exitCode: num(map, "exit-code", what, problems, { integer: true }), image: str(map, "image", what, problems) };
+      spec = { kind, name: target, state: state as (typeof CONTAINER_STATES)[number] | undefined, exitCode: num(map, "exit-code", what, problems, { integer: true }), image: str(map, "image", what, problems), logs: str(map, "logs", what, problems) };
       fallbackTitle = `container ${target} is ${state ?? "there"}`;
       break;
     }
