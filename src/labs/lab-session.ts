@@ -78,6 +78,11 @@ export class LabSession {
     vm.provideRecords(LAB_RECORDS_KEY, (): LabRecord => ({ id: lab.id, title: lab.title, passed: [...this.passedSteps] }));
   }
 
+  /** Says which steps had passed before this session (a learner's work brought back): the saved state's lab record lists them. */
+  markPassed(steps: readonly number[]): void {
+    this.passedSteps = [...new Set([...this.passedSteps, ...steps])].sort((a, b) => a - b);
+  }
+
   /** Runs the lab's setup, in order; fails with LAB_SETUP_FAILED naming the block that failed. */
   async setup(): Promise<void> {
     for (const s of this.lab.setup) {
