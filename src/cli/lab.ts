@@ -2,7 +2,7 @@
 // labs against fresh VMs, their own solutions, or learners' saved states, in
 // VMs of this process (no daemon), and prints TAP, JUnit or JSON; `lab
 // check` only reads the files and says what is wrong with them.
-import { readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { HyperlabError } from "../errors.ts";
 import type { Lab } from "../labs/lab.ts";
@@ -37,6 +37,9 @@ Options of run:
                           (default 1; fewer if the memory budget holds fewer)
       --shard I/N         run only shard I of N (1-based): the labs or states
                           sorted by name, every N-th from the I-th
+      --save-state DIR    after the checks, save each lab's VM (whole) as
+                          DIR/<lab id>.snap, as a learner's "Download my work"
+                          does (not with --snapshot)
 `;
 
 const decoder = new TextDecoder();
@@ -92,24 +95,29 @@ async function runCommand(args: string[]): Promise<number> {
       output: { type: "string", short: "o" },
       jobs: { type: "string", short: "j" },
       shard: { type: "string" },
+      "save-state": { type: "string" },
     },
     positionals: { min: 1 },
   });
   if (parsed === "help") return write(HELP), 0;
   const v = parsed.values;
   const reporter = (v.reporter ?? "tap") as ReporterName;
-  if (!REPORTERS.includes(reporter)) throw new HyperlabError("INVALID_ARGUMENT", `--reporter must be ${REPORTERS.join(", ")}, not '${v.reporter}'`);
+  if (!REPORTERS.includes(reporter)) throw new HyperlabError("INVALID_ARGUMENT", `--reporter must be tap, junit or json, not '${v.reporter}'`);
   const jobs = wholeNumber("--jobs", v.jobs);
   if (jobs === 0) throw new HyperlabError("INVALID_ARGUMENT", "--jobs needs at least 1");
   const shard = v.shard === undefined ? undefined : parseShard(v.shard);
   if (v.solve && v.snapshot?.length) throw new HyperlabError("INVALID_ARGUMENT", "--solve runs the lab's solutions on a fresh VM; it cannot be used with --snapshot (a learner's state is graded as it is)");
+  const saveDir = v["save-state"];
+  if (saveDir !== undefined && v.snapshot?.length) throw new HyperlabError("INVALID_ARGUMENT", "--save-state saves the VMs of fresh or --solve runs; a learner's state (--snapshot) is saved already");
   const labs = await readLabs(parsed.positionals);
+  if (saveDir !== undefined) await mkdir(saveDir, { recursive: true });
   const states = v.snapshot?.length ? await savedStates(v.snapshot) : undefined;
   const results = await runLabs(labs, {
     solve: v.solve,
     states,
     jobs,
     shard,
+    saveState: saveDir === undefined ? undefined : (unit, state) => writeFile(join(saveDir, `${unit.lab.id}.snap`), state),
     // What could not run is said on stderr as it happens; the report says it too.
     onResult: (r) => {
       if (r.error) process.stderr.write(`hyperlab: ${r.unit.name}: ${r.error.message} [${r.error.code}]\n`);

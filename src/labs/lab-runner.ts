@@ -62,6 +62,12 @@ export interface LabRunOptions {
   memoryBudgetMiB?: number;
   /** hears of each unit as it ends */
   onResult?: (r: UnitResult) => void;
+  /**
+   * receives the whole state of each fresh or solved unit's VM once its checks
+   * ran (a learner's state as the page's "Download my work" saves it), e.g. to
+   * test a grading pipeline with the lab's own solutions
+   */
+  saveState?: (unit: LabUnit, state: Uint8Array) => Promise<void>;
 }
 
 /** Parses `i/n` (1 ≤ i ≤ n), as `--shard` takes it. */
@@ -132,7 +138,7 @@ class Machines {
 }
 
 /** Runs one unit in its own VM, destroyed at the end whatever happened. */
-async function runUnit(machines: Machines, unit: LabUnit, labs: readonly Lab[]): Promise<UnitResult> {
+async function runUnit(machines: Machines, unit: LabUnit, labs: readonly Lab[], saveState?: LabRunOptions["saveState"]): Promise<UnitResult> {
   const started = performance.now();
   let vm: Vm | undefined;
   try {
@@ -148,6 +154,7 @@ async function runUnit(machines: Machines, unit: LabUnit, labs: readonly Lab[]):
     const session = new LabSession(lab, vm, machines.engineOf(vm));
     if (unit.mode !== "snapshot") await session.setup();
     const steps = unit.mode === "solve" ? await session.solveAll() : await session.checkAll();
+    if (saveState && unit.mode !== "snapshot") await saveState(unit, await session.saveState({ full: true }));
     return { unit, steps, passed: steps.every((s) => s.passed), ms: performance.now() - started };
   } catch (err) {
     const error = isHyperlabError(err) ? { code: err.code, message: err.message } : { code: "ERROR", message: (err as Error).message ?? String(err) };
@@ -179,7 +186,7 @@ export async function runLabs(labs: readonly Lab[], opts: LabRunOptions = {}): P
     const worker = async () => {
       while (next < units.length) {
         const i = next++;
-        const r = await runUnit(machines, units[i]!, labs);
+        const r = await runUnit(machines, units[i]!, labs, opts.saveState);
         results[i] = r;
         opts.onResult?.(r);
       }

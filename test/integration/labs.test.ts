@@ -49,15 +49,27 @@ interface JsonReport {
 const minute = 60_000;
 
 describe("the labs of examples/labs/", () => {
+  const solvedStates = join(work, "solved");
+
   it("pass with their own solutions (--solve), reported as JUnit with no failure", async () => {
     const junit = join(work, "solve.xml");
-    const r = await hyperlab(["lab", "run", "--solve", "--jobs", "2", "--reporter", "junit", "-o", junit, ...labFiles]);
+    const r = await hyperlab(["lab", "run", "--solve", "--save-state", solvedStates, "--jobs", "2", "--reporter", "junit", "-o", junit, ...labFiles]);
     const xml = readFileSync(junit, "utf8");
     // Each failure with its test case: which check of which lab, and why.
     expect([...xml.matchAll(/<testcase classname="([^"]+)" name="([^"]+)"[^>]*>\s*<failure message="([^"]*)"/g)].map((m) => `${m[1]}: ${m[2]}: ${m[3]}`)).toEqual([]);
     expect(r.code, r.stderr).toBe(0);
     expect(xml.match(/<testsuite /g)).toHaveLength(5);
     expect(r.stderr).toMatch(/^5 runs: (\d+) of \1 checks passed$/m);
+  }, 20 * minute);
+
+  it("grade their solved states as passed: every check works on a saved state, not only live", async () => {
+    expect(readdirSync(solvedStates).sort()).toEqual(["cgroup-v2-limits.snap", "dockerfile-lifecycle.snap", "namespaces-by-hand.snap", "two-versions.snap", "vm-vs-container.snap"]);
+    const r = await hyperlab(["lab", "run", "--snapshot", solvedStates, "--jobs", "2", "--reporter", "json", ...labFiles]);
+    const report = JSON.parse(r.stdout) as JsonReport;
+    const failed = report.units.flatMap((u) => u.steps.flatMap((s) => s.checks.filter((c) => !c.passed).map((c) => `${u.lab}: ${c.title}: ${c.reason}`)));
+    expect(failed).toEqual([]);
+    expect(report.units.map((u) => [u.lab, u.passed, u.error])).toEqual(report.units.map((u) => [u.lab, true, undefined]));
+    expect(r.code).toBe(0);
   }, 20 * minute);
 
   it("fail on an untouched machine: every step has a check that fails there, with its reason", async () => {
@@ -102,6 +114,13 @@ describe("grading learners' saved states", () => {
     const pass = await hyperlab(["lab", "run", "--snapshot", done, "--reporter", "json", cgroups]);
     expect(pass.code, pass.stdout + pass.stderr).toBe(0);
     expect((JSON.parse(pass.stdout) as JsonReport).units).toMatchObject([{ name: done, mode: "snapshot", passed: true }]);
+    // The CLI saves the state of a solved run as a learner's download would be; graded, it passes.
+    const saved = join(work, "saved");
+    const solved = await hyperlab(["lab", "run", "--solve", "--save-state", saved, cgroups]);
+    expect(solved.code, solved.stderr).toBe(0);
+    const regraded = await hyperlab(["lab", "run", "--snapshot", saved, "--reporter", "json", cgroups]);
+    expect(regraded.code, regraded.stderr).toBe(0);
+    expect((JSON.parse(regraded.stdout) as JsonReport).units).toMatchObject([{ name: join(saved, "cgroup-v2-limits.snap"), passed: true }]);
     const fail = await hyperlab(["lab", "run", "--snapshot", started, "--reporter", "tap", cgroups]);
     expect(fail.code).toBe(1);
     expect(fail.stdout).toContain("not ok 1 - step 1: the group lab exists and can limit memory");
