@@ -212,6 +212,11 @@ function siteExtras(): Plugin {
     // The image layout is copied with its own file names (see SITE_IMAGE_LAYOUT), and written again as a static registry under v2/.
     async generateBundle() {
       this.emitFile({ type: "asset", fileName: "examples/course.html", source: readFileSync(here("./examples/course.html")) });
+      // The example lab page and the labs it (or a course page) can name: <hyperlab-lab src="labs/NAME.md">.
+      this.emitFile({ type: "asset", fileName: "examples/lab.html", source: readFileSync(here("./examples/lab.html")) });
+      for (const file of (await readdir(here("./examples/labs/"))).filter((f) => f.endsWith(".md"))) {
+        this.emitFile({ type: "asset", fileName: `examples/labs/${file}`, source: await readFile(here(`./examples/labs/${file}`)) });
+      }
       for (const file of await readdir(IMAGE_LAYOUT, { recursive: true })) {
         const path = join(IMAGE_LAYOUT, file);
         if ((await stat(path)).isFile()) this.emitFile({ type: "asset", fileName: SITE_IMAGE_LAYOUT + file.split("\\").join("/"), source: await readFile(path) });

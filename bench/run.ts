@@ -8,6 +8,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   docker: () => import("./docker.ts"),
   hypervisor: () => import("./hypervisor-report.ts"),
   io: () => import("./io.ts"),
+  labs: () => import("./labs.ts"),
   web: () => import("./web.ts"),
 };
 

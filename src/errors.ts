@@ -54,7 +54,11 @@ export type ErrorCode =
   /** a registry refused the request for want of (valid) credentials: 401, 403, or no credentials for its challenge */
   | "REGISTRY_UNAUTHORIZED"
   /** a registry answered something the distribution API does not allow, or an error of its own */
-  | "REGISTRY_ERROR";
+  | "REGISTRY_ERROR"
+  /** a lab file that cannot be read as a lab: each problem named with its file and line */
+  | "LAB_INVALID"
+  /** a lab's setup failed, so its checks could not be run */
+  | "LAB_SETUP_FAILED";
 
 /** The one error class of hyperlab; `code` survives worker boundaries. */
 export class HyperlabError extends Error {

@@ -9,6 +9,7 @@ import { inspectVerb } from "./inspect.ts";
 import { killVerb } from "./kill.ts";
 import { loginVerb } from "./login.ts";
 import { logoutVerb } from "./logout.ts";
+import { labVerb } from "./lab.ts";
 import { logsVerb } from "./logs.ts";
 import { networkVerb } from "./network.ts";
 import { portVerb } from "./port.ts";
@@ -26,7 +27,7 @@ import { volumeVerb } from "./volume.ts";
 /** Exit status for errors of hyperlab itself (as Docker uses 125 for its own). */
 export const EXIT_HYPERLAB_ERROR = 125;
 
-const verbs: Verb[] = [bootVerb, runVerb, buildVerb, imagesVerb, pullVerb, pushVerb, loginVerb, logoutVerb, psVerb, execVerb, logsVerb, stopVerb, killVerb, rmVerb, inspectVerb, portVerb, statsVerb, networkVerb, volumeVerb, vmVerb, daemonVerb];
+const verbs: Verb[] = [bootVerb, runVerb, buildVerb, imagesVerb, pullVerb, pushVerb, loginVerb, logoutVerb, psVerb, execVerb, logsVerb, stopVerb, killVerb, rmVerb, inspectVerb, portVerb, statsVerb, networkVerb, volumeVerb, vmVerb, daemonVerb, labVerb];
 
 function usage(): string {
   const lines = verbs.map((v) => `  ${v.name.padEnd(8)} ${v.summary}`);

@@ -315,12 +315,20 @@ export class HyperlabVmElement extends HTMLElement {
     this.syncStack();
   }
 
+  /**
+   * A saved state (snapshot bytes) the VM starts from instead of a fresh
+   * guest: set it before the element is added to the page (<hyperlab-lab>
+   * does, to bring back a learner's work after a reload).
+   */
+  state: Uint8Array | undefined;
+
   private startVm(): void {
     const memory = this.getAttribute("memory");
     const vm = new PageVm({
       image: this.getAttribute("image") ?? undefined,
       memoryMiB: memory === null ? undefined : Number(memory),
       cmdline: this.getAttribute("cmdline") ?? undefined,
+      state: this.state,
     });
     this.vm = vm;
     this._promptMs = undefined;

@@ -29,6 +29,12 @@ export interface PageVmOptions {
   cmdline?: string;
   /** how long the guest may take to come up (default 60 s) */
   timeoutMs?: number;
+  /**
+   * a saved state (a snapshot, e.g. a lab's progress kept in the browser) to
+   * restore instead of starting a fresh guest; its memory must be `memoryMiB`
+   * when that is given (SNAPSHOT_MISMATCH otherwise)
+   */
+  state?: Uint8Array;
 }
 
 /** What a page VM tells its element. */
@@ -90,6 +96,7 @@ export class PageVm {
     const t0 = performance.now();
     this.setPhase("download");
     const host = pageHost();
+    if (this.options.state) return this.startFromState(this.options.state, t0);
     try {
       const image = this.options.image ?? BOOT_IMAGE;
       const memoryMiB = this.options.memoryMiB ?? host.defaultMemoryMiB;
@@ -142,6 +149,33 @@ export class PageVm {
       const now = performance.now();
       this.promptSeen = true;
       this.setPhase("ready");
+      this.emit({ type: "prompt", sinceNavigationMs: now, sinceStartMs: now - t0 });
+    } catch (err) {
+      this.fail(err);
+      throw err;
+    }
+  }
+
+  /**
+   * start() from a saved state: the hypervisor restores it (a delta against
+   * the site's boot snapshot fetches that first). The shell was at some
+   * point of its work when the state was saved, so no prompt is waited for:
+   * Ctrl-L asks it to draw its line again, and the VM is ready once it runs.
+   */
+  private async startFromState(state: Uint8Array, t0: number): Promise<void> {
+    try {
+      const hv = (this.hv = await pageHost().hypervisor);
+      pageDocker(hv);
+      hv.onEvent((e) => e.vm === this.name && this.onVmEvent(e));
+      this._restored = true;
+      this.setPhase("restore");
+      this.vm = await hv.restore(state, { name: this.name, memoryMiB: this.options.memoryMiB, timeoutMs: this.options.timeoutMs });
+      this.running = true;
+      this.promptSeen = true;
+      this.write("\x0c");
+      this.applySize();
+      this.setPhase("ready");
+      const now = performance.now();
       this.emit({ type: "prompt", sinceNavigationMs: now, sinceStartMs: now - t0 });
     } catch (err) {
       this.fail(err);

@@ -44,6 +44,8 @@ const VERBS: Array<{ verb: string[]; usage: string; extra: string[] }> = [
   { verb: ["volume", "inspect"], usage: "Usage: hyperlab volume inspect VOLUME...", extra: [] },
   { verb: ["volume", "rm"], usage: "Usage: hyperlab volume rm VOLUME...", extra: [] },
   { verb: ["volume", "prune"], usage: "Usage: hyperlab volume prune [--all]", extra: ["a"] },
+  { verb: ["lab", "run"], usage: "Usage: hyperlab lab run [OPTIONS] FILE...", extra: [] },
+  { verb: ["lab", "check"], usage: "Usage: hyperlab lab check FILE...", extra: [] },
 ];
 
 describe.concurrent("hyperlab's verbs refuse what they do not understand", () => {

@@ -13,7 +13,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), "../../src");
  * web and testing share a rank and may not import each other). `index` is
  * the package's export list (src/index.ts): above every room, imported by none.
  */
-const RANK: Record<string, number> = { shared: 0, hardware: 1, guest: 2, hypervisor: 3, containers: 4, daemon: 5, cli: 6, web: 6, testing: 6, index: 7 };
+const RANK: Record<string, number> = { shared: 0, hardware: 1, guest: 2, hypervisor: 3, containers: 4, daemon: 5, labs: 6, cli: 7, web: 7, testing: 7, index: 8 };
 
 /** The room of a file under src/ (files at src/'s top are shared by all, but for the export list index.ts). */
 function roomOf(file: string): string {
