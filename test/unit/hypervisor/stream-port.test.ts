@@ -23,6 +23,15 @@ function toAgent(): StreamTransport & { data: (c: Uint8Array) => void; sent: num
 /** Lets the ports deliver what was posted. */
 const settle = () => new Promise((r) => setTimeout(r, 20));
 
+/** Waits until `cond` holds (a loaded machine delivers port messages late), failing after 5 s naming `what`. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`waited 5 s for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 function relayed() {
   const agent = toAgent();
   const worker = new StreamEnd(7, agent, { credit: STREAM_WINDOW, grant: "manual" });
@@ -36,17 +45,16 @@ describe("a guest stream across the worker boundary", () => {
   it("sends no more than the agent's window from the host, and the rest as the agent grants it", async () => {
     const { agent, worker, host } = relayed();
     expect(host.write(new Uint8Array(STREAM_WINDOW + 1000))).toBe(false);
+    await until(() => agent.sent >= STREAM_WINDOW, "the window to reach the agent");
     await settle();
     expect(agent.sent).toBe(STREAM_WINDOW);
     let drained = false;
     host.onDrain(() => (drained = true));
     worker.receiveCredit(4096); // the agent wrote some into the guest socket
-    await settle();
+    await until(() => agent.sent >= STREAM_WINDOW + 1000 && drained, "the rest to be sent and the host drained");
     expect(agent.sent).toBe(STREAM_WINDOW + 1000);
-    expect(drained).toBe(true);
     host.end();
-    await settle();
-    expect(agent.log).toContain("eof");
+    await until(() => agent.log.includes("eof"), "the host's end to reach the agent");
   });
 
   it("grants the agent credit only when the host's consumer took the bytes", async () => {
@@ -56,7 +64,7 @@ describe("a guest stream across the worker boundary", () => {
     expect(agent.log).toEqual([]); // delivered to the port is not consumed
     let got = 0;
     host.onData((d) => (got += d.length));
-    await settle();
+    await until(() => got >= 100_000 && agent.log.length > 0, "the bytes and the grant");
     expect(got).toBe(100_000);
     expect(agent.log).toEqual(["grant 100000"]);
   });
