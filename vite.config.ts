@@ -55,6 +55,29 @@ function nodeOnlyStubs(): Plugin {
 }
 
 /**
+ * Node habits of dependencies that the page runs, patched in the web build
+ * (each must still be there, so that an upgrade that changes the code is
+ * noticed here rather than in a visitor's tab): dockerfile-ast, the parser
+ * of the builder the page's Docker API runs for `docker build` in a guest,
+ * looks for a UTF-8 byte order mark with Node's Buffer.
+ */
+const BROWSER_PATCHES: ReadonlyArray<{ file: RegExp; from: string; to: string }> = [
+  { file: /\/dockerfile-ast\/lib\/util\.js$/, from: 'Buffer.from(char, "UTF-8")', to: "new TextEncoder().encode(char)" },
+];
+
+function browserPatches(): Plugin {
+  return {
+    name: "hyperlab-browser-patches",
+    transform(code, id) {
+      const patch = BROWSER_PATCHES.find((p) => p.file.test(id.split("?")[0]!));
+      if (!patch) return undefined;
+      if (!code.includes(patch.from)) this.error(`${id} no longer has ${patch.from}: check whether it still needs Node in a browser, and update BROWSER_PATCHES in vite.config.ts`);
+      return { code: code.split(patch.from).join(patch.to), map: null };
+    },
+  };
+}
+
+/**
  * The committed OCI image layout (busybox, lua:5.1, lua:5.4): the site
  * publishes it as a read-only registry under v2/ (containers/static-registry.ts),
  * from which the page pulls each image the first time it is used.
@@ -251,7 +274,7 @@ function siteExtras(): Plugin {
 export default defineConfig({
   // Relative URLs everywhere: the built site works from any folder of any static host.
   base: "./",
-  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), bootSnapshots(), llhttpWasm(), siteExtras()],
+  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), browserPatches(), bootSnapshots(), llhttpWasm(), siteExtras()],
   build: {
     outDir: "dist",
     emptyOutDir: true,

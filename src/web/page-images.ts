@@ -190,21 +190,32 @@ export class SiteImages {
     this.changed();
   }
 
-  /** A registry's "manifest unknown", with what the site's registry has (its catalog and tags). */
+  /**
+   * A registry's "manifest unknown" in dockerd's words (a repository the
+   * site's registry lacks: "pull access denied"; a tag it lacks: "manifest
+   * unknown"), with what the site's registry has (its catalog and tags).
+   */
   private async notFound(err: HyperlabError, name: string): Promise<HyperlabError> {
     const base = `${this.registryUrl.replace(/\/+$/, "")}/v2/`;
+    const ref = parseReference(name);
+    let repos: string[];
+    let names: string[];
     try {
       const json = async (path: string) => {
         const res = await fetch(base + path);
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         return res.json() as Promise<{ repositories?: string[]; tags?: string[] }>;
       };
-      const repos = (await json("_catalog")).repositories ?? [];
-      const names = (await Promise.all(repos.map(async (r) => ((await json(`${r}/tags/list`)).tags ?? []).map((t) => `${r.replace(/^library\//, "")}:${t}`)))).flat();
-      return new HyperlabError("IMAGE_NOT_FOUND", `${err.message}. The site's registry (${base}) has ${names.join(", ") || "no images"}; the page pulls its images from there`, { ...err.detail, reference: name, available: names });
+      repos = (await json("_catalog")).repositories ?? [];
+      names = (await Promise.all(repos.map(async (r) => ((await json(`${r}/tags/list`)).tags ?? []).map((t) => `${r.replace(/^library\//, "")}:${t}`)))).flat();
     } catch (listErr) {
       return new HyperlabError("IMAGE_NOT_FOUND", `${err.message}. The site's registry (${base}) could not list its images either (${(listErr as Error).message}): was the site built with 'npm run build'?`, err.detail);
     }
+    const has = `the site's registry (${base}), from which the page pulls its images, has ${names.join(", ") || "no images"}`;
+    const message = repos.includes(ref.path)
+      ? `manifest for ${name} not found: manifest unknown: ${has}`
+      : `pull access denied for ${familiarName(ref)}, repository does not exist or may require 'docker login': ${has}`;
+    return new HyperlabError("IMAGE_NOT_FOUND", message, { ...err.detail, reference: name, available: names });
   }
 
   private changed(): void {

@@ -78,7 +78,8 @@ describe("the page's images", () => {
     const images = new SiteImages(site.url);
     const missing = images.store.ensure("lua:9");
     await expect(missing).rejects.toMatchObject({ code: "IMAGE_NOT_FOUND" });
-    await expect(missing).rejects.toThrow(/lua:9.*The site's registry \(http:\/\/127\.0\.0\.1:\d+\/v2\/\) has busybox:latest, lua:5\.1, lua:5\.4/s);
+    await expect(missing).rejects.toThrow(/^manifest for lua:9 not found: manifest unknown: the site's registry \(http:\/\/127\.0\.0\.1:\d+\/v2\/\), from which the page pulls its images, has busybox:latest, lua:5\.1, lua:5\.4$/);
+    await expect(images.store.ensure("hello")).rejects.toThrow(/^pull access denied for hello, repository does not exist or may require 'docker login': the site's registry .* has busybox:latest, lua:5\.1, lua:5\.4$/);
     expect(images.pulls()[0]).toMatchObject({ name: "lua:9", state: "failed" });
     expect(await images.store.list()).toEqual([]);
   });
