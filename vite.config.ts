@@ -64,10 +64,17 @@ function nodeOnlyStubs(): Plugin {
 const BROWSER_PATCHES: ReadonlyArray<{ file: RegExp; from: string; to: string }> = [
   { file: /\/dockerfile-ast\/lib\/util\.js$/, from: 'Buffer.from(char, "UTF-8")', to: "new TextEncoder().encode(char)" },
 ];
+/** Dependencies of the page that need Node's `path` (sep, normalize, dirname): they get path-browserify, Node's own module for browsers. */
+const NEEDS_PATH = /\/node_modules\/@balena\/dockerignore\//;
 
 function browserPatches(): Plugin {
   return {
     name: "hyperlab-browser-patches",
+    enforce: "pre",
+    async resolveId(source, importer) {
+      if (source !== "path" || !importer || !NEEDS_PATH.test(importer)) return undefined;
+      return this.resolve("path-browserify", importer, { skipSelf: true });
+    },
     transform(code, id) {
       const patch = BROWSER_PATCHES.find((p) => p.file.test(id.split("?")[0]!));
       if (!patch) return undefined;
