@@ -265,7 +265,13 @@ function siteExtras(): Plugin {
         registry.then(
           (files) => {
             const data = files.get(decodeURIComponent(path.slice(1)));
-            if (!data) return next();
+            // Not next(): the dev server would answer with index.html, which a registry client would take for a manifest.
+            if (!data) {
+              res.statusCode = 404;
+              res.setHeader("content-type", "application/json");
+              res.end(JSON.stringify({ errors: [{ code: "NOT_FOUND", message: `the site's registry has no ${path}` }] }));
+              return;
+            }
             // Blobs and manifests have no extension: served as bytes (Vite would otherwise transform them as modules).
             res.setHeader("content-type", path.endsWith("/tags/list") || path === "/v2/_catalog" ? "application/json" : "application/octet-stream");
             res.end(data);
