@@ -54,19 +54,54 @@ function nodeOnlyStubs(): Plugin {
   };
 }
 
-/** The committed OCI image layout (busybox, lua:5.1, lua:5.4) the page's container engine reads. */
-const IMAGE_LAYOUT = here("./guest-images/dist/images/");
 /**
- * Where the layout goes in the site: beside the guest's hashed files, as in
- * the checkout it sits beside manifest.json, so the page finds it at
- * `images/` relative to the manifest in a build and in development alike.
- * Its paths stay as the OCI layout names them (blobs are already named by
- * their sha256).
+ * Node habits of dependencies that the page runs, patched in the web build
+ * (each must still be there, so that an upgrade that changes the code is
+ * noticed here rather than in a visitor's tab): dockerfile-ast, the parser
+ * of the builder the page's Docker API runs for `docker build` in a guest,
+ * looks for a UTF-8 byte order mark with Node's Buffer.
  */
-const SITE_IMAGE_LAYOUT = "assets/images/";
+const BROWSER_PATCHES: ReadonlyArray<{ file: RegExp; from: string; to: string }> = [
+  { file: /\/dockerfile-ast\/lib\/util\.js$/, from: 'Buffer.from(char, "UTF-8")', to: "new TextEncoder().encode(char)" },
+];
+/** Dependencies of the page that need Node's `path` (sep, normalize, dirname): they get path-browserify, Node's own module for browsers. */
+const NEEDS_PATH = /\/node_modules\/@balena\/dockerignore\//;
+
+function browserPatches(): Plugin {
+  return {
+    name: "hyperlab-browser-patches",
+    enforce: "pre",
+    async resolveId(source, importer) {
+      if (source !== "path" || !importer || !NEEDS_PATH.test(importer)) return undefined;
+      return this.resolve("path-browserify", importer, { skipSelf: true });
+    },
+    transform(code, id) {
+      const patch = BROWSER_PATCHES.find((p) => p.file.test(id.split("?")[0]!));
+      if (!patch) return undefined;
+      if (!code.includes(patch.from)) this.error(`${id} no longer has ${patch.from}: check whether it still needs Node in a browser, and update BROWSER_PATCHES in vite.config.ts`);
+      return { code: code.split(patch.from).join(patch.to), map: null };
+    },
+  };
+}
+
+/**
+ * The committed OCI image layout (busybox, lua:5.1, lua:5.4): the site
+ * publishes it as a read-only registry under v2/ (containers/static-registry.ts),
+ * from which the page pulls each image the first time it is used.
+ */
+const IMAGE_LAYOUT = here("./guest-images/dist/images/");
+
+/** The static registry's files (path under the site → bytes), made from the image layout once per build or dev server. */
+async function registryFiles(): Promise<Map<string, Uint8Array>> {
+  // Our sources are TypeScript: tsx loads the module as it is.
+  const { tsImport } = await import("tsx/esm/api");
+  const { staticRegistryFiles } = (await tsImport("./src/containers/static-registry.ts", import.meta.url)) as typeof import("./src/containers/static-registry.ts");
+  const files = await staticRegistryFiles(async (p) => new Uint8Array(await readFile(join(IMAGE_LAYOUT, p))));
+  return new Map(files.map((f) => [f.path, f.data]));
+}
 
 /** Files worth a precompressed copy: text, WebAssembly, and the guest's kernel and archives (about half their size). */
-const COMPRESSIBLE = /\.(html|js|css|json|wasm|cpio|bin|elf)$|\/bzImage-[\w-]+$|\/blobs\/sha256[/:][0-9a-f]{64}$/;
+const COMPRESSIBLE = /\.(html|js|css|json|wasm|cpio|bin|elf)$|\/bzImage-[\w-]+$|\/blobs\/sha256:[0-9a-f]{64}$/;
 
 /**
  * Writes a gzip copy (level 9) beside each compressible file of the built
@@ -209,7 +244,7 @@ function siteExtras(): Plugin {
       await precompress(outDir);
     },
     // The example course page is copied as it is: it includes the element exactly as a course page would.
-    // The image layout is copied with its own file names (see SITE_IMAGE_LAYOUT), and written again as a static registry under v2/.
+    // The images go in as a read-only registry (v2/<name>/manifests|blobs|tags, v2/_catalog), which the page and any OCI client pull from.
     async generateBundle() {
       this.emitFile({ type: "asset", fileName: "examples/course.html", source: readFileSync(here("./examples/course.html")) });
       // The example lab page and the labs it (or a course page) can name: <hyperlab-lab src="labs/NAME.md">.
@@ -217,17 +252,11 @@ function siteExtras(): Plugin {
       for (const file of (await readdir(here("./examples/labs/"))).filter((f) => f.endsWith(".md"))) {
         this.emitFile({ type: "asset", fileName: `examples/labs/${file}`, source: await readFile(here(`./examples/labs/${file}`)) });
       }
-      for (const file of await readdir(IMAGE_LAYOUT, { recursive: true })) {
-        const path = join(IMAGE_LAYOUT, file);
-        if ((await stat(path)).isFile()) this.emitFile({ type: "asset", fileName: SITE_IMAGE_LAYOUT + file.split("\\").join("/"), source: await readFile(path) });
-      }
-      // The same images as a read-only registry (v2/<name>/manifests|blobs|tags), for any OCI client to pull.
-      const { tsImport } = await import("tsx/esm/api");
-      const { staticRegistryFiles } = (await tsImport("./src/containers/static-registry.ts", import.meta.url)) as typeof import("./src/containers/static-registry.ts");
-      for (const f of await staticRegistryFiles(async (p) => new Uint8Array(await readFile(join(IMAGE_LAYOUT, p))))) this.emitFile({ type: "asset", fileName: f.path, source: f.data });
+      for (const [path, data] of await registryFiles()) this.emitFile({ type: "asset", fileName: path, source: data });
     },
-    // In development the stable embed URL serves the element's source, and the image layout is served raw.
+    // In development the stable embed URL serves the element's source, and the static registry is served from memory.
     configureServer(server) {
+      let registry: Promise<Map<string, Uint8Array>> | undefined;
       server.middlewares.use((req, res, next) => {
         const path = req.url?.split("?")[0] ?? "";
         if (path === `/${EMBED}.js`) {
@@ -236,14 +265,23 @@ function siteExtras(): Plugin {
           res.end();
           return;
         }
-        // The image layout's files as they are: blobs have no extension, and Vite would serve them transformed as modules.
-        if (!path.startsWith("/guest-images/dist/images/") || path.includes("..")) return next();
-        readFile(join(IMAGE_LAYOUT, path.slice("/guest-images/dist/images/".length))).then(
-          (data) => {
-            res.setHeader("content-type", "application/octet-stream");
+        if (!path.startsWith("/v2/")) return next();
+        registry ??= registryFiles();
+        registry.then(
+          (files) => {
+            const data = files.get(decodeURIComponent(path.slice(1)));
+            // Not next(): the dev server would answer with index.html, which a registry client would take for a manifest.
+            if (!data) {
+              res.statusCode = 404;
+              res.setHeader("content-type", "application/json");
+              res.end(JSON.stringify({ errors: [{ code: "NOT_FOUND", message: `the site's registry has no ${path}` }] }));
+              return;
+            }
+            // Blobs and manifests have no extension: served as bytes (Vite would otherwise transform them as modules).
+            res.setHeader("content-type", path.endsWith("/tags/list") || path === "/v2/_catalog" ? "application/json" : "application/octet-stream");
             res.end(data);
           },
-          () => next(),
+          (err: unknown) => next(err),
         );
       });
     },
@@ -254,7 +292,7 @@ function siteExtras(): Plugin {
 export default defineConfig({
   // Relative URLs everywhere: the built site works from any folder of any static host.
   base: "./",
-  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), bootSnapshots(), llhttpWasm(), siteExtras()],
+  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), browserPatches(), bootSnapshots(), llhttpWasm(), siteExtras()],
   build: {
     outDir: "dist",
     emptyOutDir: true,

@@ -21,6 +21,7 @@ import { HyperlabError, isHyperlabError } from "../errors.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
 import { parseVerb } from "./args.ts";
 import { findDaemon } from "./daemon-client.ts";
+import { printPull } from "./registry-progress.ts";
 import type { Verb } from "./verb.ts";
 
 const ignore = dockerignore as unknown as typeof dockerignore.default;
@@ -60,6 +61,7 @@ type Outcome = { result: BuildResult } | { error: { code: string; message: strin
  */
 function printer(quiet: boolean): { onEvent: (e: BuildEvent) => void; flush: () => void } {
   const held: BuildEvent[] = [];
+  const pullPrinter = printPull(false);
   const print = (e: BuildEvent) => {
     const out = (s: string) => process.stdout.write(s);
     switch (e.type) {
@@ -79,6 +81,8 @@ function printer(quiet: boolean): { onEvent: (e: BuildEvent) => void; flush: () 
         return out(` ---> ${e.id}\n`);
       case "warning":
         return out(`[Warning] ${e.message}\n`);
+      case "pull":
+        return pullPrinter(e.step);
       case "built":
         return out(`Successfully built ${shortId(e.id)}\n`);
       case "tagged":

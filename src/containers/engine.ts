@@ -812,8 +812,13 @@ export class ContainerEngine {
     await Promise.all(members.map((m) => this.agent.writeFile(`${STATE_DIR}/${m.id}/hosts`, this.hostsOf(m, members))));
   }
 
-  /** Copies an image's layers into the guest ahead of a run, as `docker pull` does (from the host's store, never a registry). */
+  /**
+   * Copies an image's layers into the guest ahead of a run, as `docker pull`
+   * does: from the host's store, which pulls the image from its registry
+   * first when it has one and lacks the image (a page's store, ImageStore.ensure).
+   */
   async pull(reference: string): Promise<ImageInfo> {
+    await this.store.ensure(reference);
     const image = await this.store.get(reference);
     await this.prepare();
     await this.pullLayers(image);

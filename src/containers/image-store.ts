@@ -8,7 +8,7 @@
 // an image is visible whole or not at all. Images reach a guest from here,
 // never from a network; `pull` brings a built-in image back into view.
 import { HyperlabError } from "../errors.ts";
-import { familiarName, isIdPrefix, isImageId, normalizeName, parseReference } from "./image-reference.ts";
+import { DEFAULT_DOMAIN, familiarName, isIdPrefix, isImageId, normalizeName, parseReference } from "./image-reference.ts";
 
 /** Reads one file of a layout by its path inside it (e.g. "index.json", "blobs/sha256/<hex>"). */
 export type LayoutReader = (path: string) => Promise<Uint8Array>;
@@ -187,6 +187,13 @@ export type PullStep =
   | { kind: "digest"; digest: string }
   | { kind: "done"; name: string; updated: boolean };
 
+/**
+ * Pulls a Docker Hub name (lua:5.4) into the store from a registry, with
+ * Docker's steps: what a store without built-in images of its own does for
+ * `pull` (a page: registry-transfer.ts's pull from the site's /v2/).
+ */
+export type HubPull = (reference: string, progress: (step: PullStep) => void) => Promise<Image>;
+
 /** An image a pull fetched from a registry, before it is stored (see ImageStore.addPulled). */
 export interface PulledImage {
   /** the manifest as the registry sent it (its digest is the image's digest there) */
@@ -337,7 +344,38 @@ export class ImageStore {
     readonly where: string,
     /** the layout that takes tags, loads and removals (default: in memory) */
     readonly writable: WritableLayout = memoryLayout(),
+    /** `hub`: where Docker Hub names are pulled from instead of the built-in layout (a page: the site's registry) */
+    private readonly opts: { hub?: HubPull } = {},
   ) {}
+
+  /** Whether Docker Hub names are pulled from a registry (see `hub`), so that a name the store lacks may be pulled on first use. */
+  get pullsFromHub(): boolean {
+    return this.opts.hub !== undefined;
+  }
+
+  /**
+   * The image `reference` means, pulled first when the store lacks it and
+   * pulls Docker Hub names from a registry (a page's first container of
+   * lua:5.4); `progress` hears the pull's steps. Without a hub: `resolve`'s
+   * IMAGE_NOT_FOUND; with one, the pull's error when it fails.
+   */
+  async ensure(reference: string, progress: (step: PullStep) => void = () => {}): Promise<{ image: Image; name?: string }> {
+    try {
+      return await this.resolve(reference);
+    } catch (err) {
+      if (!this.opts.hub || !(err instanceof HyperlabError) || err.code !== "IMAGE_NOT_FOUND" || isIdPrefix(reference) || reference.startsWith("sha256:")) throw err;
+      let ref: ReturnType<typeof parseReference>;
+      try {
+        ref = parseReference(reference);
+      } catch {
+        throw err;
+      }
+      if (ref.domain !== DEFAULT_DOMAIN) throw err;
+      // The registry's answer when it has no such image either (as docker run's pull says it).
+      await this.pull(reference, progress);
+      return this.resolve(reference);
+    }
+  }
 
   /** One entry per name, in the order `hyperlab images` lists them. */
   async list(): Promise<ImageInfo[]> {
@@ -518,6 +556,7 @@ export class ImageStore {
    * dockerd's words when the store has no such name.
    */
   async pull(reference: string, progress: (step: PullStep) => void): Promise<Image> {
+    if (this.opts.hub) return this.opts.hub(reference, progress);
     const ref = parseReference(reference);
     const name = normalizeName(reference);
     type Found = { source?: Entry; current?: Image; present: Set<string> };

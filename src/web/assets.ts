@@ -40,12 +40,15 @@ export function guestAssetUrl(name: string): string | undefined {
 }
 
 /**
- * URL of the OCI image layout (index.json, blobs/sha256/…) the page's
- * container engine reads. The build puts it at images/ beside the guest's
- * hashed files, as the checkout has it beside manifest.json (vite.config.ts).
+ * The site's root, where its read-only registry's `v2/` is (written by
+ * `npm run build`, served by the dev server in development): the folder
+ * above the guest's hashed files (assets/) in a build, the server's root in
+ * development. The page pulls its images from `<root>v2/…` on first use.
  */
-export function imageLayoutUrl(): string {
-  return new URL("images/", guestAssetUrl("manifest.json") ?? import.meta.url).href;
+export function siteRegistryUrl(): string {
+  const manifest = guestAssetUrl("manifest.json");
+  if (import.meta.env.DEV || manifest === undefined) return new URL("/", import.meta.url).href;
+  return new URL("../", manifest).href;
 }
 
 /** Absolute URL of a guest tool's file, by the name the manifest gives it (tools/docker.gz). */

@@ -1,39 +1,32 @@
 // Containers on a page VM. The page's VMs host containers as the daemon's do:
 // one engine per VM (src/containers/vm-containers.ts) on the page's thread,
 // its requests to the guest going to the VM's agent in the VM's worker, one
-// Comlink call each, and the images from the OCI layout the site ships.
-import { HyperlabError } from "../errors.ts";
+// Comlink call each, and the images pulled from the site's registry the
+// first time a container uses them (page-images.ts).
 import { type Container, ContainerEngine, type ContainerStats, type CreateOptions } from "../containers/engine.ts";
 import { VmContainers } from "../containers/vm-containers.ts";
 import type { Hypervisor } from "../hypervisor/hypervisor.ts";
-import { ImageStore } from "../containers/image-store.ts";
 import type { GuestProcess } from "../guest/agent.ts";
 import type { Vm } from "../hypervisor/vm.ts";
-import { imageLayoutUrl } from "./assets.ts";
+import { siteRegistryUrl } from "./assets.ts";
+import { SiteImages } from "./page-images.ts";
 import { type PortLinks, pagePorts } from "./page-ports.ts";
 
-/** The site's image store: the OCI layout beside the guest's files, fetched as containers need it. */
-export function siteImageStore(base: string = imageLayoutUrl()): ImageStore {
-  return new ImageStore(async (path) => {
-    const url = new URL(path, base).href;
-    let response: Response;
-    try {
-      response = await fetch(url);
-    } catch (err) {
-      throw new Error(`the network request for ${url} failed (${(err as Error).message})`);
-    }
-    if (!response.ok) throw new Error(`the server answered ${url} with HTTP ${response.status}`);
-    return new Uint8Array(await response.arrayBuffer());
-  }, base);
+const registries = new WeakMap<Hypervisor, VmContainers>();
+const images = new WeakMap<Hypervisor, SiteImages>();
+
+/** The page's images: pulled from the site's registry on first use, kept for the page's session (page-images.ts). Legal any time. */
+export function pageImages(hypervisor: Hypervisor): SiteImages {
+  let site = images.get(hypervisor);
+  if (!site) images.set(hypervisor, (site = new SiteImages(siteRegistryUrl())));
+  return site;
 }
 
-const registries = new WeakMap<Hypervisor, VmContainers>();
-
-/** The container engines of the page's VMs: one set per hypervisor, images from the site. Legal any time. */
+/** The container engines of the page's VMs: one set per hypervisor, images from the site's registry. Legal any time. */
 export function pageVmContainers(hypervisor: Hypervisor): VmContainers {
   let registry = registries.get(hypervisor);
   // Published ports become links the site's service worker relays (page-ports.ts).
-  if (!registry) registries.set(hypervisor, (registry = new VmContainers(hypervisor, siteImageStore(), { ports: (vm) => pagePorts(hypervisor).publisher(vm) })));
+  if (!registry) registries.set(hypervisor, (registry = new VmContainers(hypervisor, pageImages(hypervisor).store, { ports: (vm) => pagePorts(hypervisor).publisher(vm) })));
   return registry;
 }
 
@@ -69,12 +62,27 @@ export class PageContainers {
     return pagePorts(this.hypervisor).links();
   }
 
-  /** Creates and starts a container in the background (`docker run -d`); resolves once it runs, with how long that took. */
-  async run(opts: CreateOptions): Promise<{ container: Container; ms: number }> {
+  /** The page's images (the same for every VM): its pulls from the site's registry. */
+  get images(): SiteImages {
+    return pageImages(this.hypervisor);
+  }
+
+  /**
+   * Creates and starts a container in the background (`docker run -d`),
+   * pulling its image from the site's registry first if the page does not
+   * have it yet (`pulled` says so); resolves once it runs, with how long
+   * the run took (the pull not counted).
+   */
+  async run(opts: CreateOptions, onPull?: () => void): Promise<{ container: Container; ms: number; pulled: boolean }> {
+    let pulled = false;
+    await this.images.store.ensure(opts.image, () => {
+      if (!pulled) onPull?.();
+      pulled = true;
+    });
     const t0 = performance.now();
     // No network unless it publishes ports (a published port is reached at its address on the bridge).
     const { container } = await this.engine.run({ network: opts.ports?.length || opts.publishAll ? "bridge" : "none", ...opts });
-    return { container, ms: performance.now() - t0 };
+    return { container, ms: performance.now() - t0, pulled };
   }
 
   /**

@@ -33,10 +33,12 @@ const ENCODINGS: ReadonlyArray<readonly [string, string]> = [
 
 /**
  * A name with a content hash: Vite's (assets/name-HASH.ext, or assets/name-HASH
- * for files without an extension, like bzImage), or a blob of the OCI image
- * layout (named by its sha256). It never changes, so it may be cached for ever.
+ * for files without an extension, like bzImage), or a blob or manifest of the
+ * site's registry by its digest (v2/<name>/blobs/sha256:…). It never
+ * changes, so it may be cached for ever (a manifest by tag may change: it is
+ * revalidated).
  */
-const HASHED = /^assets\/[^/]+-[\w-]{8}(\.[a-z0-9]+)?$|^assets\/images\/blobs\/sha256\/[0-9a-f]{64}$/i;
+const HASHED = /^assets\/[^/]+-[\w-]{8}(\.[a-z0-9]+)?$|^v2\/.+\/(?:blobs|manifests)\/sha256:[0-9a-f]{64}$/i;
 
 /** What a published port's link shows when it reaches the server instead of the site's service worker. */
 const PORTS_WITHOUT_WORKER =

@@ -1,7 +1,8 @@
 // The live stack view beside a VM's terminal: six layers, top to bottom,
 // each read from the real system, with the controls of the two layers a
 // visitor acts on. The Docker API layer shows the guest's docker client and
-// the calls it makes to this tab's Docker API, as they come. Containers,
+// the calls it makes to this tab's Docker API, as they come; the Containers
+// layer shows the page's pulls of images from the site's registry. Containers,
 // runtime and kernel come from the guest
 // (through its agent: /proc, cgroups, the runtimes); hypervisor and hardware
 // from the hypervisor's own figures for this page's VMs. Containers can be
@@ -10,6 +11,7 @@
 // Each layer is a panel in stack/; this file lays them out and reads for them.
 import type { VmMetrics } from "../hypervisor/vm.ts";
 import type { PageVm } from "./page-vm.ts";
+import { pageImages } from "./page-containers.ts";
 import { pageDocker } from "./page-docker.ts";
 import { ComparisonPanel } from "./stack/comparison-panel.ts";
 import { ContainersPanel } from "./stack/containers-panel.ts";
@@ -18,6 +20,7 @@ import { el } from "./stack/dom.ts";
 import { HardwarePanel } from "./stack/hardware-panel.ts";
 import type { Refresh, StackHooks } from "./stack/hooks.ts";
 import { HypervisorPanel } from "./stack/hypervisor-panel.ts";
+import { ImagesPanel } from "./stack/images-panel.ts";
 import { KernelPanel } from "./stack/kernel-panel.ts";
 import { Refresher } from "./stack/refresher.ts";
 import { RuntimePanel } from "./stack/runtime-panel.ts";
@@ -45,7 +48,8 @@ export class StackView {
   private readonly latestMetrics = new Map<string, VmMetrics>();
   private offMetrics: (() => void) | undefined;
   private offDocker: (() => void) | undefined;
-  private readonly panels: { docker: DockerPanel; containers: ContainersPanel; runtime: RuntimePanel; kernel: KernelPanel; hypervisor: HypervisorPanel; comparison: ComparisonPanel; hardware: HardwarePanel };
+  private offImages: (() => void) | undefined;
+  private readonly panels: { docker: DockerPanel; containers: ContainersPanel; images: ImagesPanel; runtime: RuntimePanel; kernel: KernelPanel; hypervisor: HypervisorPanel; comparison: ComparisonPanel; hardware: HardwarePanel };
 
   constructor(
     box: HTMLElement,
@@ -61,14 +65,16 @@ export class StackView {
     };
     const refresh: Refresh = { all: () => this.refreshNow(), hypervisor: () => this.hypervisorLoop.now() };
     const docker = new DockerPanel(layer("docker", "Docker API (client → daemon)"));
-    const containers = new ContainersPanel(layer("containers", "Containers"), vm, hooks, refresh);
+    const containersLayer = layer("containers", "Containers");
+    const containers = new ContainersPanel(containersLayer, vm, hooks, refresh);
+    const images = new ImagesPanel(containersLayer);
     const runtime = new RuntimePanel(layer("runtime", "Runtime"), vm);
     const kernel = new KernelPanel(layer("kernel", "Kernel"));
     const hypervisorLayer = layer("hypervisor", "Hypervisor");
     const hypervisor = new HypervisorPanel(hypervisorLayer, vm, hooks, refresh);
     const comparison = new ComparisonPanel(hypervisorLayer, vm, refresh);
     const hardware = new HardwarePanel(layer("hardware", "Hardware"));
-    this.panels = { docker, containers, runtime, kernel, hypervisor, comparison, hardware };
+    this.panels = { docker, containers, images, runtime, kernel, hypervisor, comparison, hardware };
     content.append(
       el("h3", { text: "Where hyperlab sits" }),
       el("div", { className: "diagram", text: LEVELS.map((l, i) => `${"  ".repeat(i)}${i ? "└ " : ""}${l}`).join("\n") }),
@@ -91,6 +97,7 @@ export class StackView {
     this.sharingLoop.stop();
     this.offMetrics?.();
     this.offDocker?.();
+    this.offImages?.();
   }
 
   /** Reads everything again now (after an action), then on the usual schedule. */
@@ -118,6 +125,13 @@ export class StackView {
       const name = this.vm.handle.name;
       const draw = () => this.panels.docker.draw(docker.activity(name));
       this.offDocker = docker.onChange((vm) => vm === name && !this.disposed && draw());
+      draw();
+    }
+    // The page's pulls from the site's registry are drawn as each step comes.
+    if (!this.offImages) {
+      const site = pageImages(hv);
+      const draw = () => this.panels.images.draw(site.pulls(), site.registryUrl);
+      this.offImages = site.onChange(() => !this.disposed && draw());
       draw();
     }
     this.panels.hypervisor.draw(hv, this.latestMetrics);

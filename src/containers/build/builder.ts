@@ -17,7 +17,7 @@ import { HyperlabError } from "../../errors.ts";
 import type { ContainerEngine } from "../engine.ts";
 import { COMMIT_SCRIPT, opaqueFolders } from "../guest-layers.ts";
 import { normalizeName } from "../image-reference.ts";
-import { type BuiltState, type HistoryEntry, type ImageConfigFile, type ImageInfo, type ImageStore, type LayerDescriptor, shortId } from "../image-store.ts";
+import { type BuiltState, type HistoryEntry, type ImageConfigFile, type ImageInfo, type ImageStore, type LayerDescriptor, type PullStep, shortId } from "../image-store.ts";
 import { resolveUser } from "../users.ts";
 import { type BuildContext, type FileEntry, cleanPath, contentDigest, decodeTar, hasWildcards, matchRegExp } from "./context.ts";
 import { type Dockerfile, type Stage, type Step, parseDockerfile, parseTriggers } from "./dockerfile.ts";
@@ -43,6 +43,8 @@ export type BuildEvent =
   /** " ---> 0123456789ab" (the step's image ID; empty for FROM scratch) */
   | { type: "image"; id: string }
   | { type: "warning"; message: string }
+  /** a step of the pull of a base image the store lacked (a page pulls its images from the site's registry on first use) */
+  | { type: "pull"; step: PullStep }
   /** the image is built: its ID */
   | { type: "built"; id: string }
   | { type: "tagged"; name: string };
@@ -248,7 +250,7 @@ class BuildRun {
     if (earlier) state = { ...earlier.state, config: structuredClone(earlier.state.config) };
     else if (name === "scratch") state = { config: { architecture: "386", os: "linux", config: { Env: [DEFAULT_PATH] }, rootfs: { type: "layers", diff_ids: [] }, history: [] }, layers: [] };
     else {
-      const { image } = await this.store.resolve(name).catch((err: unknown) => {
+      const { image } = await this.store.ensure(name, (step) => this.emit({ type: "pull", step })).catch((err: unknown) => {
         if (err instanceof HyperlabError && err.code === "IMAGE_NOT_FOUND") {
           throw new HyperlabError("IMAGE_NOT_FOUND", `FROM ${name} (line ${from.line} of ${this.dockerfile.file}): ${err.message}`, err.detail);
         }
@@ -492,7 +494,7 @@ class BuildRun {
     if (/^\d+$/.test(name) && !byIndex) throw new HyperlabError("INVALID_ARGUMENT", `${step.kind} --from=${name} (line ${step.line} of ${this.dockerfile.file}): there is no stage ${name} before it`);
     const stage = byName ?? byIndex;
     if (stage) return this.viewOf(stage.state.layers);
-    const { image } = await this.store.resolve(name).catch((err: unknown) => {
+    const { image } = await this.store.ensure(name, (pull) => this.emit({ type: "pull", step: pull })).catch((err: unknown) => {
       throw err instanceof HyperlabError && err.code === "IMAGE_NOT_FOUND"
         ? new HyperlabError("IMAGE_NOT_FOUND", `${step.kind} --from=${name} (line ${step.line} of ${this.dockerfile.file}): no stage or image named ${name}: ${err.message}`)
         : err;

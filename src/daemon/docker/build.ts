@@ -13,6 +13,7 @@ import { shortId } from "../../containers/image-store.ts";
 import { HyperlabError } from "../../errors.ts";
 import { type DockerRoute, type RouteCall, dockerHeaders, flag, sendJson } from "./api.ts";
 import { storeOf } from "./images.ts";
+import { pullMessage } from "./registry.ts";
 
 const encoder = new TextEncoder();
 
@@ -86,6 +87,9 @@ function dockerLines(e: BuildEvent, decoders: Map<1 | 2, TextDecoder>): unknown[
       return [{ stream: ` ---> ${e.id}\n` }];
     case "warning":
       return [{ stream: `[Warning] ${e.message}\n` }];
+    case "pull":
+      // dockerd's classic builder streams a base image's pull as the pull's own progress lines.
+      return [pullMessage(e.step)];
     case "built":
       return [{ aux: { ID: e.id } }, { stream: `Successfully built ${shortId(e.id)}\n` }];
     case "tagged":

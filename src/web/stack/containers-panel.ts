@@ -165,9 +165,12 @@ export class ContainersPanel {
     f.run.disabled = true;
     showStatus(status, `Starting a ${f.image.value} container…`);
     try {
-      const { container, ms } = await containers.run({ image: f.image.value, command, limits, runtime: f.runtime.value as "crun" | "runc", ports });
+      const image = f.image.value;
+      const { container, ms, pulled } = await containers.run({ image, command, limits, runtime: f.runtime.value as "crun" | "runc", ports }, () =>
+        showStatus(status, `Pulling ${image} from this site's registry (its first use in this page; see Images below), then starting it…`),
+      );
       const published = container.published?.length ? ` Its ${container.published.length === 1 ? "port opens" : "ports open"} from its links below, in a new tab.` : "";
-      showStatus(status, `${container.name} started in ${seconds(ms)} (${container.runtime} run, in this VM).${published}`);
+      showStatus(status, `${container.name} started in ${seconds(ms)} (${container.runtime} run, in this VM${pulled ? `, after ${image} was pulled` : ""}).${published}`);
       if (ports.length) {
         const links = await containers.portLinks();
         this.linksBroken = links.ready ? undefined : links.reason;

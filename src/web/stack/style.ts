@@ -38,5 +38,10 @@ export const STACK_STYLE = `
 .stackview .api-calls td.path { word-break: break-all; }
 .stackview .api-calls td.time { white-space: nowrap; text-align: right; }
 .stackview .api-calls tr.failed td { color: #7a1c12; }
+.stackview .images h4 { margin: 8px 0 2px; font-size: 12px; color: #2d3748; }
+.stackview .images p { margin: 2px 0; font-size: 12px; }
+.stackview .images .digest { font-size: 11px; overflow-wrap: anywhere; }
+.stackview .images tr[data-source=network] td:last-child { color: #23613a; }
+.stackview .images tr[data-source=page] td:last-child, .stackview .images tr[data-source=browser-cache] td:last-child { color: #4a5568; }
 .stackview .compare .big { font-size: 15px; font-weight: 600; }
 `;

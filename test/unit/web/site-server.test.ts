@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +14,10 @@ describe("the site server", () => {
     await writeFile(join(dir, "index.html"), "<!doctype html>");
     await writeFile(join(dir, "kernel"), body);
     await writeFile(join(dir, "kernel.gz"), "not used for a range");
+    for (const sub of ["blobs", "manifests"]) await mkdir(join(dir, "v2", "library", "lua", sub), { recursive: true });
+    await writeFile(join(dir, "v2", "library", "lua", "blobs", `sha256:${"a".repeat(64)}`), "layer");
+    await writeFile(join(dir, "v2", "library", "lua", "manifests", `sha256:${"b".repeat(64)}`), "{}");
+    await writeFile(join(dir, "v2", "library", "lua", "manifests", "5.4"), "{}");
     site = await serveSite({ dir, port: 0 });
   });
   afterAll(async () => {
@@ -46,5 +50,12 @@ describe("the site server", () => {
     expect(r.status).toBe(200);
     expect(r.headers.get("accept-ranges")).toBe("bytes");
     expect((await r.arrayBuffer()).byteLength).toBe(10_000);
+  });
+
+  it("lets the browser keep the registry's blobs and manifests by digest for ever, and has it ask again for a manifest by tag", async () => {
+    const cacheControl = async (path: string) => (await fetch(`${site.url}v2/library/lua/${path}`)).headers.get("cache-control");
+    expect(await cacheControl(`blobs/sha256:${"a".repeat(64)}`)).toBe("public, max-age=31536000, immutable");
+    expect(await cacheControl(`manifests/sha256:${"b".repeat(64)}`)).toBe("public, max-age=31536000, immutable");
+    expect(await cacheControl("manifests/5.4")).toBe("no-cache");
   });
 });
