@@ -73,7 +73,7 @@ describe("docker inside a VM's guest", () => {
     // Removing it in the fork leaves b's own.
     expect((await vmExec("b", "docker", "ps", "--format", "{{.Names}}")).stdout).toBe("before-fork\n");
     expect((await vmExec("b", "docker", "rm", "-f", "before-fork")).code).toBe(0);
-  });
+  }, 180_000); // five runs of the guest's docker client (seconds of emulated CPU each) and a fork
 
   it("answers an error from the daemon as the docker client prints it", async () => {
     const r = await vmExec("b", "docker", "rm", "no-such-container");
