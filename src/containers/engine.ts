@@ -29,6 +29,8 @@ import { type ArchiveRead, type PathStat, readArchive, statPath, writeArchive } 
 import { WHITEOUT_SCRIPT, XATTR_LAYER_DIR, inflateLayer, mayHaveWhiteouts, tarNames, whiteoutArgs } from "./guest-layers.ts";
 import { type ContainerMount, MountHost, type MountHostOptions, type MountRequest } from "./mounts.ts";
 import { bundleConfig } from "./oci-spec.ts";
+import { type Confinement, applyConfinement, confinementOf } from "./confinement.ts";
+import type { DockerSeccompProfile } from "./seccomp.ts";
 import { type PortBinding, type PortPublisher, type PublishedPort, checkDuplicates, imageTcpPorts, withPublishAll } from "./ports.ts";
 import { DEFAULT_TOP_SCRIPT, PS_TOP_SCRIPT, type ProcessTable, isDefaultPsArgs, parseDefaultTop, parsePsTop } from "./top.ts";
 import { type ProcessUser, resolveUser } from "./users.ts";
@@ -92,6 +94,16 @@ export interface CreateOptions {
   publishAll?: boolean;
   /** more ports the container exposes besides the image's (docker --expose) */
   exposedPorts?: number[];
+  /** capabilities added to Docker's default set (docker --cap-add; `ALL`: every one; see confinement.ts) */
+  capAdd?: string[];
+  /** capabilities dropped from it (docker --cap-drop; `ALL`: every one, then capAdd's) */
+  capDrop?: string[];
+  /** mount the root filesystem read-only (docker --read-only) */
+  readOnly?: boolean;
+  /** the process cannot gain privileges through setuid files or file capabilities (--security-opt no-new-privileges) */
+  noNewPrivileges?: boolean;
+  /** `unconfined`, or a seccomp profile in Docker's JSON form (default: Docker's default profile) */
+  seccomp?: "unconfined" | DockerSeccompProfile;
 }
 
 /** How `exec` runs a command in a container (Docker's exec fields). */
@@ -175,6 +187,8 @@ export interface Container {
   tty?: { rows: number; cols: number };
   /** its volumes and host directories, as made at create */
   mounts?: ContainerMount[];
+  /** how its confinement differs from Docker's default (absent: the default) */
+  confinement?: Confinement;
   /** the ports it publishes as asked (a host port 0: any free one, chosen at each start) */
   ports?: PortBinding[];
   /** the ports it exposes (the image's EXPOSE and --expose), ascending */
@@ -400,6 +414,7 @@ export class ContainerEngine {
     for (const [k, v] of Object.entries(opts.labels ?? {})) {
       if (typeof v !== "string") throw new HyperlabError("INVALID_ARGUMENT", `label '${k}' must be a string`);
     }
+    const confinement = confinementOf(opts);
     const net = this.networkTable.get(opts.network ?? "bridge");
     const exposed = [...new Set([...imageTcpPorts(image.config.ExposedPorts), ...(opts.exposedPorts ?? [])])].sort((a, b) => a - b);
     const ports = withPublishAll(opts.ports ?? [], exposed, opts.publishAll === true);
@@ -457,6 +472,7 @@ export class ContainerEngine {
       ports: ports.length ? ports : undefined,
       exposedPorts: exposed.length ? exposed : undefined,
       mounts,
+      confinement,
       createdAt: new Date(),
       status: "created",
       oomKilled: false,
@@ -599,6 +615,7 @@ export class ContainerEngine {
       ...(c.init ? { args: [INIT_PATH, "--", ...c.command] } : {}),
       startedMarker: startedMarker ? `${STATE_DIR}/${c.id}/started` : undefined,
       annotations: { "io.hyperlab.name": c.name, "io.hyperlab.image": c.image.reference },
+      confinement: applyConfinement(c.confinement),
     });
   }
 
@@ -939,6 +956,8 @@ export class ContainerEngine {
     const args = [c.runtime, "exec", "--cwd", cwd, "--pid-file", pidFile];
     if (user) args.push("--user", `${user.uid}:${user.gid}`);
     if (opts.tty) args.push("--tty");
+    // The runtimes' exec keeps the container's capabilities and seccomp filter, and not its no-new-privileges.
+    if (c.confinement?.noNewPrivileges) args.push("--no-new-privs");
     // The runtime's --env replaces the whole environment: give the container's
     // own, then TERM=xterm for a terminal (as docker exec -t), then the caller's.
     if (opts.env?.length || opts.tty) {
