@@ -33,6 +33,19 @@ export const MASKED_PATHS: readonly string[] = [
 /** Paths of /proc a container sees read-only, as dockerd's default list. */
 export const READONLY_PATHS: readonly string[] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
+/**
+ * The device cgroup's rules (dockerd's default): no device may be read,
+ * written or made except null, zero, urandom, random, tty and console (the
+ * runtimes add the other standard ones: full, ptmx and the terminals); a
+ * device node a layer carries or a container makes with CAP_MKNOD opens to
+ * "Operation not permitted".
+ */
+export const DEVICE_RULES: ReadonlyArray<{ allow: boolean; type?: "c" | "b"; major?: number; minor?: number; access: string }> = [
+  { allow: false, access: "rwm" },
+  ...([[1, 5], [1, 3], [1, 9], [1, 8], [5, 0], [5, 1]] as const).map(([major, minor]) => ({ allow: true, type: "c" as const, major, minor, access: "rwm" })),
+  { allow: false, type: "c", major: 10, minor: 229, access: "rwm" },
+];
+
 /** How a container's confinement differs from Docker's default (what create keeps; all absent: the default). */
 export interface Confinement {
   /** capabilities added to the default set, normalised (CAP_ prefix, upper case; `ALL`: every one) */

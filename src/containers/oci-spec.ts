@@ -1,7 +1,7 @@
 // The OCI runtime configuration (config.json) of a container's bundle: what
 // crun or runc reads to build the container. Namespaces and mounts are tables.
 import type { Limits } from "./limits.ts";
-import { type AppliedConfinement, applyConfinement } from "./confinement.ts";
+import { type AppliedConfinement, DEVICE_RULES, applyConfinement } from "./confinement.ts";
 
 /** What a bundle is made from. */
 export interface BundleOptions {
@@ -42,7 +42,7 @@ const MOUNTS: ReadonlyArray<readonly [string, string, string, string[]]> = [
 
 /** Builds the config.json object for a bundle whose root filesystem is `rootfs/`. */
 export function bundleConfig(o: BundleOptions): Record<string, unknown> {
-  const resources: Record<string, unknown> = {};
+  const resources: Record<string, unknown> = { devices: DEVICE_RULES };
   if (o.limits.memoryBytes !== undefined) resources.memory = { limit: o.limits.memoryBytes };
   if (o.limits.cpuQuotaUs !== undefined) resources.cpu = { quota: o.limits.cpuQuotaUs, period: o.limits.cpuPeriodUs };
   if (o.limits.cpuWeight !== undefined) resources.unified = { "cpu.weight": String(o.limits.cpuWeight) };

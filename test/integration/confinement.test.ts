@@ -27,6 +27,8 @@ const PROBE = [
   `stat -c '%n %F %t:%T' /proc/keys /proc/timer_list`,
   `echo firmware=$(ls -A /sys/firmware | wc -l)`,
   `grep -E ' /proc/(sys|bus|irq) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1`,
+  // The guest's real-time clock (c 254:0): CAP_MKNOD makes the node, the device cgroup refuses to open it.
+  `mknod /tmp/rtc c 254 0 2>&1 && (exec 3</tmp/rtc) 2>&1; echo rtc=$?`,
 ].join("; ");
 
 /** The probe's output as name → value (`Name:\tvalue` and `name=value` lines) and the other lines. */
@@ -71,6 +73,8 @@ describe.each(["crun", "runc"])("Docker's default confinement with %s", (runtime
     expect(text).toContain("/proc/timer_list character special file 1:3");
     expect(text).toMatch(/^\/proc\/sys ro$/m);
     expect(text).toMatch(/^\/proc\/bus ro$/m);
+    expect(v.rtc).toBe("1");
+    expect(text).toContain("can't open /tmp/rtc: Operation not permitted");
   });
 
   it("--cap-drop, --cap-add, --read-only, no-new-privileges and seccomp=unconfined each change what they name", async () => {

@@ -84,6 +84,10 @@ describe("the OCI config's confinement", () => {
     expect(s.linux.maskedPaths).toEqual(expect.arrayContaining(["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/acpi", "/proc/scsi", "/sys/firmware"]));
     expect(s.linux.readonlyPaths).toEqual(["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]);
     expect(s.linux.readonlyPaths).toEqual([...READONLY_PATHS]);
+    // dockerd's device rules: everything denied, then null, zero, urandom, random, tty and console.
+    const devices = (s as unknown as { linux: { resources: { devices: Array<{ allow: boolean; major?: number; minor?: number }> } } }).linux.resources.devices;
+    expect(devices[0]).toEqual({ allow: false, access: "rwm" });
+    expect(devices.filter((d) => d.allow).map((d) => `${d.major}:${d.minor}`)).toEqual(["1:5", "1:3", "1:9", "1:8", "5:0", "5:1"]);
     const sc = s.linux.seccomp!;
     expect(sc.defaultAction).toBe("SCMP_ACT_ERRNO");
     expect(sc.architectures).toEqual(["SCMP_ARCH_X86"]);
