@@ -34,10 +34,10 @@ export const MASKED_PATHS: readonly string[] = [
 export const READONLY_PATHS: readonly string[] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /**
- * The device cgroup's rules (dockerd's default): no device may be read,
- * written or made except null, zero, urandom, random, tty and console (the
- * runtimes add the other standard ones: full, ptmx and the terminals); a
- * device node a layer carries or a container makes with CAP_MKNOD opens to
+ * The device cgroup's rules (dockerd's default): no device may be opened
+ * except null, zero, urandom, random, tty and console (the runtimes add the
+ * other standard ones, full, ptmx and the terminals, and allow making nodes);
+ * a device node a layer carries or a container makes with CAP_MKNOD opens to
  * "Operation not permitted".
  */
 export const DEVICE_RULES: ReadonlyArray<{ allow: boolean; type?: "c" | "b"; major?: number; minor?: number; access: string }> = [

@@ -26,7 +26,8 @@ import {
   prefixOf,
 } from "./network.ts";
 import { type ArchiveRead, type PathStat, readArchive, statPath, writeArchive } from "./archive.ts";
-import { WHITEOUT_SCRIPT, XATTR_LAYER_DIR, inflateLayer, mayHaveWhiteouts, tarNames, whiteoutArgs } from "./guest-layers.ts";
+import { WHITEOUT_SCRIPT, XATTR_LAYER_DIR, whiteoutArgs } from "./guest-layers.ts";
+import { checkLayerTar, inflateLayer } from "./layer-tar.ts";
 import { type ContainerMount, MountHost, type MountHostOptions, type MountRequest } from "./mounts.ts";
 import { bundleConfig } from "./oci-spec.ts";
 import { type Confinement, applyConfinement, confinementOf } from "./confinement.ts";
@@ -1507,9 +1508,12 @@ export class ContainerEngine {
     );
     if (done) return;
     const tar = `${LAYER_DIR}/${hex}.tar`;
-    // A built image's layers are gzip: inflated here, where it is quick, not in the guest.
-    const bytes = await inflateLayer(await this.store.blob(digest));
-    const whiteouts = mayHaveWhiteouts(bytes) ? whiteoutArgs(await tarNames(bytes)) : [];
+    // A built image's layers are gzip: inflated here, where it is quick, not in the guest. Every
+    // layer, however it came (pulled, loaded, built), is checked here before the guest's tar
+    // unpacks it as root: its entries stay inside it (layer-tar.ts).
+    const label = `layer ${digest.slice(0, 19)} of ${image.reference}`;
+    const bytes = await inflateLayer(await this.store.blob(digest), label);
+    const whiteouts = whiteoutArgs(await checkLayerTar(bytes, label));
     // Opaque folders need xattrs, which tmpfs has and the guest's / (ramfs) has not (guest-layers.ts).
     const opaque = whiteouts.some((w) => w.startsWith("o:"));
     const dir = opaque ? `${XATTR_LAYER_DIR}/${hex}` : `${LAYER_DIR}/${hex}`;
