@@ -34,7 +34,8 @@ const MULTIPLEXED = [
   "semop", "semget", "semctl", "semtimedop", "msgsnd", "msgrcv", "msgget", "msgctl", "shmat", "shmdt", "shmget", "shmctl",
 ];
 const unistd = readFileSync(unistdPath, "utf8");
-const kernel = new Set([...unistd.matchAll(/^#define __NR_(\w+)\s+\d+/gm)].map((m) => m[1]));
+const numbers = new Map([...unistd.matchAll(/^#define __NR_(\w+)\s+(\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+const kernel = new Set(numbers.keys());
 if (kernel.size < 400) throw new Error(`${unistdPath}: found ${kernel.size} syscalls; is it the i386 table (unistd_32.h)?`);
 const syscalls = [...new Set([...kernel, ...MULTIPLEXED])].sort();
 const known = new Set(syscalls);
@@ -90,6 +91,11 @@ ${wrap([...dropped].sort(), "//   ")}
 // and IPC calls i386 also reaches through socketcall(2) and ipc(2).
 /** The syscalls a filter can name in the guest (32-bit x86, Linux 6.1). */
 export const I386_SYSCALLS: readonly string[] = ${list(syscalls)};
+
+/** The guest kernel's number of each syscall (those i386 reaches only through socketcall(2) and ipc(2) have none). */
+export const I386_SYSCALL_NUMBERS: Readonly<Record<string, number>> = {
+${wrap([...numbers].sort((a, b) => a[1] - b[1]).map(([n, v]) => `${n}: ${v}`), "  ").replace(/"/g, "")}
+};
 
 /** Docker's default seccomp profile for the guest, a DockerSeccompProfile (rules with caps and minKernel are decided per container: seccomp.ts). */
 export const DOCKER_DEFAULT_SECCOMP = ${body};

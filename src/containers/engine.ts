@@ -32,6 +32,7 @@ import { type ContainerMount, MountHost, type MountHostOptions, type MountReques
 import { bundleConfig } from "./oci-spec.ts";
 import { type Confinement, applyConfinement, confinementOf } from "./confinement.ts";
 import type { DockerSeccompProfile } from "./seccomp.ts";
+import { CRUN_BPF_ANNOTATION, compileSeccomp } from "./seccomp-bpf.ts";
 import { type PortBinding, type PortPublisher, type PublishedPort, checkDuplicates, imageTcpPorts, withPublishAll } from "./ports.ts";
 import { DEFAULT_TOP_SCRIPT, PS_TOP_SCRIPT, type ProcessTable, isDefaultPsArgs, parseDefaultTop, parsePsTop } from "./top.ts";
 import { type ProcessUser, resolveUser } from "./users.ts";
@@ -593,6 +594,10 @@ export class ContainerEngine {
 
   /** The container's OCI runtime config; `startedMarker`: with the poststart hook that marks it started (see waitStarted). */
   private bundle(c: Container, startedMarker: boolean): object {
+    const confinement = applyConfinement(c.confinement);
+    // crun loads the filter compiled here instead of building it with libseccomp at each start (seccomp-bpf.ts).
+    const bpf = c.runtime === "crun" && confinement.seccomp ? compileSeccomp(confinement.seccomp) : undefined;
+    const seccompBpf: Record<string, string> = bpf ? { [CRUN_BPF_ANNOTATION]: bpf } : {};
     return bundleConfig({
       args: c.command,
       env: c.env,
@@ -615,8 +620,9 @@ export class ContainerEngine {
       ],
       ...(c.init ? { args: [INIT_PATH, "--", ...c.command] } : {}),
       startedMarker: startedMarker ? `${STATE_DIR}/${c.id}/started` : undefined,
-      annotations: { "io.hyperlab.name": c.name, "io.hyperlab.image": c.image.reference },
-      confinement: applyConfinement(c.confinement),
+      annotations: { "io.hyperlab.name": c.name, "io.hyperlab.image": c.image.reference, ...seccompBpf },
+      // With the program in the annotation crun never reads the rules: not written, not parsed.
+      confinement: bpf ? { ...confinement, seccomp: undefined } : confinement,
     });
   }
 
