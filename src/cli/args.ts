@@ -3,6 +3,7 @@
 // wrong, then the verb's usage) that main.ts turns into exit status 125.
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { HyperlabError } from "../errors.ts";
+import { write } from "./verb.ts";
 
 /** Options of a verb, as parseArgs takes them (`help`/`-h` is added). */
 export type VerbOptions = NonNullable<ParseArgsConfig["options"]>;
@@ -76,4 +77,37 @@ export function wholeNumber(flag: string, value: string | undefined): number | u
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new HyperlabError("INVALID_ARGUMENT", `${flag} needs a whole number, not '${value}'`);
   return n;
+}
+
+/** One subcommand of a verb (`hyperlab network create`): its usage line, what it accepts, and what it does with what was parsed. */
+export interface Subcommand<V = Record<string, unknown>> {
+  usage: string;
+  spec: VerbSpec<VerbOptions>;
+  run(values: V, positionals: string[]): Promise<number>;
+}
+
+/** A subcommand of `verb`, its usage line prefixed with `hyperlab VERB`. */
+export function subcommand<O extends VerbOptions, V = Record<string, unknown>>(verb: string, usage: string, spec: VerbSpec<O>, run: Subcommand<V>["run"]): Subcommand<V> {
+  return { usage: `hyperlab ${verb} ${usage}`, spec, run } as Subcommand<V>;
+}
+
+/**
+ * The subcommand of `verb` that `name` (the verb's first argument) names:
+ * "help" when there is none or it is --help/-h, INVALID_ARGUMENT naming an
+ * unknown one.
+ */
+export function pickSubcommand<T>(verb: string, subcommands: Readonly<Record<string, T>>, name: string | undefined): T | "help" {
+  if (!name || name === "--help" || name === "-h") return "help";
+  const command = Object.hasOwn(subcommands, name) ? subcommands[name] : undefined;
+  if (!command) throw new HyperlabError("INVALID_ARGUMENT", `'${name}' is not a 'hyperlab ${verb}' command.\nSee 'hyperlab ${verb} --help'.`);
+  return command;
+}
+
+/** Runs the subcommand of `verb` that `args` name with the rest of them parsed strictly; prints `help` when asked for. */
+export async function runSubcommand<V>(verb: string, help: string, subcommands: Readonly<Record<string, Subcommand<V>>>, args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  const command = pickSubcommand(verb, subcommands, name);
+  const parsed = command === "help" ? "help" : parseVerb(`${verb} ${name}`, command.usage, rest, command.spec);
+  if (command === "help" || parsed === "help") return write(help), 0;
+  return command.run(parsed.values as V, parsed.positionals);
 }

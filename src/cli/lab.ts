@@ -9,7 +9,7 @@ import type { Lab } from "../labs/lab.ts";
 import { type SavedState, parseShard, runLabs } from "../labs/lab-runner.ts";
 import { parseLab } from "../labs/parse-lab.ts";
 import { REPORTERS, type ReporterName, report } from "../labs/reporters.ts";
-import { parseVerb, wholeNumber } from "./args.ts";
+import { parseVerb, pickSubcommand, wholeNumber } from "./args.ts";
 import { type Verb, write } from "./verb.ts";
 
 const RUN_USAGE = "hyperlab lab run [OPTIONS] FILE...";
@@ -153,9 +153,7 @@ export const labVerb: Verb = {
   summary: "course labs: run their checks (fresh, --solve, or learners' states), check lab files",
   run: async (args) => {
     const [name, ...rest] = args;
-    if (!name || name === "--help" || name === "-h") return write(HELP), 0;
-    const command = subcommands[name];
-    if (!command) throw new HyperlabError("INVALID_ARGUMENT", `'${name}' is not a 'hyperlab lab' command.\nSee 'hyperlab lab --help'.`);
-    return command(rest);
+    const command = pickSubcommand("lab", subcommands, name);
+    return command === "help" ? (write(HELP), 0) : command(rest);
   },
 };

@@ -3,7 +3,7 @@
 // in the daemon's VMs: without a daemon, these commands say how to start it.
 import { HyperlabError } from "../errors.ts";
 import type { NetworkJson } from "../daemon/v1.ts";
-import { type VerbOptions, type VerbSpec, parseVerb } from "./args.ts";
+import { type Subcommand, type VerbOptions, type VerbSpec, runSubcommand, subcommand } from "./args.ts";
 import { enc } from "./container-refs.ts";
 import { type DaemonClient, needDaemon } from "./daemon-client.ts";
 import { ago, table } from "./format.ts";
@@ -36,15 +36,10 @@ const str = (v: unknown): string | undefined => (typeof v === "string" ? v : und
 /** /networks of the VM named, or of `default`. */
 const networksPath = (vm: string | undefined, rest = "") => (vm === undefined ? `/networks${rest}` : `/vms/${enc(vm)}/networks${rest}`);
 
-/** One `network` subcommand: its usage line, what it accepts, and what it does with what was parsed. */
-interface Subcommand<O extends VerbOptions = VerbOptions> {
-  usage: string;
-  spec: VerbSpec<O>;
-  run(values: Record<string, unknown>, positionals: string[]): Promise<number>;
-}
 
-function sub<O extends VerbOptions>(usage: string, spec: VerbSpec<O>, run: Subcommand<O>["run"]): Subcommand {
-  return { usage: `hyperlab network ${usage}`, spec: { ...spec, options: { ...VM_OPTION, ...spec.options } }, run } as Subcommand;
+/** A `network` subcommand; each takes --vm. */
+function sub<O extends VerbOptions>(usage: string, spec: VerbSpec<O>, run: Subcommand["run"]): Subcommand {
+  return subcommand("network", usage, { ...spec, options: { ...VM_OPTION, ...spec.options } }, run);
 }
 
 /** `KEY=VALUE` labels as a map (a bare KEY is an empty value, as in Docker). */
@@ -113,13 +108,5 @@ const subcommands: Record<string, Subcommand> = {
 export const networkVerb: Verb = {
   name: "network",
   summary: "manage container networks: create, ls, inspect, rm",
-  run: async (args) => {
-    const [name, ...rest] = args;
-    if (!name || name === "--help" || name === "-h") return write(HELP), 0;
-    const command = subcommands[name];
-    if (!command) throw new HyperlabError("INVALID_ARGUMENT", `'${name}' is not a 'hyperlab network' command.\nSee 'hyperlab network --help'.`);
-    const parsed = parseVerb(`network ${name}`, command.usage, rest, command.spec);
-    if (parsed === "help") return write(HELP), 0;
-    return command.run(parsed.values as Record<string, unknown>, parsed.positionals);
-  },
+  run: (args) => runSubcommand("network", HELP, subcommands, args),
 };

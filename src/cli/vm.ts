@@ -7,7 +7,7 @@ import type { ExecResult } from "../guest/agent.ts";
 import { readSnapshotHeader } from "../hypervisor/snapshot.ts";
 import type { NetworkInfo } from "../hypervisor/networks.ts";
 import type { VmInfo } from "../hypervisor/vm.ts";
-import { type VerbOptions, type VerbSpec, parseVerb, positiveNumber } from "./args.ts";
+import { type Subcommand as VerbSubcommand, type VerbOptions, type VerbSpec, parseVerb, pickSubcommand, positiveNumber, subcommand } from "./args.ts";
 import { type DaemonClient, needDaemon } from "./daemon-client.ts";
 import { ago, humanSize, table } from "./format.ts";
 import { type Verb, write } from "./verb.ts"
@@ -49,16 +49,10 @@ const daemon = (verb: string): Promise<DaemonClient> => needDaemon(verb, "VMs li
 const enc = encodeURIComponent;
 const mib = (n: number) => `${n} MiB`;
 
-/** One `vm` subcommand: its usage line, what it accepts, and what it does with what was parsed. */
-interface Subcommand<O extends VerbOptions = VerbOptions> {
-  usage: string;
-  spec: VerbSpec<O>;
-  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
-}
+/** One `vm` subcommand (its options are strings and booleans). */
+type Subcommand = VerbSubcommand<Record<string, string | boolean | undefined>>;
 
-function sub<O extends VerbOptions>(usage: string, spec: VerbSpec<O>, run: Subcommand<O>["run"]): Subcommand {
-  return { usage: `hyperlab vm ${usage}`, spec, run } as Subcommand;
-}
+const sub = <O extends VerbOptions>(usage: string, spec: VerbSpec<O>, run: Subcommand["run"]): Subcommand => subcommand("vm", usage, spec, run);
 
 /** Sends `method path(vm)` for each VM named and prints its name. */
 async function each(verb: string, vms: string[], path: (vm: string) => string, method = "POST"): Promise<number> {
@@ -203,9 +197,8 @@ export const vmVerb: Verb = {
   summary: "manage VMs: create, ls, exec, pause, resume, snapshot, restore, fork, update, rm, net",
   run: async (args) => {
     const [name, ...rest] = args;
-    if (!name || name === "--help" || name === "-h") return write(HELP), 0;
-    const command = subcommands[name];
-    if (!command) throw new HyperlabError("INVALID_ARGUMENT", `'${name}' is not a 'hyperlab vm' command.\nSee 'hyperlab vm --help'.`);
+    const command = pickSubcommand("vm", subcommands, name);
+    if (command === "help") return write(HELP), 0;
     // `vm exec VM COMMAND...`: what follows the VM is the guest's command, flags and all.
     const parseArgs = name === "exec" ? rest.slice(0, Math.max(1, rest.findIndex((a) => !a.startsWith("-")) + 1)) : rest;
     const parsed = parseVerb(`vm ${name}`, command.usage, parseArgs, command.spec);

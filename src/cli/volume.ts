@@ -4,7 +4,7 @@
 // one with 'hyperlab run -v NAME:/path'.
 import { HyperlabError } from "../errors.ts";
 import type { VolumeJson } from "../daemon/v1-volumes.ts";
-import { type VerbOptions, type VerbSpec, parseVerb } from "./args.ts";
+import { type Subcommand, type VerbOptions, type VerbSpec, runSubcommand, subcommand } from "./args.ts";
 import { enc } from "./container-refs.ts";
 import { type DaemonClient, needDaemon } from "./daemon-client.ts";
 import { humanSize, table } from "./format.ts";
@@ -30,16 +30,8 @@ Commands:
 
 const daemon = (verb: string): Promise<DaemonClient> => needDaemon(verb, "Volumes are kept by the daemon.");
 
-/** One `volume` subcommand: its usage line, what it accepts, and what it does with what was parsed. */
-interface Subcommand<O extends VerbOptions = VerbOptions> {
-  usage: string;
-  spec: VerbSpec<O>;
-  run(values: Record<string, unknown>, positionals: string[]): Promise<number>;
-}
 
-function sub<O extends VerbOptions>(usage: string, spec: VerbSpec<O>, run: Subcommand<O>["run"]): Subcommand {
-  return { usage: `hyperlab volume ${usage}`, spec, run } as Subcommand;
-}
+const sub = <O extends VerbOptions>(usage: string, spec: VerbSpec<O>, run: Subcommand["run"]): Subcommand => subcommand("volume", usage, spec, run);
 
 /** `KEY=VALUE` labels as a map (a bare KEY is an empty value, as in Docker). */
 function labels(given: unknown): Record<string, string> | undefined {
@@ -93,13 +85,5 @@ const subcommands: Record<string, Subcommand> = {
 export const volumeVerb: Verb = {
   name: "volume",
   summary: "manage volumes: create, ls, inspect, rm, prune",
-  run: async (args) => {
-    const [name, ...rest] = args;
-    if (!name || name === "--help" || name === "-h") return write(HELP), 0;
-    const command = subcommands[name];
-    if (!command) throw new HyperlabError("INVALID_ARGUMENT", `'${name}' is not a 'hyperlab volume' command.\nSee 'hyperlab volume --help'.`);
-    const parsed = parseVerb(`volume ${name}`, command.usage, rest, command.spec);
-    if (parsed === "help") return write(HELP), 0;
-    return command.run(parsed.values as Record<string, unknown>, parsed.positionals);
-  },
+  run: (args) => runSubcommand("volume", HELP, subcommands, args),
 };
