@@ -17,6 +17,7 @@
 // them inside the container's own root.
 import { createTarDecoder } from "modern-tar";
 import { HyperlabError } from "../errors.ts";
+import { concatBytes } from "../bytes.ts";
 
 /** The most a layer may hold once inflated (it is held in memory, then in the guest's RAM). */
 export const MAX_LAYER_BYTES = 1024 * 1024 * 1024;
@@ -76,13 +77,7 @@ export async function inflateLayer(blob: Uint8Array, label = "the layer", limit 
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /**

@@ -9,6 +9,7 @@
 import dockerignore from "@balena/dockerignore";
 import { createTarDecoder, type TarHeader } from "modern-tar";
 import { HyperlabError } from "../../errors.ts";
+import { concatBytes } from "../../bytes.ts";
 import { sha256Hex } from "../image-store.ts";
 
 // The package is CommonJS (module.exports is the factory) typed as an ES module: its default import is the factory itself.
@@ -214,13 +215,7 @@ async function readAll(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>)
     if (total > MAX_CONTEXT_BYTES) throw new HyperlabError("INVALID_ARGUMENT", `the build context is larger than ${MAX_CONTEXT_BYTES / 1024 / 1024} MiB: leave large files out with .dockerignore`);
     parts.push(c);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** Whether `block` (512 bytes) is a tar header: its checksum field matches its bytes (the field counted as spaces). */
