@@ -54,6 +54,8 @@ interface Network {
   isolated: boolean;
   createdAt: Date;
   members: Map<string, Member>;
+  /** the tail of this network's membership changes: they run one at a time, so every guest's /etc/hosts ends with the last member list */
+  changes: Promise<unknown>;
 }
 
 /** A CIDR split and checked: each wrong part is named. */
@@ -119,7 +121,7 @@ export class Networks {
         throw new HyperlabError("INVALID_ARGUMENT", `subnet ${subnet.text} of network ${name} overlaps subnet ${this.cidr(other)} of network ${other.name}; choose a subnet that does not`);
       }
     }
-    const network: Network = { name, range: subnet.range, prefix: subnet.prefix, isolated: opts.isolated ?? false, createdAt: new Date(), members: new Map() };
+    const network: Network = { name, range: subnet.range, prefix: subnet.prefix, isolated: opts.isolated ?? false, createdAt: new Date(), members: new Map(), changes: Promise.resolve() };
     this.networks.set(name, network);
     return this.info(network);
   }
@@ -167,6 +169,11 @@ export class Networks {
   async attach(vm: string, worker: VmWorker, name: string): Promise<NetworkMember | undefined> {
     if (name === NO_NETWORK) return undefined;
     const network = this.get(name);
+    return this.serially(network, () => this.join(network, vm, worker));
+  }
+
+  private async join(network: Network, vm: string, worker: VmWorker): Promise<NetworkMember> {
+    const name = network.name;
     if (network.members.has(vm)) throw new HyperlabError("VM_INVALID_STATE", `VM ${vm} is on network ${name} already`);
     const taken = new Set([...network.members.values()].map((m) => m.mac));
     let mac = randomMac();
@@ -193,10 +200,24 @@ export class Networks {
   /** Takes a VM off its network (it stopped or was destroyed): the other members drop their port to it and its name. Legal any time. */
   async detach(vm: string): Promise<void> {
     for (const network of this.networks.values()) {
-      if (!network.members.delete(vm)) continue;
-      await Promise.all([...network.members.values()].map((m) => m.worker.api.dropNetworkPeer(vm).catch(() => {})));
-      await this.refreshHosts(network);
+      if (!network.members.has(vm)) continue;
+      await this.serially(network, async () => {
+        if (!network.members.delete(vm)) return;
+        await Promise.all([...network.members.values()].map((m) => m.worker.api.dropNetworkPeer(vm).catch(() => {})));
+        await this.refreshHosts(network);
+      });
     }
+  }
+
+  /**
+   * Runs a membership change after the network's earlier ones. VMs started
+   * together join at once; without this, a guest's /etc/hosts written when it
+   * plugged in could land after the newer list a later member sent it.
+   */
+  private serially<T>(network: Network, change: () => Promise<T>): Promise<T> {
+    const next = network.changes.then(change, change);
+    network.changes = next.catch(() => {});
+    return next;
   }
 
   private async refreshHosts(network: Network, except?: string): Promise<void> {
