@@ -39,6 +39,8 @@ export interface GuestDockerOptions {
   llhttp: () => Promise<WebAssembly.Module>;
   /** load the Docker API and the parser on a VM's first connection (default: at once, so its event log starts with the VM) */
   lazy?: boolean;
+  /** how a VM's pushes, pulls and logins reach registries, asked at each request (undefined: the global fetch): a lab gives its VM a registry of its own */
+  registryFetch?: (vm: string) => typeof fetch | undefined;
   /** hears of a VM it could not set up (its guest stays without them) */
   onError?: (vm: string, err: HyperlabError) => void;
   /** hears of each VM's Docker API once it is made (the page lists its calls) */
@@ -89,6 +91,11 @@ export function serveGuestDocker(containers: VmContainers, hypervisor: Hyperviso
     return server;
   };
   const done = new WeakSet<Vm>();
+  // Asked at each request, so a registry given to a VM after its API was made is used.
+  const registryFetchOf = (vm: string): typeof fetch | undefined => {
+    const of = opts.registryFetch;
+    return of && ((input, init) => (of(vm) ?? globalThis.fetch)(input, init));
+  };
   const setUp = async (vm: Vm) => {
     // Once per VM: a VM that resumes from a pause is "running" again with its sockets still there.
     if (done.has(vm) || vm.state !== "running") return;
@@ -97,7 +104,7 @@ export function serveGuestDocker(containers: VmContainers, hypervisor: Hyperviso
     const serverOfVm = () => {
       served ??= loaded().then((make) => {
         // Bind sources named by the guest's docker are the guest's paths: never the host's.
-        const { api, serve } = make({ containers, hypervisor, vm: vm.name, guestPaths: true });
+        const { api, serve } = make({ containers, hypervisor, vm: vm.name, guestPaths: true, registryFetch: registryFetchOf(vm.name) });
         opts.onApi?.(vm.name, api);
         return serve;
       });

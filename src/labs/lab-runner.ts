@@ -4,6 +4,7 @@
 // budget; a warm pool keeps fresh VMs ready. Units are sorted by name, so
 // `shard` picks the same subset on every machine.
 import type { ContainerEngine } from "../containers/engine.ts";
+import { MemoryRegistry } from "../containers/memory-registry.ts";
 import { nodeContainers } from "../containers/node-containers.ts";
 import type { VmContainers } from "../containers/vm-containers.ts";
 import { nodeLlhttpModule } from "../daemon/docker/llhttp-node.ts";
@@ -107,6 +108,8 @@ class Machines {
     readonly hypervisor: Hypervisor,
     readonly containers: VmContainers,
     private readonly docker: GuestDocker | undefined,
+    /** each running lab VM's own registry, for labs that ask for one (machine.registry) */
+    readonly registries: Map<string, MemoryRegistry>,
   ) {}
 
   static async create(labs: readonly Lab[], opts: { warm: number; memoryBudgetMiB?: number }): Promise<Machines> {
@@ -114,10 +117,16 @@ class Machines {
     const hypervisor = await Hypervisor.create({ warmPool: opts.warm, warmPoolMemoryMiB: memories[0], memoryBudgetMiB: opts.memoryBudgetMiB });
     const containers = nodeContainers(hypervisor);
     // docker in the guests only when a lab asks for it (it listens on a socket in every VM).
+    const registries = new Map<string, MemoryRegistry>();
     const docker = labs.some((l) => l.machine.profile === "docker")
-      ? serveGuestDocker(containers, hypervisor, { loadTool: async (name) => (await loadNodeTool(name)).data, llhttp: nodeLlhttpModule, lazy: true })
+      ? serveGuestDocker(containers, hypervisor, {
+          loadTool: async (name) => (await loadNodeTool(name)).data,
+          llhttp: nodeLlhttpModule,
+          lazy: true,
+          registryFetch: (vm) => registries.get(vm)?.fetch,
+        })
       : undefined;
-    return new Machines(hypervisor, containers, docker);
+    return new Machines(hypervisor, containers, docker, registries);
   }
 
   /** VMs of `memoryMiB` that fit in the budget at once. */
@@ -151,6 +160,7 @@ async function runUnit(machines: Machines, unit: LabUnit, labs: readonly Lab[], 
     } else {
       vm = await machines.hypervisor.createVm({ image: lab.machine.image === "default" ? undefined : lab.machine.image, memoryMiB: lab.machine.memoryMiB });
     }
+    if (lab.machine.registry) machines.registries.set(vm.name, new MemoryRegistry(lab.machine.registry));
     const session = new LabSession(lab, vm, machines.engineOf(vm));
     if (unit.mode !== "snapshot") await session.setup();
     const steps = unit.mode === "solve" ? await session.solveAll() : await session.checkAll();
@@ -160,6 +170,7 @@ async function runUnit(machines: Machines, unit: LabUnit, labs: readonly Lab[], 
     const error = isHyperlabError(err) ? { code: err.code, message: err.message } : { code: "ERROR", message: (err as Error).message ?? String(err) };
     return { unit, steps: [], error, passed: false, ms: performance.now() - started };
   } finally {
+    if (vm) machines.registries.delete(vm.name);
     await vm?.destroy().catch(() => {});
   }
 }

@@ -16,6 +16,12 @@ export interface LabMachine {
   /** guest RAM in MiB (default 128) */
   memoryMiB: number;
   profile: LabProfile;
+  /**
+   * an empty registry of the lab's own at this address (e.g. localhost:5000),
+   * for `docker push` and `docker pull` in the guest; it lives in the host's
+   * memory for as long as the lab's VM (profile docker only)
+   */
+  registry?: string;
 }
 
 /** Where something came from in the lab file, for messages. */

@@ -242,10 +242,10 @@ function readFrontMatter(map: YamlMap, problems: Problems): { id?: string; title
   const machine: LabMachine = { image: "default", memoryMiB: 128, profile: "plain" };
   const m = map.entries.get("machine");
   if (m) {
-    if (!isMap(m.node)) problems.add(m.line, "'machine' must be keys and values (image, memory, profile)");
+    if (!isMap(m.node)) problems.add(m.line, "'machine' must be keys and values (image, memory, profile, registry)");
     else {
       const mm: YamlMap = { line: m.line, entries: entriesOf(m.node, map.lineOf), lineOf: map.lineOf };
-      onlyKeys(mm, ["image", "memory", "profile"], "'machine'", problems);
+      onlyKeys(mm, ["image", "memory", "profile", "registry"], "'machine'", problems);
       machine.image = str(mm, "image", "'machine'", problems) ?? machine.image;
       const memory = num(mm, "memory", "'machine'", problems, { positive: true, integer: true });
       if (memory !== undefined && memory < MIN_MEMORY_MIB) problems.add(mm.entries.get("memory")!.line, `'machine': 'memory' is MiB of guest RAM, at least ${MIN_MEMORY_MIB} (got ${memory})`);
@@ -254,10 +254,20 @@ function readFrontMatter(map: YamlMap, problems: Problems): { id?: string; title
       if (profile !== undefined && !(LAB_PROFILES as readonly string[]).includes(profile)) {
         problems.add(mm.entries.get("profile")!.line, `'machine': 'profile' must be ${LAB_PROFILES.join(" or ")}, not '${profile}'`);
       } else if (profile !== undefined) machine.profile = profile as LabProfile;
+      const registry = str(mm, "registry", "'machine'", problems);
+      if (registry !== undefined) {
+        const line = mm.entries.get("registry")!.line;
+        if (!REGISTRY_ADDRESS.test(registry)) problems.add(line, `'machine': 'registry' is the address a registry is named by in image names, host[:port] with a '.' or ':' in it or 'localhost' (e.g. localhost:5000), not '${registry}'`);
+        else if (machine.profile !== "docker") problems.add(line, "'machine': 'registry' is for docker in the guest: it needs 'profile: docker'");
+        else machine.registry = registry;
+      }
     }
   }
   return { id, title, machine, timeoutMs: timeoutS === undefined ? DEFAULT_CHECK_TIMEOUT_MS : timeoutS * 1000 };
 }
+
+/** A registry's address as Docker tells it from a repository path: host[:port] with a '.' or a port, or localhost. */
+const REGISTRY_ADDRESS = /^(?:(?:localhost|[a-z0-9-]+(?:\.[a-z0-9-]+)+)(?::\d{1,5})?|[a-z0-9-]+:\d{1,5})$/;
 
 /** The lines [from, to) of `lines` joined, trimmed of blank lines at both ends. */
 function slice(lines: string[], ranges: Array<[number, number]>): string {

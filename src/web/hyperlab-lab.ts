@@ -12,6 +12,8 @@ import type { Lab, LabStep } from "../labs/lab.ts";
 import { LabSession, type StepOutcome, assertSnapshotOfLab } from "../labs/lab-session.ts";
 import { type HyperlabVmElement, defineHyperlabVm } from "./hyperlab-vm.ts";
 import { clearProgress, loadProgress, saveProgress } from "./lab-store.ts";
+import { pageDocker } from "./page-docker.ts";
+import { pageHost } from "./page-host.ts";
 import { PROMPT } from "./page-vm.ts";
 
 const STYLE = `
@@ -201,6 +203,8 @@ export class HyperlabLabElement extends HTMLElement {
     const pageVm = this.vmEl?.pageVm;
     const vm = pageVm?.handle;
     if (!pageVm || !vm) return;
+    // A lab that teaches push and pull has a registry of its own (in the page's memory; a reload starts it empty).
+    if (lab.machine.registry) await pageDocker(await pageHost().hypervisor).giveRegistry(vm.name, lab.machine.registry);
     const session = new LabSession(lab, vm, pageVm.containers().engine);
     session.markPassed(this.passedSteps);
     if (!restored && lab.setup.length) {

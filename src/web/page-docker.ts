@@ -35,10 +35,13 @@ export class PageDocker {
   private readonly activities = new Map<string, DockerActivity>();
   private readonly listeners = new Set<(vm: string) => void>();
   private tools: typeof import("./page-tools.ts").pageTools | undefined;
+  /** the registries of VMs that have one of their own (a lab's) */
+  private readonly registries = new Map<string, { fetch: typeof fetch }>();
 
   constructor(hypervisor: Hypervisor) {
     serveGuestDocker(pageVmContainers(hypervisor), hypervisor, {
       lazy: true,
+      registryFetch: (vm) => this.registries.get(vm)?.fetch,
       loadTool: async (name) => (await this.pageTools()).load(name),
       llhttp: async () => {
         const url = llhttpWasmUrl();
@@ -62,7 +65,9 @@ export class PageDocker {
       onError: (vm, err) => console.warn(`hyperlab: VM ${vm} gets no /var/run/docker.sock: ${err.message}`),
     });
     hypervisor.onEvent((e) => {
-      if (e.type === "state" && e.state === "destroyed") this.activities.delete(e.vm);
+      if (e.type !== "state" || e.state !== "destroyed") return;
+      this.activities.delete(e.vm);
+      this.registries.delete(e.vm);
     });
   }
 
@@ -72,6 +77,16 @@ export class PageDocker {
     if (!a) this.activities.set(vm, (a = { calls: [], total: 0 }));
     if (a.client?.phase === "load") a.client.download = this.tools?.download(DOCKER_CLIENT);
     return a;
+  }
+
+  /**
+   * Gives VM `vm` an empty registry of its own at `address` (a lab's
+   * machine.registry): its docker's pushes and pulls of names at that
+   * address go to it, in the page's memory, for as long as the VM lives.
+   */
+  async giveRegistry(vm: string, address: string): Promise<void> {
+    const { MemoryRegistry } = await import("../containers/memory-registry.ts");
+    if (!this.registries.has(vm)) this.registries.set(vm, new MemoryRegistry(address));
   }
 
   /** Calls `listener` with a VM's name after each change of its activity. Returns the unsubscribe. */

@@ -186,7 +186,7 @@ describe("hyperlab lab run", () => {
     const r = await hyperlab(["lab", "run", file]);
     expect(r.code).toBe(125);
     expect(r.stderr).toBe(
-      `hyperlab: error: ${file}:5: 'machine' has no key 'memry' (known: image, memory, profile) [LAB_INVALID]\n${file}:8: step 1 'No check' has no check: add a \`\`\`sh check TITLE or a \`\`\`check block\n`,
+      `hyperlab: error: ${file}:5: 'machine' has no key 'memry' (known: image, memory, profile, registry) [LAB_INVALID]\n${file}:8: step 1 'No check' has no check: add a \`\`\`sh check TITLE or a \`\`\`check block\n`,
     );
     const usage = await hyperlab(["lab", "run", "--jobs", "0", file]);
     expect(usage.code).toBe(125);

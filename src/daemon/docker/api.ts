@@ -31,6 +31,8 @@ export interface DockerContext {
    * running inside the VM.
    */
   guestPaths?: boolean;
+  /** how pushes, pulls and logins reach registries (default: the global fetch); a lab's in-memory registry answers through it */
+  registryFetch?: typeof fetch;
 }
 
 /** What a route handler gets. */

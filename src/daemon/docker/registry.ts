@@ -117,7 +117,7 @@ export async function pullFromRegistryRoute(call: RouteCall, name: string): Prom
   const out = jsonLines(call);
   const auth = registryAuthOf(call.req.headers["x-registry-auth"]);
   try {
-    await pullFromRegistry(call.api.context.containers.store, name, (step) => out.line(pullMessage(step)), { auth });
+    await pullFromRegistry(call.api.context.containers.store, name, (step) => out.line(pullMessage(step)), { auth, fetch: call.api.context.registryFetch });
   } catch (err) {
     if (!out.started()) throw err;
     out.line(errorLine(err));
@@ -130,7 +130,7 @@ async function push(call: RouteCall): Promise<void> {
   const auth = registryAuthOf(call.req.headers["x-registry-auth"]);
   const out = jsonLines(call);
   try {
-    await pushToRegistry(call.api.context.containers.store, call.params[0]!, (step) => pushMessages(step).forEach(out.line), { auth, tag: call.query.get("tag") || undefined });
+    await pushToRegistry(call.api.context.containers.store, call.params[0]!, (step) => pushMessages(step).forEach(out.line), { auth, tag: call.query.get("tag") || undefined, fetch: call.api.context.registryFetch });
   } catch (err) {
     if (!out.started()) throw err;
     out.line(errorLine(err));
@@ -142,7 +142,7 @@ async function push(call: RouteCall): Promise<void> {
 async function auth(call: RouteCall): Promise<void> {
   const body = await jsonBody<{ username?: string; password?: string; serveraddress?: string; identitytoken?: string }>(call.req);
   if (!body.serveraddress) throw new HyperlabError("INVALID_ARGUMENT", "serveraddress is required: name the registry to log in to");
-  await loginToRegistry(body.serveraddress, { username: body.username, password: body.password, identitytoken: body.identitytoken || undefined });
+  await loginToRegistry(body.serveraddress, { username: body.username, password: body.password, identitytoken: body.identitytoken || undefined }, { fetch: call.api.context.registryFetch });
   sendJson(call.res, 200, { IdentityToken: "", Status: "Login Succeeded" });
 }
 

@@ -118,10 +118,19 @@ describe("parseLab", () => {
     expect(lab.steps[0]!.checks[0]!.timeoutMs).toBe(10_000);
   });
 
+  it("gives a docker lab the registry it names, and refuses one without docker or with a bad address", () => {
+    const lab = parseLab(`---\nid: r\ntitle: R\nmachine:\n  profile: docker\n  registry: localhost:5000\n---\n${step}`, "r.md");
+    expect(lab.machine).toEqual({ image: "default", memoryMiB: 128, profile: "docker", registry: "localhost:5000" });
+    expect(problems(`---\nid: r\ntitle: R\nmachine:\n  registry: localhost:5000\n---\n${step}`)).toEqual(["5: 'machine': 'registry' is for docker in the guest: it needs 'profile: docker'"]);
+    expect(problems(`---\nid: r\ntitle: R\nmachine:\n  profile: docker\n  registry: myreg\n---\n${step}`)).toEqual([
+      "6: 'machine': 'registry' is the address a registry is named by in image names, host[:port] with a '.' or ':' in it or 'localhost' (e.g. localhost:5000), not 'myreg'",
+    ]);
+  });
+
   it("names file and line of every problem in the front matter", () => {
     expect(problems(`---\nid: Bad Id\ntitle: x\nmachine:\n  memry: 12\n  memory: 64\n  profile: vm\ncolour: red\n---\n${step}`)).toEqual([
       "2: 'id' must be lowercase letters, digits, '.', '_' or '-' (at most 63), not 'Bad Id'",
-      "5: 'machine' has no key 'memry' (known: image, memory, profile)",
+      "5: 'machine' has no key 'memry' (known: image, memory, profile, registry)",
       "6: 'machine': 'memory' is MiB of guest RAM, at least 96 (got 64)",
       "7: 'machine': 'profile' must be plain or docker, not 'vm'",
       "8: the front matter has no key 'colour' (known: id, title, machine, timeout)",
