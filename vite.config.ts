@@ -7,6 +7,7 @@ import { gzip } from "node:zlib";
 import { fileURLToPath } from "node:url";
 import type { Plugin, Rolldown } from "vite";
 import { defineConfig } from "vitest/config";
+import { CONTENT_SECURITY_POLICY, cspMetaTag, headersFile } from "./src/web/csp.ts";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -243,9 +244,22 @@ function siteExtras(): Plugin {
     async closeBundle() {
       await precompress(outDir);
     },
+    // The page carries its Content-Security-Policy itself (src/web/csp.ts), for static hosts that send no header;
+    // only in the build: the dev server's own client is not held to it.
+    transformIndexHtml: {
+      order: "post",
+      handler(html, ctx) {
+        if (ctx.server) return html;
+        const charset = /<meta charset="utf-8" \/>/i;
+        if (!charset.test(html)) throw new Error("index.html has no <meta charset=\"utf-8\" />: the Content-Security-Policy <meta> goes right after it (vite.config.ts)");
+        return html.replace(charset, (m) => `${m}\n    ${cspMetaTag()}`);
+      },
+    },
     // The example course page is copied as it is: it includes the element exactly as a course page would.
     // The images go in as a read-only registry (v2/<name>/manifests|blobs|tags, v2/_catalog), which the page and any OCI client pull from.
     async generateBundle() {
+      // The same policy as a header, for hosts that read a _headers file (Netlify, Cloudflare Pages); docs/web.md has nginx's and Apache's.
+      this.emitFile({ type: "asset", fileName: "_headers", source: headersFile() });
       this.emitFile({ type: "asset", fileName: "examples/course.html", source: readFileSync(here("./examples/course.html")) });
       // The example lab page and the labs it (or a course page) can name: <hyperlab-lab src="labs/NAME.md">.
       this.emitFile({ type: "asset", fileName: "examples/lab.html", source: readFileSync(here("./examples/lab.html")) });
@@ -312,6 +326,8 @@ export default defineConfig({
       },
     },
   },
+  // `vite preview` serves the build as `npm start` does: with the site's Content-Security-Policy.
+  preview: { headers: { "Content-Security-Policy": CONTENT_SECURITY_POLICY } },
   // VM workers use top-level await and load the emulator as a module.
   worker: { format: "es", plugins: () => [nodeOnlyStubs()] },
   test: {
