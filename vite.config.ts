@@ -85,6 +85,29 @@ function browserPatches(): Plugin {
   };
 }
 
+/** v86's making of its timer worker from a Blob (a Content-Security-Policy would need `worker-src blob:` for it). */
+const V86_TIMER_BLOB = 'const b=URL.createObjectURL(new Blob(["("+a.toString()+")()"],{type:"text/javascript"}));this.worker=new Worker(b);';
+
+/**
+ * Points v86's timer worker at a file of the site (src/hardware/v86-timer-worker.ts,
+ * the same code) instead of a Blob, so the site's policy (src/web/csp.ts)
+ * needs no `worker-src blob:`. Checked to be still there, as BROWSER_PATCHES are.
+ */
+function v86TimerFile(): Plugin {
+  return {
+    name: "hyperlab-v86-timer-file",
+    enforce: "pre",
+    transform(code, id) {
+      if (!/\/node_modules\/v86\/build\/libv86\.mjs$/.test(id.split("?")[0]!)) return undefined;
+      if (!code.includes(V86_TIMER_BLOB)) this.error(`${id} no longer makes its timer worker from a Blob as it did: check how it does now, and update v86TimerFile in vite.config.ts`);
+      const file = JSON.stringify(here("./src/hardware/v86-timer-worker.ts"));
+      // b stays for v86's URL.revokeObjectURL(b) after it (a no-op for an empty string).
+      const to = `const b="";this.worker=new Worker(new URL(${file}, import.meta.url),{type:"module",name:"v86-timer"});`;
+      return { code: code.split(V86_TIMER_BLOB).join(to), map: null };
+    },
+  };
+}
+
 /**
  * The committed OCI image layout (busybox, lua:5.1, lua:5.4): the site
  * publishes it as a read-only registry under v2/ (containers/static-registry.ts),
@@ -306,7 +329,7 @@ function siteExtras(): Plugin {
 export default defineConfig({
   // Relative URLs everywhere: the built site works from any folder of any static host.
   base: "./",
-  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), browserPatches(), bootSnapshots(), llhttpWasm(), siteExtras()],
+  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), browserPatches(), v86TimerFile(), bootSnapshots(), llhttpWasm(), siteExtras()],
   build: {
     outDir: "dist",
     emptyOutDir: true,
@@ -329,7 +352,7 @@ export default defineConfig({
   // `vite preview` serves the build as `npm start` does: with the site's Content-Security-Policy.
   preview: { headers: { "Content-Security-Policy": CONTENT_SECURITY_POLICY } },
   // VM workers use top-level await and load the emulator as a module.
-  worker: { format: "es", plugins: () => [nodeOnlyStubs()] },
+  worker: { format: "es", plugins: () => [nodeOnlyStubs(), v86TimerFile()] },
   test: {
     include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
     // Integration tests boot real guests: each file gets its own worker and

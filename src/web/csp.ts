@@ -21,11 +21,9 @@ export const CSP_DIRECTIVES: CspDirectives = {
   // The site's module scripts; no inline script, no eval. 'wasm-unsafe-eval' lets WebAssembly compile:
   // v86 itself, its JIT (x86 code compiled to WebAssembly modules as it runs), llhttp and the memory engine.
   "script-src": ["'self'", "'wasm-unsafe-eval'"],
-  // The VM workers (module workers, files of the site) and the published ports' service worker (ports-sw.js);
-  // blob: for v86's timer worker, which each VM's worker makes from a Blob of v86's own code to wake the emulator
-  // without the browser's 4 ms clamp of nested timers. Only script already running in the site can make a blob:
-  // URL, so it opens no way in for markup.
-  "worker-src": ["'self'", "blob:"],
+  // The VM workers (module workers, files of the site), v86's timer worker (a file of the site too: the build
+  // points v86 at it instead of the Blob it would make) and the published ports' service worker (ports-sw.js).
+  "worker-src": ["'self'"],
   // fetch() of the site's files: the boot snapshot, guest files, v86.wasm, tools, lab files, the registry's v2/.
   "connect-src": ["'self'"],
   // xterm.js writes its theme and sizes into <style> elements and colours cells with style attributes as it
