@@ -206,6 +206,8 @@ export function mutatedJson(valid: Record<string, unknown>): fc.Arbitrary<unknow
         at = next as Record<string, unknown>;
       }
       const last = path[path.length - 1]!;
+      // An earlier change may have put an array where an object was: only its indices are fields.
+      if (Array.isArray(at) && !/^\d+$/.test(last)) continue;
       if (value === undefined) delete at[last];
       else at[last] = value;
     }

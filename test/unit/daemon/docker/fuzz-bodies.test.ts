@@ -11,7 +11,7 @@
 // well typed for the engine.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ContainerEngine, type CreateOptions, type EngineAgent } from "../../../../src/containers/engine.ts";
+import { type ContainerRecord, ContainerEngine, type CreateOptions, type EngineAgent, type EngineRecords } from "../../../../src/containers/engine.ts";
 import { nodeImageStore } from "../../../../src/containers/node-store.ts";
 import type { VmContainers } from "../../../../src/containers/vm-containers.ts";
 import { HyperlabError } from "../../../../src/errors.ts";
@@ -201,9 +201,10 @@ function goneAgent(): EngineAgent {
 }
 
 /** The Docker API over a real engine and image store whose guest is gone; route errors are collected as they are thrown. */
-function dockerApi() {
+function dockerApi(records?: EngineRecords) {
   const store = nodeImageStore();
   const engine = new ContainerEngine(goneAgent(), store, { vm: "default" });
+  if (records) engine.restoreRecords(records);
   // The VM's own answers (files for /info) fail as its agent's do.
   const vm = new Proxy({ name: "default", state: "running" } as Vm, {
     get: (target, key) =>
@@ -392,6 +393,60 @@ describe("the Docker API's bodies and query strings as hostile input", () => {
     await fc.assert(
       fc.asyncProperty(played, async ({ url, text }) => {
         await playCoded(api, { method: "POST", url, body: encoder.encode(text), headers: { "content-type": "application/json" } });
+      }),
+      params(),
+    );
+  });
+});
+
+/** The records of a VM whose guest had two containers (exited and running: the running one is taken back as exited, its agent gone). */
+async function twoContainers(): Promise<EngineRecords> {
+  const image = await nodeImageStore().get("busybox");
+  const record = (id: string, name: string, status: "exited" | "running"): ContainerRecord => ({
+    id: id.repeat(64 / id.length),
+    name,
+    image,
+    command: ["sh", "-c", "echo hi"],
+    entrypoint: [],
+    cmd: ["sh", "-c", "echo hi"],
+    workingDir: "/",
+    labels: { k: "v" },
+    stopSignal: "SIGTERM",
+    meta: { docker: { config: validCreate, hostConfig: validCreate.HostConfig, networkMode: "bridge" } },
+    env: ["A=1"],
+    hostname: name,
+    limits: {},
+    network: "bridge",
+    runtime: "crun",
+    autoRemove: false,
+    interactive: false,
+    createdAt: "2026-01-01T00:00:00.000Z",
+    startedAt: "2026-01-01T00:00:01.000Z",
+    finishedAt: status === "exited" ? "2026-01-01T00:00:02.000Z" : undefined,
+    status,
+    exitCode: status === "exited" ? 0 : undefined,
+    oomKilled: false,
+    logs: [{ stream: 1, data: btoa("hi\n"), time: Date.UTC(2026, 0, 1, 0, 0, 1) }],
+  });
+  return { nextAddress: 4, containers: [record("a1", "web", "exited"), record("b2", "db", "running")] };
+}
+
+describe("the Docker API's routes on existing containers as hostile input", () => {
+  it("every container route answers any query and body on existing containers with a coded error or a success, and settles", async () => {
+    const api = dockerApi(await twoContainers());
+    const containerRoutes = dockerRoutes.filter(([, re]) => re.source.startsWith("^\\/containers\\/([^/]+)") || re.source.startsWith("^\\/containers\\/(["));
+    expect(containerRoutes.length).toBeGreaterThan(10);
+    const played = fc
+      .record({ route: fc.constantFrom(...containerRoutes), ref: fc.constantFrom("web", "db", "a1a1", "b2", "a", "nosuch"), q: query, b: body })
+      .map(({ route: [m, re], ref, q, b }) => ({
+        method: m,
+        url: `/v1.50${re.source.replace(/^\^/, "").replace(/\$$/, "").replace(/\\\//g, "/").replace(/\(\[\^\/\]\+\)|\(\.\+\)/g, ref)}${q ? `?${q}` : ""}`,
+        body: b,
+        headers: { "content-type": "application/json" },
+      }));
+    await fc.assert(
+      fc.asyncProperty(played, async (r) => {
+        await playCoded(api, r);
       }),
       params(),
     );
