@@ -32,6 +32,9 @@ export interface VmInfo {
   network?: { name: string; mac: string; address: string };
 }
 
+/** How long a call whose agent went away waits to hear that the guest stopped, to fail with why (a panic's line, a power-off). */
+const STOP_GRACE_MS = 1000;
+
 /** Per-VM figures: CPU by emulated instructions, memory allocated vs used by the guest, device bytes. */
 export interface VmMetrics {
   name: string;
@@ -604,10 +607,30 @@ export class Vm {
       return await fn(worker);
     } catch (err) {
       // A call cut off because the machine stopped (its kernel panicked, the guest powered off) fails
-      // with why it stopped: its worker's end, which follows, would tell the caller nothing.
-      if (this._stopReason && err instanceof HyperlabError && err.code === "WORKER_DIED" && err.detail?.byHost === true) throw this._stopReason;
+      // with why it stopped: its worker's end, which follows, would tell the caller nothing, and
+      // the agent's connection, which a stopping guest closes first, only that the agent is gone.
+      if (!(err instanceof HyperlabError)) throw err;
+      if (err.code === "WORKER_DIED" && err.detail?.byHost === true && this._stopReason) throw this._stopReason;
+      if (err.code === "AGENT_GONE") throw (await this.stopReasonWithin(STOP_GRACE_MS)) ?? err;
       throw err;
     }
+  }
+
+  /** Why the VM stopped, if it is stopped or stops within `ms`. */
+  private stopReasonWithin(ms: number): Promise<HyperlabError | undefined> {
+    if (this._stopReason || this._state === "destroyed") return Promise.resolve(this._stopReason);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.listeners.delete(listener);
+        resolve(this._stopReason);
+      };
+      const listener = (e: VmEvent) => {
+        if (e.type === "state" && (e.state === "stopped" || e.state === "destroyed")) done();
+      };
+      const timer = setTimeout(done, ms);
+      this.listeners.add(listener);
+    });
   }
 
   private emit(e: VmEvent): void {

@@ -90,7 +90,8 @@ describe("hyperlab vm and stats through the daemon", () => {
     expect(await hl(["vm", "exec", "a", "cat", "/root/a.txt"])).toMatchObject({ stdout: "mine\n" });
     expect(await hl(["vm", "exec", f1!, "cat", "/root/a.txt"])).toMatchObject({ stdout: "changed\n" });
     expect(await hl(["vm", "rm", f1!, f2!])).toMatchObject({ code: 0 });
-  });
+    // Six CLI processes and two restores: on a loaded 2-core machine this alone has taken over a minute.
+  }, 150_000);
 
   it("shows the budget and each VM's allocation and use", async () => {
     const s = await hl(["stats"]);
