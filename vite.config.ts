@@ -7,6 +7,7 @@ import { gzip } from "node:zlib";
 import { fileURLToPath } from "node:url";
 import type { Plugin, Rolldown } from "vite";
 import { defineConfig } from "vitest/config";
+import { CONTENT_SECURITY_POLICY, cspMetaTag, headersFile } from "./src/web/csp.ts";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -80,6 +81,29 @@ function browserPatches(): Plugin {
       if (!patch) return undefined;
       if (!code.includes(patch.from)) this.error(`${id} no longer has ${patch.from}: check whether it still needs Node in a browser, and update BROWSER_PATCHES in vite.config.ts`);
       return { code: code.split(patch.from).join(patch.to), map: null };
+    },
+  };
+}
+
+/** v86's making of its timer worker from a Blob (a Content-Security-Policy would need `worker-src blob:` for it). */
+const V86_TIMER_BLOB = 'const b=URL.createObjectURL(new Blob(["("+a.toString()+")()"],{type:"text/javascript"}));this.worker=new Worker(b);';
+
+/**
+ * Points v86's timer worker at a file of the site (src/hardware/v86-timer-worker.ts,
+ * the same code) instead of a Blob, so the site's policy (src/web/csp.ts)
+ * needs no `worker-src blob:`. Checked to be still there, as BROWSER_PATCHES are.
+ */
+function v86TimerFile(): Plugin {
+  return {
+    name: "hyperlab-v86-timer-file",
+    enforce: "pre",
+    transform(code, id) {
+      if (!/\/node_modules\/v86\/build\/libv86\.mjs$/.test(id.split("?")[0]!)) return undefined;
+      if (!code.includes(V86_TIMER_BLOB)) this.error(`${id} no longer makes its timer worker from a Blob as it did: check how it does now, and update v86TimerFile in vite.config.ts`);
+      const file = JSON.stringify(here("./src/hardware/v86-timer-worker.ts"));
+      // b stays for v86's URL.revokeObjectURL(b) after it (a no-op for an empty string).
+      const to = `const b="";this.worker=new Worker(new URL(${file}, import.meta.url),{type:"module",name:"v86-timer"});`;
+      return { code: code.split(V86_TIMER_BLOB).join(to), map: null };
     },
   };
 }
@@ -243,9 +267,22 @@ function siteExtras(): Plugin {
     async closeBundle() {
       await precompress(outDir);
     },
+    // The page carries its Content-Security-Policy itself (src/web/csp.ts), for static hosts that send no header;
+    // only in the build: the dev server's own client is not held to it.
+    transformIndexHtml: {
+      order: "post",
+      handler(html, ctx) {
+        if (ctx.server) return html;
+        const charset = /<meta charset="utf-8" \/>/i;
+        if (!charset.test(html)) throw new Error("index.html has no <meta charset=\"utf-8\" />: the Content-Security-Policy <meta> goes right after it (vite.config.ts)");
+        return html.replace(charset, (m) => `${m}\n    ${cspMetaTag()}`);
+      },
+    },
     // The example course page is copied as it is: it includes the element exactly as a course page would.
     // The images go in as a read-only registry (v2/<name>/manifests|blobs|tags, v2/_catalog), which the page and any OCI client pull from.
     async generateBundle() {
+      // The same policy as a header, for hosts that read a _headers file (Netlify, Cloudflare Pages); docs/web.md has nginx's and Apache's.
+      this.emitFile({ type: "asset", fileName: "_headers", source: headersFile() });
       this.emitFile({ type: "asset", fileName: "examples/course.html", source: readFileSync(here("./examples/course.html")) });
       // The example lab page and the labs it (or a course page) can name: <hyperlab-lab src="labs/NAME.md">.
       this.emitFile({ type: "asset", fileName: "examples/lab.html", source: readFileSync(here("./examples/lab.html")) });
@@ -292,7 +329,7 @@ function siteExtras(): Plugin {
 export default defineConfig({
   // Relative URLs everywhere: the built site works from any folder of any static host.
   base: "./",
-  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), browserPatches(), bootSnapshots(), llhttpWasm(), siteExtras()],
+  plugins: process.env.VITEST ? [] : [nodeOnlyStubs(), browserPatches(), v86TimerFile(), bootSnapshots(), llhttpWasm(), siteExtras()],
   build: {
     outDir: "dist",
     emptyOutDir: true,
@@ -312,8 +349,10 @@ export default defineConfig({
       },
     },
   },
+  // `vite preview` serves the build as `npm start` does: with the site's Content-Security-Policy.
+  preview: { headers: { "Content-Security-Policy": CONTENT_SECURITY_POLICY } },
   // VM workers use top-level await and load the emulator as a module.
-  worker: { format: "es", plugins: () => [nodeOnlyStubs()] },
+  worker: { format: "es", plugins: () => [nodeOnlyStubs(), v86TimerFile()] },
   test: {
     include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
     // Integration tests boot real guests: each file gets its own worker and

@@ -44,7 +44,14 @@ export interface NetworkInfo {
 
 interface Member extends NetworkMember {
   worker: VmWorker;
+  /** the /etc/hosts to write next (the newest list; older ones not yet written are skipped) */
+  wantHosts?: string;
+  /** the writes of wantHosts under way, one at a time */
+  hostsWriter?: Promise<void>;
 }
+
+/** How long a membership change waits for the other members' /etc/hosts (a busy or dying guest must not hold up a VM's start; the write goes on). */
+const HOSTS_WAIT_MS = 10_000;
 
 interface Network {
   name: string;
@@ -190,7 +197,9 @@ export class Networks {
     await Promise.all(
       others.map(async (other) => {
         const { port1, port2 } = new MessageChannel();
-        await Promise.all([worker.api.addNetworkPeer(other.vm, transfer(port1, [port1])), other.worker.api.addNetworkPeer(vm, transfer(port2, [port2]))]);
+        await worker.api.addNetworkPeer(other.vm, transfer(port1, [port1]));
+        // A member that is going away (its VM destroyed as this one starts) is not this VM's failure: its detach drops the port.
+        await other.worker.api.addNetworkPeer(vm, transfer(port2, [port2])).catch(() => port1.close());
       }),
     );
     await this.refreshHosts(network, vm);
@@ -220,10 +229,37 @@ export class Networks {
     return next;
   }
 
+  /**
+   * Gives every member but `except` the network's current /etc/hosts,
+   * waiting at most HOSTS_WAIT_MS: a member that is paused, busy or dying gets
+   * it when it can (the newest list wins) and holds up no one.
+   */
   private async refreshHosts(network: Network, except?: string): Promise<void> {
     const hosts = this.hosts(network);
-    // A member that is paused or stopping gets its names at its next attach; the others must not wait for it.
-    await Promise.all([...network.members.values()].filter((m) => m.vm !== except).map((m) => m.worker.api.setHosts(hosts).catch(() => {})));
+    const writes = [...network.members.values()].filter((m) => m.vm !== except).map((m) => this.writeHosts(m, hosts));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, HOSTS_WAIT_MS)));
+    await Promise.race([Promise.all(writes), waited]).finally(() => clearTimeout(timer));
+  }
+
+  /** Writes `hosts` into the member's guest after the writes under way; a list superseded before its turn is not written. */
+  private writeHosts(member: Member, hosts: string): Promise<void> {
+    member.wantHosts = hosts;
+    member.hostsWriter ??= this.drainHosts(member);
+    return member.hostsWriter;
+  }
+
+  private async drainHosts(member: Member): Promise<void> {
+    try {
+      while (member.wantHosts !== undefined) {
+        const text = member.wantHosts;
+        member.wantHosts = undefined;
+        await member.worker.api.setHosts(text).catch(() => {});
+      }
+    } finally {
+      // Synchronous with the loop's last check: a list set after it starts a new writer.
+      member.hostsWriter = undefined;
+    }
   }
 
   private hosts(network: Network): string {

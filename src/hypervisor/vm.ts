@@ -600,7 +600,14 @@ export class Vm {
   /** A call to the worker; a worker that died meanwhile gives WORKER_DIED (and the VM is stopped). */
   private async call<T>(fn: (w: VmWorker) => Promise<T>): Promise<T> {
     const worker = this.worker ?? (await this.host.ready);
-    return fn(worker);
+    try {
+      return await fn(worker);
+    } catch (err) {
+      // A call cut off because the machine stopped (its kernel panicked, the guest powered off) fails
+      // with why it stopped: its worker's end, which follows, would tell the caller nothing.
+      if (this._stopReason && err instanceof HyperlabError && err.code === "WORKER_DIED" && err.detail?.byHost === true) throw this._stopReason;
+      throw err;
+    }
   }
 
   private emit(e: VmEvent): void {

@@ -3,13 +3,15 @@
 // static host does and nothing more: the right MIME types (WebAssembly must be
 // application/wasm), long caching for file names with a content hash, single
 // byte ranges, and the precompressed copies the build writes (.br, .gz) when
-// the browser takes them.
+// the browser takes them. Every response carries the site's
+// Content-Security-Policy (csp.ts), the page's and its workers' alike.
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CONTENT_SECURITY_POLICY } from "./csp.ts";
 
 /** MIME type by file extension. */
 const TYPES: Readonly<Record<string, string>> = {
@@ -82,6 +84,8 @@ export async function serveSite(opts: SiteServerOptions = {}): Promise<SiteServe
   let bytesSent = 0;
 
   const server: Server = createServer(async (req, res) => {
+    // Before anything is written: the policy holds for errors and the ports page too, and a worker's script gets it as its own.
+    res.setHeader("content-security-policy", CONTENT_SECURITY_POLICY);
     const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
     let rel = normalize(path).replace(/^[/\\]+/, "");
     if (rel === "" || rel.endsWith("/")) rel += "index.html";

@@ -238,6 +238,19 @@ describe("Hypervisor", () => {
       await Promise.all(forks.map((f) => f.destroy()));
     });
 
+    it("fails a call cut off by the guest stopping with why it stopped, not with its worker's end", async () => {
+      const gone = await hv.createVm({ name: "gone", memoryMiB: MIB, cold: true });
+      const inFlight = errorOf(gone.exec(["sleep", "30"]));
+      await new Promise((r) => setTimeout(r, 200));
+      void gone.exec(["/bin/sh", "-c", "sleep 0.2; poweroff -f"]).catch(() => {});
+      const err = await inFlight;
+      expect(err.code).toBe("GUEST_STOPPED");
+      expect(err.message).toBe("the guest powered off");
+      await until("the VM to be marked stopped", () => gone.state === "stopped");
+      expect(gone.stopReason?.message).toBe("the guest powered off");
+      await gone.destroy();
+    });
+
     it("marks a VM whose worker dies stopped with WORKER_DIED and leaves the other running", async () => {
       // Cold: not from the warm pool, so its worker is the one spawned last.
       const victim = await hv.createVm({ name: "victim", memoryMiB: MIB, cold: true });

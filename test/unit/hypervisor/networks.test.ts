@@ -61,4 +61,17 @@ describe("Networks", () => {
     await expect(networks.attach("a", a.worker, "default")).rejects.toThrow(/VM a is on network default already/);
     expect(await networks.attach("a", a.worker, "none")).toBeUndefined();
   });
+
+  it("starts a VM whose network has a member going away: that member's failures are not the new VM's", async () => {
+    const networks = new Networks();
+    const dying = recordingWorker(0);
+    await networks.attach("old", dying.worker, "default");
+    // Its worker ends as the new VM joins (its VM destroyed by another task), before its detach has run.
+    (dying.worker.api as unknown as { addNetworkPeer: () => Promise<void> }).addNetworkPeer = () => Promise.reject(new Error("the VM's worker was ended by the host"));
+    const fresh = recordingWorker(0);
+    await expect(networks.attach("new", fresh.worker, "default")).resolves.toMatchObject({ vm: "new" });
+    expect(names(fresh.hosts())).toEqual(["new", "old"]);
+    await networks.detach("old");
+    expect(names(fresh.hosts())).toEqual(["new"]);
+  });
 });

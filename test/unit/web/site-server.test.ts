@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CONTENT_SECURITY_POLICY } from "../../../src/web/csp.ts";
 import { type SiteServer, serveSite } from "../../../src/web/site-server.ts";
 
 describe("the site server", () => {
@@ -37,6 +38,18 @@ describe("the site server", () => {
     const r = await fetch(`${site.url}_ports/page-vm-1/8080/`);
     expect(r.status).toBe(404);
     expect(await r.text()).toContain("<h1>Open this link from the hyperlab page</h1>");
+  });
+
+  it("sends the site's Content-Security-Policy with every answer: files, ranges, errors and the ports page", async () => {
+    const answers = await Promise.all([
+      fetch(site.url),
+      fetch(`${site.url}kernel`, { headers: { range: "bytes=0-1" } }),
+      fetch(`${site.url}missing.js`),
+      fetch(`${site.url}_ports/page-vm-1/8080/`),
+      fetch(`${site.url}index.html`, { method: "POST" }),
+    ]);
+    expect(answers.map((r) => r.status)).toEqual([200, 206, 404, 404, 405]);
+    for (const r of answers) expect(r.headers.get("content-security-policy"), r.url).toBe(CONTENT_SECURITY_POLICY);
   });
 
   it("answers a range past the end with 416 and the file's size", async () => {
