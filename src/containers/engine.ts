@@ -149,6 +149,28 @@ export interface LogEntry {
   time: number;
 }
 
+/**
+ * Output a container's log keeps in the host's memory (and in its VM's
+ * snapshots): the newest. Past it the oldest output is dropped, as Docker's
+ * json-file driver with max-size drops its oldest file; a container that
+ * prints without end (`yes`) must not fill the daemon's memory.
+ */
+export const MAX_LOG_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Drops the oldest entries of `logs` (in place) until what stays is at most
+ * three quarters of `max` bytes, so a log at its bound is trimmed once per
+ * quarter of it, not on every chunk. Returns the bytes that stay.
+ */
+export function trimLog(logs: LogEntry[], max: number = MAX_LOG_BYTES): number {
+  let total = logs.reduce((n, l) => n + l.data.length, 0);
+  if (total <= max) return total;
+  let drop = 0;
+  while (drop < logs.length && total > (max * 3) / 4) total -= logs[drop++]!.data.length;
+  logs.splice(0, drop);
+  return total;
+}
+
 /** One container's record. */
 export interface Container {
   id: string;
@@ -337,6 +359,8 @@ export class ContainerEngine {
    * not the container's output (Docker reports it as the start's error).
    */
   private readonly held = new Map<string, LogEntry[]>();
+  /** bytes in each container's log (at least: a log filtered elsewhere only shrinks), to trim it at MAX_LOG_BYTES */
+  private readonly logBytes = new Map<string, number>();
 
   constructor(
     private readonly agent: EngineAgent,
@@ -632,6 +656,8 @@ export class ContainerEngine {
     shim.onOutput((stream, data) => {
       const entry = { stream, data, time: Date.now() };
       c.logs.push(entry);
+      const logged = (this.logBytes.get(c.id) ?? 0) + data.length;
+      this.logBytes.set(c.id, logged > MAX_LOG_BYTES ? trimLog(c.logs) : logged);
       for (const l of listeners) l(stream, data);
       const held = this.held.get(c.id);
       if (held) held.push(entry);
@@ -1439,6 +1465,7 @@ export class ContainerEngine {
     this.removeVolumesOf.delete(c.id);
     this.containers.delete(c.id);
     this.oomKillsBefore.delete(c.id);
+    this.logBytes.delete(c.id);
     this.earlyStdin.delete(c.id);
     this.emit(c, "destroy", { exitCode: String(c.exitCode ?? 0) });
   }

@@ -29,26 +29,29 @@ export function statusOf(code: string): number {
 }
 
 /** Largest request body the API reads (a snapshot to restore is the biggest). */
-const MAX_BODY = 2 ** 31 - 1;
+export const MAX_BODY = 2 ** 31 - 1;
+
+/** Largest JSON request body (create options, exec requests): read whole into memory, so bounded far below MAX_BODY. */
+export const MAX_V1_JSON_BODY = 10 * 1024 * 1024;
 
 /** One route: method, path pattern (after the version prefix) and handler. */
 export type Route = [string, RegExp, (m: RegExpMatchArray, req: IncomingMessage, res: ServerResponse, q: URLSearchParams) => Promise<void>];
 
-/** The whole request body as bytes. */
-export async function rawBody(req: IncomingMessage): Promise<Buffer> {
+/** The whole request body as bytes: INVALID_ARGUMENT past `limit` bytes (read no further). */
+export async function rawBody(req: AsyncIterable<unknown>, limit: number = MAX_BODY): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new HyperlabError("INVALID_ARGUMENT", `request body is larger than ${MAX_BODY} bytes`);
+    if (size > limit) throw new HyperlabError("INVALID_ARGUMENT", `request body is larger than ${limit} bytes`);
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
 }
 
-/** The request body as JSON ({} when empty); INVALID_ARGUMENT when it is not JSON. */
-export async function body(req: IncomingMessage): Promise<unknown> {
-  const text = (await rawBody(req)).toString("utf8");
+/** The request body as JSON ({} when empty); INVALID_ARGUMENT when it is not JSON or larger than MAX_V1_JSON_BODY. */
+export async function body(req: AsyncIterable<unknown>): Promise<unknown> {
+  const text = (await rawBody(req, MAX_V1_JSON_BODY)).toString("utf8");
   if (!text) return {};
   try {
     return JSON.parse(text);

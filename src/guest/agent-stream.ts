@@ -84,6 +84,8 @@ export class StreamEnd implements GuestStream {
   private paused = false;
   private blocked = false;
   private ungranted = 0;
+  /** bytes the other side sent that this end has not granted back yet: never more than the window */
+  private outstanding = 0;
   private readonly dataListeners: Array<(chunk: Uint8Array) => void> = [];
   private readonly endListeners: Array<() => void> = [];
   private readonly closeListeners: Array<(err?: HyperlabError) => void> = [];
@@ -172,6 +174,7 @@ export class StreamEnd implements GuestStream {
     this.ungranted += bytes;
     if (this.ungranted >= this.window / 4) {
       this.transport.grant(this.ungranted);
+      this.outstanding = Math.max(0, this.outstanding - this.ungranted);
       this.ungranted = 0;
     }
   }
@@ -179,6 +182,15 @@ export class StreamEnd implements GuestStream {
   /** Bytes from the other side. */
   receiveData(chunk: Uint8Array): void {
     if (this.over || this.eofReceived) return;
+    this.outstanding += chunk.length;
+    if (this.outstanding > this.window) {
+      // A peer that ignores the window would have this end buffer without bound (a paused stream, one nobody reads yet).
+      this.transport.close();
+      this.finish(
+        new HyperlabError("AGENT_ERROR", `stream ${this.id} was closed: the other side sent ${this.outstanding} bytes without waiting for credit (the window is ${this.window} bytes)`, { errno: "EPROTO" }),
+      );
+      return;
+    }
     this.inbox.push(chunk);
     this.flushIn();
   }

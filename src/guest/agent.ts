@@ -326,6 +326,8 @@ export class AgentClient {
             return false;
           }
           case MessageType.EXITED:
+            // An agent reports STARTED first; one that did not must not leave a caller of `pid` waiting forever.
+            if (!started) rejectPid(new HyperlabError("AGENT_ERROR", `the guest agent reported the exit of ${what} before its start, so its pid is unknown`));
             resolveExit({ exitCode: field.i32(f, Tag.CODE) ?? -1, signal: field.u32(f, Tag.SIGNAL) ?? 0 });
             return true;
           case MessageType.ERROR: {

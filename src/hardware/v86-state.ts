@@ -66,7 +66,9 @@ export function readV86State(state: Uint8Array): V86StateLayout {
   } catch (err) {
     throw corrupt(`its description block is not valid JSON (${(err as Error).message})`);
   }
-  if (!Array.isArray(info.buffer_infos) || !Array.isArray(info.state)) throw corrupt("its description lacks buffer_infos or state");
+  if (typeof info !== "object" || info === null || !Array.isArray(info.buffer_infos) || !Array.isArray(info.state)) {
+    throw corrupt("its description is not an object with buffer_infos and state lists");
+  }
   const blockStart = (16 + infoLength + 3) & ~3;
   const buffers = info.buffer_infos.map((b, id) => {
     if (!Number.isInteger(b?.offset) || !Number.isInteger(b?.length) || b.offset < 0 || b.length < 0 || blockStart + b.offset + b.length > totalBytes) {

@@ -124,6 +124,29 @@ const MAGIC = new Uint8Array([0x89, 0x48, 0x4c, 0x53, 0x4e, 0x41, 0x50, 0x0a]);
 const PREFIX = 48;
 const MAX_HEADER = 1 << 20;
 
+/** A byte count or id in a header: a whole number from 0 to 2^53. */
+function isSize(n: unknown): n is number {
+  return Number.isSafeInteger(n) && (n as number) >= 0;
+}
+
+/**
+ * The header fields a decode reads, each with what it must be: a header
+ * that passed the checksum was written by some program, not necessarily by
+ * hyperlab, and a field of another type must be named, not crash the reader.
+ */
+const HEADER_FIELDS: ReadonlyArray<readonly [what: string, ok: (v: unknown) => boolean, path: readonly string[]]> = [
+  ["a string", (v) => typeof v === "string", ["image", "id"]],
+  ["a string", (v) => typeof v === "string", ["image", "sha256"]],
+  ["a whole number of MiB", isSize, ["vm", "memoryMiB"]],
+  ["a string", (v) => typeof v === "string", ["vm", "firmware"]],
+  ["a string", (v) => v === undefined || typeof v === "string", ["vm", "cmdline"]],
+  ["a byte count", isSize, ["state", "bytes"]],
+  ["a byte count", isSize, ["payload", "bytes"]],
+  ["a compression name (none or deflate-raw)", (v) => typeof v === "string", ["payload", "compression"]],
+  ["an object or null", (v) => v === undefined || typeof v === "object", ["agent"]],
+  ["an object", (v) => v === undefined || (typeof v === "object" && v !== null && !Array.isArray(v)), ["records"]],
+];
+
 /** The first bytes of v86's saved state: magic, then its state format version. */
 const V86_STATE_MAGIC = -2039052682;
 
@@ -281,11 +304,16 @@ export function readSnapshotHeader(bytes: Uint8Array): SnapshotHeader {
   if (typeof header !== "object" || header === null || !header.vm || !header.image || !header.payload || !header.state) {
     throw corrupt("its header lacks the image, vm, state or payload section");
   }
+  const wrong = HEADER_FIELDS.find(([, ok, path]) => !ok(path.reduce<unknown>((v, k) => (v as Record<string, unknown> | null | undefined)?.[k], header)));
+  if (wrong) throw corrupt(`its header's ${wrong[2].join(".")} is not ${wrong[0]}`);
   const d = header.delta;
   if (format === DELTA_SNAPSHOT_FORMAT) {
     const sizes = [d?.stateBytes, d?.memoryBytes, d?.changedPages];
-    if (!d?.base || typeof d.base.sha256 !== "string" || !Array.isArray(d.baseBuffers) || !sizes.every((n) => Number.isInteger(n) && n! >= 0)) {
+    if (!d?.base || typeof d.base.sha256 !== "string" || !Array.isArray(d.baseBuffers) || !sizes.every(isSize)) {
       throw corrupt("it is a delta snapshot (format 2) whose header lacks its base or its sizes");
+    }
+    if (typeof d.base.key !== "string" || typeof d.base.memoryDigest !== "string" || !d.baseBuffers.every(isSize)) {
+      throw corrupt("it is a delta snapshot (format 2) whose base is not named by key, sha256 and memory digest strings, or whose base buffers are not buffer ids");
     }
   } else if (d !== undefined) {
     throw corrupt("it is a whole snapshot (format 1) with a delta section");

@@ -124,16 +124,26 @@ export function sendError(res: DockerResponse, err: unknown): void {
   sendJson(res, STATUS[e.code] ?? 500, { message: e.message });
 }
 
-/** A request body as JSON (`{}` when empty): INVALID_ARGUMENT naming the problem when it is not JSON. */
+/**
+ * A request body as a JSON object (`{}` when empty or null, as dockerd
+ * decodes them): INVALID_ARGUMENT naming the problem when it is not JSON or
+ * not an object (every body of Docker's API is one).
+ */
 export async function jsonBody<T>(req: DockerRequest): Promise<T> {
   const bytes = await req.body();
   const text = new TextDecoder().decode(bytes).trim();
   if (!text) return {} as T;
+  let value: unknown;
   try {
-    return JSON.parse(text) as T;
+    value = JSON.parse(text);
   } catch (err) {
     throw new HyperlabError("INVALID_ARGUMENT", `invalid JSON in the request body: ${(err as Error).message}`);
   }
+  if (value === null) return {} as T;
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new HyperlabError("INVALID_ARGUMENT", `json: cannot unmarshal ${Array.isArray(value) ? "array" : typeof value} into Go value of type object: the request body must be a JSON object`);
+  }
+  return value as T;
 }
 
 /** A boolean query parameter as Docker reads them ("1", "true"; "0", "false", absent). */
@@ -143,6 +153,15 @@ export function flag(query: URLSearchParams, name: string): boolean {
 }
 
 const VERSIONED = /^\/v(\d+\.\d+)(\/.*)$/;
+
+/** A path's part URI-decoded: INVALID_ARGUMENT for a broken escape (a '%' not followed by two hex digits of UTF-8). */
+function decodePathPart(part: string, path: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new HyperlabError("INVALID_ARGUMENT", `invalid URL escape in ${path}: a name's '%' must be written %25`);
+  }
+}
 
 /** The Docker Engine API over the VMs' containers (see the file comment). */
 export class DockerApi {
@@ -204,7 +223,7 @@ export class DockerApi {
           known ? `${req.method} is not supported on ${url.pathname}` : `page not found: hyperlab's Docker API has no endpoint ${req.method} ${url.pathname} (docs/api.md lists what it serves)`,
         );
       }
-      const params = path.match(route[1])!.slice(1).map((p) => (p === undefined ? "" : decodeURIComponent(p)));
+      const params = path.match(route[1])!.slice(1).map((p) => (p === undefined ? "" : decodePathPart(p, url.pathname)));
       await route[2]({ req, res: tracked, params, query: url.searchParams, version, api: this });
     } catch (err) {
       sendError(tracked, err);

@@ -7,6 +7,7 @@ import { RUNTIMES } from "../../containers/engine.ts";
 import { CPU_PERIOD_US, cpuSharesToWeight } from "../../containers/limits.ts";
 import { HyperlabError } from "../../errors.ts";
 import { MASKED_PATHS, READONLY_PATHS, parseSecurityOpts } from "../../containers/confinement.ts";
+import { type GoType, checkTypes, fits, jsonKind } from "./body-types.ts";
 import { bindingsOfDocker, exposedPorts } from "../../containers/ports.ts";
 import { type DockerMountSpec, type MountRequest, mountOfDocker, parseVolumeSpec } from "../../containers/mounts.ts";
 
@@ -182,12 +183,62 @@ function dockerMounts(body: DockerCreateBody, host: Record<string, unknown>): Mo
   return out.length ? out : undefined;
 }
 
+/** The Go types of the create body's fields hyperlab reads (Config, HostConfig, an endpoint's settings). */
+const CONFIG_TYPES: ReadonlyArray<readonly [field: string, type: GoType]> = [
+  ["Hostname", "string"], ["Domainname", "string"], ["User", "string"], ["Image", "string"], ["WorkingDir", "string"], ["StopSignal", "string"], ["MacAddress", "string"],
+  ["AttachStdin", "bool"], ["AttachStdout", "bool"], ["AttachStderr", "bool"], ["Tty", "bool"], ["OpenStdin", "bool"], ["StdinOnce", "bool"],
+  ["Env", "[]string"], ["Cmd", "strslice"], ["Entrypoint", "strslice"], ["Labels", "map[string]string"], ["StopTimeout", "int64"],
+  ["Volumes", "object"], ["ExposedPorts", "object"], ["Healthcheck", "object"], ["HostConfig", "object"], ["NetworkingConfig", "object"],
+];
+
+const HOST_TYPES: ReadonlyArray<readonly [field: string, type: GoType]> = [
+  ["NetworkMode", "string"], ["Runtime", "string"], ["IpcMode", "string"], ["PidMode", "string"], ["UTSMode", "string"], ["UsernsMode", "string"], ["CgroupnsMode", "string"],
+  ["AutoRemove", "bool"], ["Init", "bool"], ["PublishAllPorts", "bool"], ["Privileged", "bool"], ["ReadonlyRootfs", "bool"],
+  ["Memory", "int64"], ["NanoCpus", "int64"], ["CpuQuota", "int64"], ["CpuPeriod", "int64"], ["CpuShares", "int64"], ["PidsLimit", "int64"], ["MemorySwap", "int64"], ["MemorySwappiness", "int64"],
+  ["ConsoleSize", "[]int64"], ["Binds", "[]string"], ["CapAdd", "strslice"], ["CapDrop", "strslice"], ["SecurityOpt", "[]string"], ["MaskedPaths", "[]string"], ["ReadonlyPaths", "[]string"], ["Mounts", "[]object"], ["PortBindings", "object"], ["RestartPolicy", "object"], ["LogConfig", "object"],
+];
+
+const ENDPOINT_TYPES: ReadonlyArray<readonly [field: string, type: GoType]> = [["Aliases", "[]string"], ["IPAMConfig", "object"], ["MacAddress", "string"]];
+
+/** Refuses a create body whose fields hyperlab reads have another JSON type than dockerd decodes (see GoType). */
+function checkCreateTypes(body: DockerCreateBody): void {
+  checkTypes(body, CONFIG_TYPES, "Config.");
+  const host = body.HostConfig ?? {};
+  checkTypes(host, HOST_TYPES, "HostConfig.");
+  for (const [port, list] of Object.entries((host.PortBindings ?? {}) as Record<string, unknown>)) {
+    if (!fits(list, "[]object")) throw new HyperlabError("INVALID_ARGUMENT", `json: cannot unmarshal ${jsonKind(list)} into Go value of type []nat.PortBinding (HostConfig.PortBindings '${port}')`, { field: "HostConfig.PortBindings" });
+    for (const b of (list ?? []) as Array<Record<string, unknown>>) checkTypes(b, [["HostIp", "string"], ["HostPort", "string"]], `HostConfig.PortBindings.${port}.`);
+  }
+  for (const m of (host.Mounts ?? []) as Array<Record<string, unknown>>) {
+    checkTypes(m, [["Type", "string"], ["Source", "string"], ["Target", "string"], ["ReadOnly", "bool"], ["VolumeOptions", "object"], ["BindOptions", "object"]], "HostConfig.Mounts.");
+    const volume = m.VolumeOptions as Record<string, unknown> | null | undefined;
+    if (volume) checkTypes(volume, [["NoCopy", "bool"], ["Labels", "map[string]string"], ["DriverConfig", "object"]], "HostConfig.Mounts.VolumeOptions.");
+    const driver = volume?.DriverConfig as Record<string, unknown> | null | undefined;
+    if (driver) checkTypes(driver, [["Name", "string"]], "HostConfig.Mounts.VolumeOptions.DriverConfig.");
+    if (m.BindOptions) checkTypes(m.BindOptions as Record<string, unknown>, [["CreateMountpoint", "bool"]], "HostConfig.Mounts.BindOptions.");
+  }
+  if (host.RestartPolicy) checkTypes(host.RestartPolicy as Record<string, unknown>, [["Name", "string"], ["MaximumRetryCount", "int64"]], "HostConfig.RestartPolicy.");
+  if (host.LogConfig) checkTypes(host.LogConfig as Record<string, unknown>, [["Type", "string"], ["Config", "map[string]string"]], "HostConfig.LogConfig.");
+  if (body.Healthcheck) checkTypes(body.Healthcheck, [["Test", "[]string"]], "Config.Healthcheck.");
+  const endpoints = body.NetworkingConfig?.EndpointsConfig;
+  if (!fits(endpoints, "object")) throw new HyperlabError("INVALID_ARGUMENT", `json: cannot unmarshal ${jsonKind(endpoints)} into Go struct field NetworkingConfig.EndpointsConfig of type map[string]*network.EndpointSettings`, { field: "NetworkingConfig.EndpointsConfig" });
+  for (const [name, e] of Object.entries(endpoints ?? {})) {
+    if (!fits(e, "object")) throw new HyperlabError("INVALID_ARGUMENT", `json: cannot unmarshal ${jsonKind(e)} into Go value of type network.EndpointSettings (NetworkingConfig.EndpointsConfig '${name}')`, { field: "NetworkingConfig.EndpointsConfig" });
+    if (!e) continue;
+    const where = `NetworkingConfig.EndpointsConfig.${name}.`;
+    checkTypes(e as Record<string, unknown>, ENDPOINT_TYPES, where);
+    const ipam = (e as { IPAMConfig?: Record<string, unknown> | null }).IPAMConfig;
+    if (ipam) checkTypes(ipam, [["IPv4Address", "string"], ["IPv6Address", "string"], ["LinkLocalIPs", "[]string"]], `${where}IPAMConfig.`);
+  }
+}
+
 /**
  * The engine's create options for Docker's create body (name from the
  * query). `platform` must be empty or linux/386 (the guest is 32-bit x86).
  */
 export function createOptions(body: DockerCreateBody, query: { name?: string | null; platform?: string | null }): { options: CreateOptions; meta: DockerMeta } {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HyperlabError("INVALID_ARGUMENT", "the request body must be a JSON object (Docker's container config)");
+  checkCreateTypes(body);
   if (!body.Image || typeof body.Image !== "string") throw new HyperlabError("INVALID_ARGUMENT", "Config.Image is required: name the image to run");
   const platform = query.platform ?? "";
   if (platform && !["linux/386", "linux/i386", "linux"].includes(platform)) {
@@ -233,8 +284,8 @@ export function createOptions(body: DockerCreateBody, query: { name?: string | n
   const list = (field: string): unknown[] | undefined => {
     const v = host[field];
     if (v === undefined || v === null) return undefined;
-    if (!Array.isArray(v)) throw new HyperlabError("INVALID_ARGUMENT", `HostConfig.${field} must be a list of strings`);
-    return v;
+    // CapAdd and CapDrop are Docker's StrSlice: one string is a list of one (the types were checked above).
+    return Array.isArray(v) ? v : [v];
   };
   const security = parseSecurityOpts(list("SecurityOpt") ?? []);
   const console = Array.isArray(host.ConsoleSize) ? (host.ConsoleSize as number[]) : [0, 0];

@@ -5,6 +5,7 @@
 // terminal. The process itself is the engine's exec (`crun exec`).
 import type { ContainerEngine, ExecProcess } from "../../containers/engine.ts";
 import { HyperlabError } from "../../errors.ts";
+import { type GoType, checkTypes } from "./body-types.ts";
 import { type DockerRoute, type RouteCall, compareVersions, dockerHeaders, jsonBody, sendEmpty, sendJson } from "./api.ts";
 import { containerOf } from "./containers.ts";
 import { type ExecConfig, type ExecInstance, execInstances } from "./exec-instances.ts";
@@ -51,9 +52,16 @@ function consoleSize(v: unknown, field: string): [number, number] | undefined {
   return v[0] && v[1] ? [v[0], v[1]] : undefined;
 }
 
+/** The Go types of the exec create body's fields hyperlab reads. */
+const EXEC_TYPES: ReadonlyArray<readonly [string, GoType]> = [
+  ["AttachStdin", "bool"], ["AttachStdout", "bool"], ["AttachStderr", "bool"], ["Tty", "bool"], ["Privileged", "bool"], ["Env", "[]string"],
+  ["Cmd", "strslice"], ["WorkingDir", "string"], ["User", "string"], ["DetachKeys", "string"], ["ConsoleSize", "[]int64"],
+];
+
 /** `POST /containers/{id}/exec`: 201 with the new instance's id; 409 unless the container runs and is not paused. */
 async function create(call: RouteCall): Promise<void> {
   const body = await jsonBody<ExecCreateBody>(call.req);
+  checkTypes(body as Record<string, unknown>, EXEC_TYPES, "");
   const engine = call.api.engine();
   const ref = call.params[0]!;
   const c = containerOf(engine, ref);
@@ -145,6 +153,7 @@ async function started(p: ExecProcess, x: ExecInstance): Promise<void> {
  */
 async function start(call: RouteCall): Promise<void> {
   const body = await jsonBody<ExecStartBody>(call.req);
+  checkTypes(body as Record<string, unknown>, [["Detach", "bool"], ["Tty", "bool"], ["ConsoleSize", "[]int64"]], "");
   const engine = call.api.engine();
   const x = instanceOf(engine, call.params[0]!);
   if (x.running) throw new HyperlabError("CONTAINER_INVALID_STATE", `Error: Exec command ${x.id} is already running`);

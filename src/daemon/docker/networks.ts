@@ -7,6 +7,7 @@
 import type { Container, ContainerEngine } from "../../containers/engine.ts";
 import { type Network, bridgeName, isAttached } from "../../containers/network.ts";
 import { HyperlabError } from "../../errors.ts";
+import { type GoType, checkTypes } from "./body-types.ts";
 import { type DockerRoute, type RouteCall, jsonBody, sendEmpty, sendJson } from "./api.ts";
 import { containerOf, dockerTime } from "./containers.ts";
 import { parseFilters } from "./filters.ts";
@@ -127,6 +128,12 @@ async function inspect(call: RouteCall): Promise<void> {
   sendJson(call.res, 200, networkJson(net, engine.networkContainers(net)));
 }
 
+/** The Go types of the network create body's fields hyperlab reads. */
+const NETWORK_TYPES: ReadonlyArray<readonly [string, GoType]> = [
+  ["Name", "string"], ["Driver", "string"], ["Scope", "string"], ["Ingress", "bool"], ["ConfigOnly", "bool"], ["ConfigFrom", "object"], ["EnableIPv6", "bool"],
+  ["EnableIPv4", "bool"], ["Options", "object"], ["IPAM", "object"], ["Internal", "bool"], ["Attachable", "bool"], ["Labels", "map[string]string"],
+];
+
 /**
  * `POST /networks/create`: a bridge network, its subnet and gateway given
  * (one IPv4 pool) or chosen. Anything that would change what it is and that
@@ -136,6 +143,9 @@ async function inspect(call: RouteCall): Promise<void> {
 async function create(call: RouteCall): Promise<void> {
   const body = await jsonBody<NetworkCreateBody>(call.req);
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HyperlabError("INVALID_ARGUMENT", "the request body must be a JSON object (Docker's network config)");
+  checkTypes(body as Record<string, unknown>, NETWORK_TYPES, "");
+  if (body.IPAM) checkTypes(body.IPAM as Record<string, unknown>, [["Driver", "string"], ["Options", "object"], ["Config", "[]object"]], "IPAM.");
+  for (const pool of body.IPAM?.Config ?? []) checkTypes(pool as Record<string, unknown>, [["Subnet", "string"], ["Gateway", "string"], ["IPRange", "string"], ["AuxiliaryAddresses", "object"]], "IPAM.Config.");
   if (typeof body.Name !== "string" || !body.Name) throw new HyperlabError("INVALID_ARGUMENT", "invalid name: a network needs a Name");
   const driver = body.Driver || "bridge";
   if (driver !== "bridge") {
@@ -209,6 +219,7 @@ function refuseConnect(verb: "connect" | "disconnect") {
     const engine = call.api.engine();
     const net = networkOf(engine, call.params[0]!);
     const body = await jsonBody<{ Container?: string }>(call.req);
+    checkTypes(body, [["Container", "string"], ["EndpointConfig", "object"], ["Force", "bool"]], "");
     if (!body.Container) throw new HyperlabError("INVALID_ARGUMENT", "a container is required: name it in Container");
     const c = containerOf(engine, body.Container);
     throw new HyperlabError(

@@ -10,6 +10,7 @@ import type { PullStep } from "../../containers/image-store.ts";
 import type { RegistryAuth } from "../../containers/registry.ts";
 import { type PushStep, loginToRegistry, pullFromRegistry, pushToRegistry } from "../../containers/registry-transfer.ts";
 import { HyperlabError } from "../../errors.ts";
+import { checkTypes } from "./body-types.ts";
 import { type DockerRoute, type RouteCall, dockerHeaders, jsonBody, sendJson } from "./api.ts";
 
 const encoder = new TextEncoder();
@@ -49,9 +50,22 @@ export function registryAuthOf(header: string | undefined): RegistryAuth | undef
   } catch {
     throw new HyperlabError("INVALID_ARGUMENT", "invalid X-Registry-Auth header: it must be base64url-encoded JSON ({\"username\": …, \"password\": …})");
   }
+  const fields = ["username", "password", "auth", "identitytoken", "registrytoken"] as const;
+  const wrong = typeof v !== "object" || v === null || Array.isArray(v) ? "" : fields.find((f) => v[f] !== undefined && v[f] !== null && typeof v[f] !== "string");
+  if (wrong !== undefined) {
+    throw new HyperlabError(
+      "INVALID_ARGUMENT",
+      `invalid X-Registry-Auth header: ${wrong ? `its ${wrong} is not a string` : "it is not a JSON object"}; it must be base64url-encoded JSON ({"username": …, "password": …})`,
+    );
+  }
   let { username, password } = v;
   if (!username && v.auth) {
-    const text = new TextDecoder().decode(Uint8Array.from(atob(v.auth), (c) => c.charCodeAt(0)));
+    let text: string;
+    try {
+      text = new TextDecoder().decode(Uint8Array.from(atob(v.auth), (c) => c.charCodeAt(0)));
+    } catch {
+      throw new HyperlabError("INVALID_ARGUMENT", "invalid X-Registry-Auth header: its auth is not base64 of user:password");
+    }
     const colon = text.indexOf(":");
     if (colon > 0) [username, password] = [text.slice(0, colon), text.slice(colon + 1)];
   }
@@ -141,6 +155,7 @@ async function push(call: RouteCall): Promise<void> {
 /** `POST /auth` (docker login): checks the credentials against the registry; the daemon keeps none. */
 async function auth(call: RouteCall): Promise<void> {
   const body = await jsonBody<{ username?: string; password?: string; serveraddress?: string; identitytoken?: string }>(call.req);
+  checkTypes(body, [["username", "string"], ["password", "string"], ["serveraddress", "string"], ["identitytoken", "string"]], "");
   if (!body.serveraddress) throw new HyperlabError("INVALID_ARGUMENT", "serveraddress is required: name the registry to log in to");
   await loginToRegistry(body.serveraddress, { username: body.username, password: body.password, identitytoken: body.identitytoken || undefined }, { fetch: call.api.context.registryFetch });
   sendJson(call.res, 200, { IdentityToken: "", Status: "Login Succeeded" });

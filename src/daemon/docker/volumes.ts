@@ -5,6 +5,7 @@
 import type { VolumeInfo, VolumeStore } from "../../containers/volumes.ts";
 import { ANONYMOUS_LABEL, noSuchVolume, volumeLabels } from "../../containers/volumes.ts";
 import { HyperlabError } from "../../errors.ts";
+import { checkTypes } from "./body-types.ts";
 import { type DockerRoute, type RouteCall, compareVersions, flag, jsonBody, sendEmpty, sendJson } from "./api.ts";
 import { parseFilters } from "./filters.ts";
 
@@ -84,6 +85,7 @@ async function list(call: RouteCall): Promise<void> {
 /** `POST /volumes/create`: makes it, or answers the one of that name (as dockerd does). */
 async function create(call: RouteCall): Promise<void> {
   const body = await jsonBody<VolumeCreateBody>(call.req);
+  checkTypes(body as Record<string, unknown>, [["Name", "string"], ["Driver", "string"], ["DriverOpts", "map[string]string"], ["Labels", "map[string]string"]], "");
   if (body.Driver && body.Driver !== "local") throw new HyperlabError("NOT_SUPPORTED", `volume driver '${body.Driver}' is not supported by hyperlab: volumes are local (drop --driver)`, { field: "Driver" });
   if (body.DriverOpts && Object.keys(body.DriverOpts).length) throw new HyperlabError("NOT_SUPPORTED", "DriverOpts are not supported by hyperlab: a volume is a plain folder (drop --opt)", { field: "DriverOpts" });
   if (body.ClusterVolumeSpec) throw new HyperlabError("NOT_SUPPORTED", "cluster volumes are not supported by hyperlab", { field: "ClusterVolumeSpec" });

@@ -8,57 +8,7 @@ import { type DeltaBase, applyDeltaSnapshot, decodeSnapshot, makeDeltaSnapshot }
 import { type MemoryOps, loadMemoryEngine } from "../../../src/hypervisor/memory-engine.ts";
 import { memoryReference } from "../../../src/hypervisor/memory-reference.ts";
 import { type DeltaSnapshot, type Snapshot, type SnapshotHeader, encodeSnapshot, readSnapshotHeader, stateDigest } from "../../../src/hypervisor/snapshot.ts";
-import { failure, header, resealed, sameBytes, snapshot } from "./snapshot-fixtures.ts";
-
-/**
- * A v86 state laid out as v86 0.5 saves one: header, description (memory
- * size at state[0], packed pages at state[77], their bitmap at state[78]),
- * then the buffers at 4-byte-aligned offsets: the devices', then RAM's.
- */
-function v86State(ram: Uint8Array, devices: Uint8Array[]): Uint8Array {
-  const pages = ram.length / 4096;
-  const bitmap = new Uint8Array(pages / 8);
-  const nonZero: number[] = [];
-  for (let p = 0; p < pages; p++) {
-    if (ram.subarray(p * 4096, (p + 1) * 4096).some((b) => b !== 0)) {
-      bitmap[p >> 3]! |= 1 << (p & 7);
-      nonZero.push(p);
-    }
-  }
-  const packed = new Uint8Array(nonZero.length * 4096);
-  nonZero.forEach((p, i) => packed.set(ram.subarray(p * 4096, (p + 1) * 4096), i * 4096));
-  const buffers = [...devices, packed, bitmap];
-  const state: unknown[] = [ram.length];
-  devices.forEach((_, id) => (state[1 + id] = { __state_type__: "Uint8Array", buffer_id: id }));
-  state[77] = { __state_type__: "Uint8Array", buffer_id: devices.length };
-  state[78] = { __state_type__: "Uint8Array", buffer_id: devices.length + 1 };
-  let offset = 0;
-  const infos = buffers.map((b) => {
-    const info = { offset, length: b.length };
-    offset = (offset + b.length + 3) & ~3;
-    return info;
-  });
-  const json = new TextEncoder().encode(JSON.stringify({ buffer_infos: infos, state }));
-  const blockStart = (16 + json.length + 3) & ~3;
-  const out = new Uint8Array(blockStart + offset);
-  new Int32Array(out.buffer, 0, 4).set([-2039052682, 6, out.length, json.length]);
-  out.set(json, 16);
-  buffers.forEach((b, id) => out.set(b, blockStart + infos[id]!.offset));
-  return out;
-}
-
-/** Pseudo-random bytes from a seed. */
-function noise(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed | 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+import { failure, header, noise, resealed, sameBytes, snapshot, v86State } from "./snapshot-fixtures.ts";
 
 const PAGES = 1024; // 4 MiB of guest RAM
 
