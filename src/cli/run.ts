@@ -1,6 +1,7 @@
 // `hyperlab run`: Docker's `run` on a real OCI runtime in a VM: one of the
 // daemon's VMs when a daemon runs (default: `default`), else a VM restored
 // from the boot snapshot in this process's own hypervisor, for this command.
+import { readFileSync } from "node:fs";
 import { type CreateOptions, RUNTIMES, type Runtime } from "../containers/engine.ts";
 import { DEFAULT_VM, VmContainers } from "../containers/vm-containers.ts";
 import { loadNodeTool } from "../hardware/node.ts";
@@ -20,6 +21,7 @@ import { nodePortPublisher } from "../daemon/port-relay.ts";
 import { parseExpose, parsePublish } from "../containers/ports.ts";
 import { parseMountSpec, parseVolumeSpec } from "../containers/mounts.ts";
 import type { Verb } from "./verb.ts";
+import { parseSecurityOpts } from "../containers/confinement.ts";
 
 const USAGE = "hyperlab run [OPTIONS] IMAGE [COMMAND] [ARG...]";
 const HELP = `Usage: ${USAGE}
@@ -63,6 +65,13 @@ Options:
                            the same in --mount's form (a bind's source must
                            exist) (repeatable)
       --init               run an init (tini) as PID 1 that forwards signals and reaps orphans
+      --cap-add CAP        add a capability to Docker's default set (e.g. NET_ADMIN;
+                           ALL: every one) (repeatable)
+      --cap-drop CAP       drop a capability (e.g. CHOWN; ALL: every one) (repeatable)
+      --read-only          mount the container's root filesystem read-only
+      --security-opt OPT   no-new-privileges[:true|false], seccomp=unconfined or
+                           seccomp=PROFILE.json (default: Docker's default profile)
+                           (repeatable)
       --vm NAME            the daemon's VM to run it in (default: default)
       --cold               boot the guest's kernel instead of restoring the boot
                            snapshot (without a daemon only)
@@ -70,6 +79,8 @@ Options:
 
 type Flag = { takes: boolean; apply: (o: RunFlags, v: string) => void };
 interface RunFlags extends Omit<CreateOptions, "image"> {
+  /** --security-opt as given, read once all flags are (see parseSecurityOpts) */
+  securityOpt?: string[];
   detach?: boolean;
   /** the daemon's VM to run in (default: default) */
   vm?: string;
@@ -107,6 +118,16 @@ const FLAGS: Record<string, Flag> = {
   "--hostname": { takes: true, apply: (o, v) => (o.hostname = v) },
   "--volume": { takes: true, apply: (o, v) => (o.mounts = [...(o.mounts ?? []), parseVolumeSpec(v, process.cwd())]) },
   "--mount": { takes: true, apply: (o, v) => (o.mounts = [...(o.mounts ?? []), parseMountSpec(v)]) },
+  "--cap-add": { takes: true, apply: (o, v) => (o.capAdd = [...(o.capAdd ?? []), v]) },
+  "--cap-drop": { takes: true, apply: (o, v) => (o.capDrop = [...(o.capDrop ?? []), v]) },
+  "--read-only": { takes: false, apply: (o) => (o.readOnly = true) },
+  "--security-opt": { takes: true, apply: (o, v) => (o.securityOpt = [...(o.securityOpt ?? []), v]) },
+  "--privileged": {
+    takes: false,
+    apply: () => {
+      throw new HyperlabError("NOT_SUPPORTED", "--privileged is not supported: containers run with Docker's default confinement (--cap-add ALL and --security-opt seccomp=unconfined lift most of it)");
+    },
+  },
   "--runtime": {
     takes: true,
     apply: (o, v) => {
@@ -143,7 +164,21 @@ export function parseRunArgs(args: string[]): { flags: RunFlags; image: string; 
   }
   const image = args[i];
   if (!image) throw usageError("run", USAGE, `'hyperlab run' needs an image, e.g. 'hyperlab run --rm busybox echo hi'.`);
+  if (flags.securityOpt) {
+    // As the docker CLI: seccomp=FILE is read here and sent as the profile itself.
+    Object.assign(flags, parseSecurityOpts(flags.securityOpt, readProfile));
+    delete flags.securityOpt;
+  }
   return { flags, image, command: args.slice(i + 1) };
+}
+
+/** A seccomp profile file named by --security-opt seccomp=FILE (docker's words when it cannot be read). */
+function readProfile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new HyperlabError("INVALID_ARGUMENT", `opening seccomp profile (${path}) failed: ${(err as Error).message}`);
+  }
 }
 
 /** Runs `hyperlab run`; resolves to the process exit status. */

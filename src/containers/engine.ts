@@ -26,9 +26,13 @@ import {
   prefixOf,
 } from "./network.ts";
 import { type ArchiveRead, type PathStat, readArchive, statPath, writeArchive } from "./archive.ts";
-import { WHITEOUT_SCRIPT, XATTR_LAYER_DIR, inflateLayer, mayHaveWhiteouts, tarNames, whiteoutArgs } from "./guest-layers.ts";
+import { WHITEOUT_SCRIPT, XATTR_LAYER_DIR, whiteoutArgs } from "./guest-layers.ts";
+import { checkLayerTar, inflateLayer } from "./layer-tar.ts";
 import { type ContainerMount, MountHost, type MountHostOptions, type MountRequest } from "./mounts.ts";
 import { bundleConfig } from "./oci-spec.ts";
+import { type Confinement, applyConfinement, confinementOf } from "./confinement.ts";
+import type { DockerSeccompProfile } from "./seccomp.ts";
+import { CRUN_BPF_ANNOTATION, compileSeccomp } from "./seccomp-bpf.ts";
 import { type PortBinding, type PortPublisher, type PublishedPort, checkDuplicates, imageTcpPorts, withPublishAll } from "./ports.ts";
 import { DEFAULT_TOP_SCRIPT, PS_TOP_SCRIPT, type ProcessTable, isDefaultPsArgs, parseDefaultTop, parsePsTop } from "./top.ts";
 import { type ProcessUser, resolveUser } from "./users.ts";
@@ -92,6 +96,16 @@ export interface CreateOptions {
   publishAll?: boolean;
   /** more ports the container exposes besides the image's (docker --expose) */
   exposedPorts?: number[];
+  /** capabilities added to Docker's default set (docker --cap-add; `ALL`: every one; see confinement.ts) */
+  capAdd?: string[];
+  /** capabilities dropped from it (docker --cap-drop; `ALL`: every one, then capAdd's) */
+  capDrop?: string[];
+  /** mount the root filesystem read-only (docker --read-only) */
+  readOnly?: boolean;
+  /** the process cannot gain privileges through setuid files or file capabilities (--security-opt no-new-privileges) */
+  noNewPrivileges?: boolean;
+  /** `unconfined`, or a seccomp profile in Docker's JSON form (default: Docker's default profile) */
+  seccomp?: "unconfined" | DockerSeccompProfile;
 }
 
 /** How `exec` runs a command in a container (Docker's exec fields). */
@@ -197,6 +211,8 @@ export interface Container {
   tty?: { rows: number; cols: number };
   /** its volumes and host directories, as made at create */
   mounts?: ContainerMount[];
+  /** how its confinement differs from Docker's default (absent: the default) */
+  confinement?: Confinement;
   /** the ports it publishes as asked (a host port 0: any free one, chosen at each start) */
   ports?: PortBinding[];
   /** the ports it exposes (the image's EXPOSE and --expose), ascending */
@@ -424,6 +440,7 @@ export class ContainerEngine {
     for (const [k, v] of Object.entries(opts.labels ?? {})) {
       if (typeof v !== "string") throw new HyperlabError("INVALID_ARGUMENT", `label '${k}' must be a string`);
     }
+    const confinement = confinementOf(opts);
     const net = this.networkTable.get(opts.network ?? "bridge");
     const exposed = [...new Set([...imageTcpPorts(image.config.ExposedPorts), ...(opts.exposedPorts ?? [])])].sort((a, b) => a - b);
     const ports = withPublishAll(opts.ports ?? [], exposed, opts.publishAll === true);
@@ -481,6 +498,7 @@ export class ContainerEngine {
       ports: ports.length ? ports : undefined,
       exposedPorts: exposed.length ? exposed : undefined,
       mounts,
+      confinement,
       createdAt: new Date(),
       status: "created",
       oomKilled: false,
@@ -600,6 +618,10 @@ export class ContainerEngine {
 
   /** The container's OCI runtime config; `startedMarker`: with the poststart hook that marks it started (see waitStarted). */
   private bundle(c: Container, startedMarker: boolean): object {
+    const confinement = applyConfinement(c.confinement);
+    // crun loads the filter compiled here instead of building it with libseccomp at each start (seccomp-bpf.ts).
+    const bpf = c.runtime === "crun" && confinement.seccomp ? compileSeccomp(confinement.seccomp) : undefined;
+    const seccompBpf: Record<string, string> = bpf ? { [CRUN_BPF_ANNOTATION]: bpf } : {};
     return bundleConfig({
       args: c.command,
       env: c.env,
@@ -622,7 +644,9 @@ export class ContainerEngine {
       ],
       ...(c.init ? { args: [INIT_PATH, "--", ...c.command] } : {}),
       startedMarker: startedMarker ? `${STATE_DIR}/${c.id}/started` : undefined,
-      annotations: { "io.hyperlab.name": c.name, "io.hyperlab.image": c.image.reference },
+      annotations: { "io.hyperlab.name": c.name, "io.hyperlab.image": c.image.reference, ...seccompBpf },
+      // With the program in the annotation crun never reads the rules: not written, not parsed.
+      confinement: bpf ? { ...confinement, seccomp: undefined } : confinement,
     });
   }
 
@@ -970,6 +994,8 @@ export class ContainerEngine {
     const args = [c.runtime, "exec", "--cwd", cwd, "--pid-file", pidFile];
     if (user) args.push("--user", `${user.uid}:${user.gid}`);
     if (opts.tty) args.push("--tty");
+    // The runtimes' exec keeps the container's capabilities and seccomp filter, and not its no-new-privileges.
+    if (c.confinement?.noNewPrivileges) args.push("--no-new-privs");
     // The runtime's --env replaces the whole environment: give the container's
     // own, then TERM=xterm for a terminal (as docker exec -t), then the caller's.
     if (opts.env?.length || opts.tty) {
@@ -1520,9 +1546,12 @@ export class ContainerEngine {
     );
     if (done) return;
     const tar = `${LAYER_DIR}/${hex}.tar`;
-    // A built image's layers are gzip: inflated here, where it is quick, not in the guest.
-    const bytes = await inflateLayer(await this.store.blob(digest));
-    const whiteouts = mayHaveWhiteouts(bytes) ? whiteoutArgs(await tarNames(bytes)) : [];
+    // A built image's layers are gzip: inflated here, where it is quick, not in the guest. Every
+    // layer, however it came (pulled, loaded, built), is checked here before the guest's tar
+    // unpacks it as root: its entries stay inside it (layer-tar.ts).
+    const label = `layer ${digest.slice(0, 19)} of ${image.reference}`;
+    const bytes = await inflateLayer(await this.store.blob(digest), label);
+    const whiteouts = whiteoutArgs(await checkLayerTar(bytes, label));
     // Opaque folders need xattrs, which tmpfs has and the guest's / (ramfs) has not (guest-layers.ts).
     const opaque = whiteouts.some((w) => w.startsWith("o:"));
     const dir = opaque ? `${XATTR_LAYER_DIR}/${hex}` : `${LAYER_DIR}/${hex}`;

@@ -113,13 +113,6 @@ export function mayHaveWhiteouts(tar: Uint8Array): boolean {
   return false;
 }
 
-/** A layer blob as a tar: a gzip one (a built image's) inflated on the host, an uncompressed one as it is. */
-export async function inflateLayer(blob: Uint8Array): Promise<Uint8Array> {
-  if (blob[0] !== 0x1f || blob[1] !== 0x8b) return blob;
-  const stream = new Blob([blob as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
 /** The entry names of a tar, in order. */
 export async function tarNames(tar: Uint8Array): Promise<string[]> {
   const names: string[] = [];

@@ -9,6 +9,7 @@
 // Node: tar comes from modern-tar (Web Streams), gzip from DecompressionStream.
 import { createTarDecoder, createTarPacker, type TarHeader } from "modern-tar";
 import { HyperlabError } from "../errors.ts";
+import { checkLayerTar, inflateLayer } from "./layer-tar.ts";
 import { familiarName, normalizeName, parseReference } from "./image-reference.ts";
 import { type Image, type ImageStore, type NewImage, sha256Hex } from "./image-store.ts";
 
@@ -125,20 +126,19 @@ function json<T>(data: Uint8Array, what: string): T {
   }
 }
 
-/** A layer as the store keeps it: an uncompressed tar (a gzip one is inflated; zstd is refused). */
+/**
+ * A layer as the store keeps it: an uncompressed tar (a gzip one is inflated,
+ * within MAX_LAYER_BYTES; zstd is refused), whose entries stay inside it
+ * (layer-tar.ts: no `..`, absolute paths, writes through its own links,
+ * hard links out or device nodes).
+ */
 async function uncompressed(data: Uint8Array, what: string): Promise<Uint8Array> {
-  if (data[0] === 0x1f && data[1] === 0x8b) {
-    try {
-      const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("gzip"));
-      return new Uint8Array(await new Response(stream).arrayBuffer());
-    } catch (err) {
-      throw invalid(`the gzip layer ${what} is damaged: ${(err as Error).message}`);
-    }
-  }
   if (data[0] === 0x28 && data[1] === 0xb5 && data[2] === 0x2f && data[3] === 0xfd) {
     throw new HyperlabError("NOT_SUPPORTED", `layer ${what} is zstd-compressed, which hyperlab cannot unpack yet: save the image with gzip or uncompressed layers`);
   }
-  return data;
+  const tar = await inflateLayer(data, `layer ${what}`);
+  await checkLayerTar(tar, `layer ${what}`);
+  return tar;
 }
 
 /** Docker's manifest.json: one item per image. */

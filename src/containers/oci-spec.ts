@@ -1,6 +1,7 @@
 // The OCI runtime configuration (config.json) of a container's bundle: what
 // crun or runc reads to build the container. Namespaces and mounts are tables.
 import type { Limits } from "./limits.ts";
+import { type AppliedConfinement, DEVICE_RULES, applyConfinement } from "./confinement.ts";
 
 /** What a bundle is made from. */
 export interface BundleOptions {
@@ -21,28 +22,12 @@ export interface BundleOptions {
   /** a file the runtime creates once the container's process has started (poststart hook) */
   startedMarker?: string;
   annotations?: Record<string, string>;
+  /** capabilities, seccomp, no-new-privileges, read-only root, masked paths (default: Docker's default confinement) */
+  confinement?: AppliedConfinement;
 }
 
 /** The namespaces every container gets: it sees its own processes, mounts, host name, IPC, network and cgroup root. */
 export const NAMESPACES = ["pid", "mount", "uts", "ipc", "network", "cgroup"] as const;
-
-/** Capabilities a container's root keeps (Docker's default set). */
-export const DEFAULT_CAPABILITIES = [
-  "CAP_CHOWN",
-  "CAP_DAC_OVERRIDE",
-  "CAP_FSETID",
-  "CAP_FOWNER",
-  "CAP_MKNOD",
-  "CAP_NET_RAW",
-  "CAP_SETGID",
-  "CAP_SETUID",
-  "CAP_SETFCAP",
-  "CAP_SETPCAP",
-  "CAP_NET_BIND_SERVICE",
-  "CAP_SYS_CHROOT",
-  "CAP_KILL",
-  "CAP_AUDIT_WRITE",
-];
 
 /** The filesystems mounted into every container: [destination, type, source, options]. */
 const MOUNTS: ReadonlyArray<readonly [string, string, string, string[]]> = [
@@ -55,18 +40,15 @@ const MOUNTS: ReadonlyArray<readonly [string, string, string, string[]]> = [
   ["/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]],
 ];
 
-/** Paths hidden from the container (as Docker hides them). */
-const MASKED_PATHS = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"];
-const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
-
 /** Builds the config.json object for a bundle whose root filesystem is `rootfs/`. */
 export function bundleConfig(o: BundleOptions): Record<string, unknown> {
-  const resources: Record<string, unknown> = {};
+  const resources: Record<string, unknown> = { devices: DEVICE_RULES };
   if (o.limits.memoryBytes !== undefined) resources.memory = { limit: o.limits.memoryBytes };
   if (o.limits.cpuQuotaUs !== undefined) resources.cpu = { quota: o.limits.cpuQuotaUs, period: o.limits.cpuPeriodUs };
   if (o.limits.cpuWeight !== undefined) resources.unified = { "cpu.weight": String(o.limits.cpuWeight) };
   if (o.limits.pidsLimit !== undefined) resources.pids = { limit: o.limits.pidsLimit };
-  const caps = DEFAULT_CAPABILITIES;
+  const confine = o.confinement ?? applyConfinement();
+  const caps = confine.capabilities;
   return {
     ociVersion: "1.0.2",
     process: {
@@ -77,9 +59,9 @@ export function bundleConfig(o: BundleOptions): Record<string, unknown> {
       cwd: o.cwd,
       capabilities: { bounding: caps, effective: caps, permitted: caps },
       rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
-      noNewPrivileges: true,
+      noNewPrivileges: confine.noNewPrivileges,
     },
-    root: { path: "rootfs", readonly: false },
+    root: { path: "rootfs", readonly: confine.readonlyRootfs },
     hostname: o.hostname,
     mounts: [
       ...MOUNTS.map(([destination, type, source, options]) => ({ destination, type, source, options })),
@@ -98,8 +80,9 @@ export function bundleConfig(o: BundleOptions): Record<string, unknown> {
       namespaces: NAMESPACES.map((type) => ({ type })),
       cgroupsPath: o.cgroupsPath,
       resources,
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      maskedPaths: confine.maskedPaths,
+      readonlyPaths: confine.readonlyPaths,
+      ...(confine.seccomp ? { seccomp: confine.seccomp } : {}),
     },
   };
 }

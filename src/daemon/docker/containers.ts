@@ -4,6 +4,7 @@
 // stream shapes (multiplexed frames without a terminal, raw bytes with one).
 import type { Container, ContainerEngine, WaitCondition } from "../../containers/engine.ts";
 import { BRIDGE_GATEWAY } from "../../containers/network.ts";
+import { MASKED_PATHS, READONLY_PATHS } from "../../containers/confinement.ts";
 import { dockerPortMap } from "../../containers/ports.ts";
 import { HyperlabError } from "../../errors.ts";
 import { type DockerRoute, type RouteCall, compareVersions, dockerHeaders, flag, jsonBody, sendEmpty, sendJson } from "./api.ts";
@@ -137,6 +138,15 @@ export function dockerTime(d: Date | number | undefined): string {
   return new Date(d).toISOString().replace(/\.(\d{3})Z$/, ".$1000000Z");
 }
 
+/** A container's --security-opt values in Docker's form, from what the engine keeps (null: none). */
+function securityOptOf(c: Container): string[] | null {
+  const opts: string[] = [];
+  if (c.confinement?.noNewPrivileges) opts.push("no-new-privileges");
+  const seccomp = c.confinement?.seccomp;
+  if (seccomp) opts.push(`seccomp=${seccomp === "unconfined" ? seccomp : JSON.stringify(seccomp)}`);
+  return opts.length ? opts : null;
+}
+
 /** `GET /containers/{id}/json`. */
 export function inspectJson(c: Container, vm: string): Record<string, unknown> {
   const meta = metaOf(c);
@@ -185,6 +195,14 @@ export function inspectJson(c: Container, vm: string): Record<string, unknown> {
       CpuPeriod: host.CpuPeriod ?? 0,
       CpuShares: host.CpuShares ?? 0,
       PidsLimit: c.limits.pidsLimit ?? null,
+      // As given (a /v1 container: as the engine keeps them), and the paths dockerd fills in.
+      CapAdd: host.CapAdd ?? c.confinement?.capAdd ?? null,
+      CapDrop: host.CapDrop ?? c.confinement?.capDrop ?? null,
+      SecurityOpt: host.SecurityOpt ?? securityOptOf(c),
+      ReadonlyRootfs: c.confinement?.readOnly === true,
+      Privileged: false,
+      MaskedPaths: MASKED_PATHS,
+      ReadonlyPaths: READONLY_PATHS,
     },
     GraphDriver: { Data: null, Name: "overlay2" },
     Mounts: mountList(c),

@@ -6,6 +6,7 @@ import type { CreateOptions, Runtime } from "../../containers/engine.ts";
 import { RUNTIMES } from "../../containers/engine.ts";
 import { CPU_PERIOD_US, cpuSharesToWeight } from "../../containers/limits.ts";
 import { HyperlabError } from "../../errors.ts";
+import { MASKED_PATHS, READONLY_PATHS, parseSecurityOpts } from "../../containers/confinement.ts";
 import { type GoType, checkTypes, fits, jsonKind } from "./body-types.ts";
 import { bindingsOfDocker, exposedPorts } from "../../containers/ports.ts";
 import { type DockerMountSpec, type MountRequest, mountOfDocker, parseVolumeSpec } from "../../containers/mounts.ts";
@@ -49,16 +50,14 @@ export interface DockerMeta {
  * asked for (a value other than Docker's default) and what to say.
  */
 const UNSUPPORTED_HOST: Array<[field: string, asked: (v: unknown) => boolean, instead: string]> = [
-  ["Privileged", truthy, "containers run with Docker's default confinement; drop --privileged"],
+  ["Privileged", truthy, "containers run with Docker's default confinement; drop --privileged (--cap-add ALL and --security-opt seccomp=unconfined lift most of it)"],
   ["Devices", nonEmpty, "no host devices reach a container in hyperlab; drop --device"],
   ["DeviceRequests", nonEmpty, "there are no GPUs or other devices to request; drop --gpus/--device"],
   ["DeviceCgroupRules", nonEmpty, "drop --device-cgroup-rule"],
   ["VolumesFrom", nonEmpty, "name the volumes with -v NAME:/path instead of --volumes-from"],
   ["RestartPolicy", (v) => !!v && !["", "no"].includes(String((v as { Name?: string }).Name ?? "")), "restart policies are not supported; drop --restart"],
-  ["CapAdd", nonEmpty, "capabilities cannot be changed yet; drop --cap-add"],
-  ["CapDrop", nonEmpty, "capabilities cannot be changed yet; drop --cap-drop"],
-  ["SecurityOpt", nonEmpty, "security options are not supported yet; drop --security-opt"],
-  ["ReadonlyRootfs", truthy, "a read-only root is not supported yet; drop --read-only"],
+  ["MaskedPaths", (v) => Array.isArray(v) && !sameList(v, MASKED_PATHS), "the masked paths of /proc and /sys are Docker's default ones; drop --security-opt systempaths=unconfined"],
+  ["ReadonlyPaths", (v) => Array.isArray(v) && !sameList(v, READONLY_PATHS), "the read-only paths of /proc are Docker's default ones; drop --security-opt systempaths=unconfined"],
   ["Links", nonEmpty, "links are not supported; put the containers on one user network and use their names"],
   ["ExtraHosts", nonEmpty, "--add-host is not supported yet"],
   ["Dns", nonEmpty, "containers have no DNS server to set; drop --dns"],
@@ -98,6 +97,10 @@ const UNSUPPORTED_HOST: Array<[field: string, asked: (v: unknown) => boolean, in
   ["Isolation", (v) => !!v && v !== "default", "drop --isolation"],
   ["Runtime", (v) => !!v && !(RUNTIMES as readonly string[]).includes(String(v)), `the runtimes are ${RUNTIMES.join(" and ")}; use --runtime crun or --runtime runc`],
 ];
+
+function sameList(a: unknown[], b: readonly string[]): boolean {
+  return a.length === b.length && b.every((x) => a.includes(x));
+}
 
 function truthy(v: unknown): boolean {
   return v !== undefined && v !== null && v !== false && v !== 0 && v !== "";
@@ -192,7 +195,7 @@ const HOST_TYPES: ReadonlyArray<readonly [field: string, type: GoType]> = [
   ["NetworkMode", "string"], ["Runtime", "string"], ["IpcMode", "string"], ["PidMode", "string"], ["UTSMode", "string"], ["UsernsMode", "string"], ["CgroupnsMode", "string"],
   ["AutoRemove", "bool"], ["Init", "bool"], ["PublishAllPorts", "bool"], ["Privileged", "bool"], ["ReadonlyRootfs", "bool"],
   ["Memory", "int64"], ["NanoCpus", "int64"], ["CpuQuota", "int64"], ["CpuPeriod", "int64"], ["CpuShares", "int64"], ["PidsLimit", "int64"], ["MemorySwap", "int64"], ["MemorySwappiness", "int64"],
-  ["ConsoleSize", "[]int64"], ["Binds", "[]string"], ["Mounts", "[]object"], ["PortBindings", "object"], ["RestartPolicy", "object"], ["LogConfig", "object"],
+  ["ConsoleSize", "[]int64"], ["Binds", "[]string"], ["CapAdd", "strslice"], ["CapDrop", "strslice"], ["SecurityOpt", "[]string"], ["MaskedPaths", "[]string"], ["ReadonlyPaths", "[]string"], ["Mounts", "[]object"], ["PortBindings", "object"], ["RestartPolicy", "object"], ["LogConfig", "object"],
 ];
 
 const ENDPOINT_TYPES: ReadonlyArray<readonly [field: string, type: GoType]> = [["Aliases", "[]string"], ["IPAMConfig", "object"], ["MacAddress", "string"]];
@@ -277,6 +280,14 @@ export function createOptions(body: DockerCreateBody, query: { name?: string | n
   const pids = host.PidsLimit;
   if (typeof pids === "number" && pids > 0) limits.pidsLimit = pids;
 
+  // Docker's confinement: --cap-add/--cap-drop, --read-only, --security-opt (the engine checks the names).
+  const list = (field: string): unknown[] | undefined => {
+    const v = host[field];
+    if (v === undefined || v === null) return undefined;
+    // CapAdd and CapDrop are Docker's StrSlice: one string is a list of one (the types were checked above).
+    return Array.isArray(v) ? v : [v];
+  };
+  const security = parseSecurityOpts(list("SecurityOpt") ?? []);
   const console = Array.isArray(host.ConsoleSize) ? (host.ConsoleSize as number[]) : [0, 0];
   const runtime = host.Runtime ? (String(host.Runtime) as Runtime) : undefined;
   const entrypoint = argv(body.Entrypoint);
@@ -305,6 +316,10 @@ export function createOptions(body: DockerCreateBody, query: { name?: string | n
     publishAll: host.PublishAllPorts === true,
     exposedPorts: exposedPorts(body.ExposedPorts, "Config.ExposedPorts"),
     mounts: dockerMounts(body, host),
+    capAdd: list("CapAdd") as string[] | undefined,
+    capDrop: list("CapDrop") as string[] | undefined,
+    readOnly: host.ReadonlyRootfs === true,
+    ...security,
   };
   return { options, meta: { config: body, hostConfig: host, networkMode: mode } };
 }

@@ -127,7 +127,7 @@ async function info(call: RouteCall): Promise<void> {
     ContainerdCommit: { ID: "", Expected: "" },
     RuncCommit: { ID: "", Expected: "" },
     InitCommit: { ID: "", Expected: "" },
-    SecurityOptions: ["name=cgroupns"],
+    SecurityOptions: ["name=seccomp,profile=builtin", "name=cgroupns"],
     Warnings: [],
   });
 }

@@ -27,8 +27,8 @@ describe("image archives (docker save and docker load)", () => {
   });
 
   it("reads dockerd 20.10's layout: <id>/layer.tar, a config file, and a layer shared through a symlink", async () => {
-    const base = enc.encode("base layer bytes");
-    const top = enc.encode("top layer bytes");
+    const base = await packTar([file("etc/base", "base layer")]);
+    const top = await packTar([file("etc/top", "top layer")]);
     const c1 = await config([base]);
     const c2 = await config([base, top]);
     const archive = await packTar([
@@ -56,7 +56,7 @@ describe("image archives (docker save and docker load)", () => {
   });
 
   it("reads an OCI layout: the linux/386 image of a multi-platform index, its gzip layer inflated", async () => {
-    const layer = enc.encode("the 386 layer");
+    const layer = await packTar([file("etc/386", "the 386 layer")]);
     const gz = new Uint8Array(await new Response(new Blob([layer]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
     const cfg = await config([layer]);
     const hex = async (b: Uint8Array) => sha256Hex(b);
@@ -81,6 +81,12 @@ describe("image archives (docker save and docker load)", () => {
     await expect(readImageArchive(chunks(only))).rejects.toThrow("the archive has images for linux/arm64 only: hyperlab runs linux/386 images");
     const damaged = await packTar([file("index.json", index), file(`blobs/sha256/${await sha256Hex(list)}`, "not it")]);
     await expect(readImageArchive(chunks(damaged))).rejects.toThrow("does not match its digest");
+  });
+
+  it("refuses a layer whose entries leave it (the image escape), naming the layer and the entry", async () => {
+    const evil = await packTar([link("lib", "/etc"), file("lib/passwd", "root::0:0::/:/bin/sh\n")]);
+    const archive = await packTar([file("aaa/layer.tar", evil), file("c.json", await config([evil])), file("manifest.json", JSON.stringify([{ Config: "c.json", RepoTags: ["evil:1"], Layers: ["aaa/layer.tar"] }]))]);
+    await expect(readImageArchive(chunks(archive))).rejects.toThrow("refusing layer aaa/layer.tar: the entry 'lib/passwd' goes through the symbolic link 'lib' the layer made");
   });
 
   it("refuses what is not an image archive", async () => {
