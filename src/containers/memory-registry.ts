@@ -8,6 +8,7 @@
 // `registry.fetch`, which answers requests for the registry's address and
 // passes every other request on. Everything is checked by its digest on the
 // way in.
+import { concatBytes } from "../bytes.ts";
 import { sha256Digest } from "./registry.ts";
 
 /** The most one registry holds (blobs and manifests together), so a runaway push fails rather than filling the host's memory. */
@@ -38,16 +39,6 @@ function registryError(status: number, code: string, message: string, detail?: u
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 /** A repository name as the distribution spec allows it: lowercase path components. */
 const NAME = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
 
 /** The registry's own headers on every successful answer. */
 function headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -230,7 +221,7 @@ export class MemoryRegistry {
 
   private async finish(name: string, digest: string, chunks: Uint8Array[]): Promise<Response> {
     if (!DIGEST.test(digest)) return registryError(400, "DIGEST_INVALID", `invalid digest '${digest}': expected sha256:<64 hex digits>`);
-    const data = concat(chunks);
+    const data = concatBytes(chunks);
     const actual = await sha256Digest(data);
     if (actual !== digest) return registryError(400, "DIGEST_INVALID", `provided digest did not match uploaded content: ${digest} named, ${actual} received`);
     if (!this.blobs.has(digest)) {

@@ -6,6 +6,7 @@
 // parser than random bytes do.
 import fc from "fast-check";
 import { expect } from "vitest";
+import { concatBytes } from "../../src/bytes.ts";
 import { HyperlabError } from "../../src/errors.ts";
 
 /**
@@ -110,15 +111,7 @@ function applyEdit(bytes: Uint8Array, e: ByteEdit): Uint8Array {
   }
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 /** `valid` with one to four edits (a mutated valid input). */
 export function mutatedBytes(valid: Uint8Array, maxEdits = 4): fc.Arbitrary<Uint8Array> {

@@ -6,6 +6,7 @@
 // (attach, exec start: `Upgrade: tcp`) hijacked into raw two-way streams.
 // It adapts the bytes to http.ts's DockerRequest and DockerResponse, so the
 // same Docker API handler serves them. Nothing here needs Node.
+import { concatBytes } from "../../bytes.ts";
 import { HyperlabError } from "../../errors.ts";
 import type { GuestStream } from "../../guest/agent-stream.ts";
 import { MAX_JSON_BODY } from "./api.ts";
@@ -44,14 +45,7 @@ const REASONS: Readonly<Record<number, string>> = {
 const encoder = new TextEncoder();
 
 function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return parts.length === 1 ? parts[0]! : concatBytes(parts);
 }
 
 function headerBlock(status: number, headers: ReadonlyArray<readonly [string, string]>): Uint8Array {
