@@ -622,14 +622,13 @@ export class Vm {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        this.listeners.delete(listener);
+        off();
         resolve(this._stopReason);
       };
-      const listener = (e: VmEvent) => {
+      const off = this.onEvent((e) => {
         if (e.type === "state" && (e.state === "stopped" || e.state === "destroyed")) done();
-      };
+      });
       const timer = setTimeout(done, ms);
-      this.listeners.add(listener);
     });
   }
 
