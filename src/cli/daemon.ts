@@ -1,5 +1,5 @@
 // `hyperlab daemon`: starts the daemon (src/daemon/) in this process and
-// keeps it until SIGINT or SIGTERM.
+// keeps it until SIGINT or SIGTERM, when it saves its VMs for the next start.
 import { resolve } from "node:path";
 import { startDaemon } from "../daemon/daemon.ts";
 import { parseTcpHost } from "../daemon/server.ts";
@@ -14,14 +14,17 @@ Starts a hypervisor with one VM named 'default' and serves their API on a
 Unix socket (docs/api.md). Every VM hosts containers: while the daemon runs,
 'hyperlab run', 'ps', 'exec', 'logs', 'stop', 'kill', 'rm', 'inspect' and
 'stats CONTAINER' use the VM named by --vm (default: 'default'), and
-'hyperlab vm ...' and 'stats' the hypervisor. Stop it with Ctrl-C or SIGTERM
-(its VMs and their containers are destroyed).
+'hyperlab vm ...' and 'stats' the hypervisor. Stop it with Ctrl-C or SIGTERM:
+it saves each VM (a delta snapshot, with its containers) in the data root,
+and the next start on that data root brings them back, running ones running.
+After a crash (SIGKILL, a power cut) the next start starts each VM fresh and
+lists its containers as exited (255) with why (docs/reliability.md).
 
 Options:
   --socket PATH          where to listen (default ${defaultSocketPath()}; or $HYPERLAB_SOCKET)
   --memory-budget MIB    memory all VMs together may reserve (default: half the host's memory)
   --warm-pool N          VMs kept restored and paused for instant 'vm create' (default 1)
-  --data-root DIR        where images loaded or tagged through the Docker API are kept
+  --data-root DIR        where images, volumes and the VMs across restarts are kept
                          (default \$XDG_DATA_HOME/hyperlab, else ~/.local/share/hyperlab)
   --host tcp://127.0.0.1:PORT
                          also serve on this loopback TCP port (never another
@@ -68,7 +71,17 @@ async function daemonCommand(args: string[]): Promise<number> {
     process.once("SIGINT", () => resolve());
     process.once("SIGTERM", () => resolve());
   });
-  await daemon.close();
+  // Its VMs are saved for the next start; a second signal stops at once (the next start then reports them lost).
+  const now = () => {
+    process.stderr.write("hyperlab: stopping without saving the rest: the next start reports unsaved VMs as lost\n");
+    process.exit(130);
+  };
+  process.once("SIGINT", now);
+  process.once("SIGTERM", now);
+  process.stderr.write("hyperlab: saving the VMs for the next start (a second Ctrl-C stops at once)\n");
+  const report = await daemon.close({ save: true });
+  for (const s of report?.saved ?? []) process.stderr.write(`hyperlab: VM ${s.vm} saved (${(s.bytes / 2 ** 20).toFixed(1)} MiB)\n`);
+  for (const f of report?.failed ?? []) process.stderr.write(`hyperlab: VM ${f.vm} could not be saved: ${f.reason}\n`);
   return 0;
 }
 

@@ -190,6 +190,8 @@ export interface Container {
   meta: Record<string, unknown>;
   /** why the container's process could not start (its exit code is then 126 or 127) */
   startError?: string;
+  /** why the container's files are gone: its VM ended without a snapshot (see adoptLost); it cannot start again */
+  lost?: string;
   /** PID 1 is docker-init, the command its child */
   init?: boolean;
   env: string[];
@@ -562,6 +564,9 @@ export class ContainerEngine {
     if (c.status === "running") {
       throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot start container ${c.name}: it is already running`);
     }
+    if (c.lost) {
+      throw new HyperlabError("CONTAINER_INVALID_STATE", `cannot start container ${c.name}: ${c.lost}; its files went with that guest: remove it (rm ${c.name}) and run it again`);
+    }
     if (c.status === "exited") await this.prepareRerun(c);
     if (isUserNetwork(c)) {
       // Its network may have been removed since it was created (Docker allows that while no container on it runs).
@@ -737,6 +742,40 @@ export class ContainerEngine {
         c.exitCode = -1;
         c.finishedAt = new Date();
       }
+    }
+  }
+
+  /**
+   * Takes into the engine of a fresh guest the records of containers whose
+   * guest was lost (its VM ended without a snapshot: the daemon killed, a
+   * power cut), so they are listed, never silently gone: each is exited,
+   * those that were running or created with exit code 255 (as Docker reports
+   * containers a crash took), and `lost` says why. Their files went with the
+   * guest, so none can start again. Their logs, networks and volumes stay.
+   * Legal on a new engine, before any create.
+   */
+  adoptLost(records: EngineRecords, reason: string, at: Date = new Date()): void {
+    if (this.containers.size) throw new HyperlabError("CONTAINER_INVALID_STATE", "an engine takes back lost records only before it has containers of its own");
+    const bytes = (b: string) => Uint8Array.from(atob(b), (ch) => ch.charCodeAt(0));
+    this.nextAddress = records.nextAddress;
+    this.networkTable = new NetworkTable(records.networks);
+    for (const r of records.containers) {
+      const wasUp = r.status !== "exited";
+      this.containers.set(r.id, {
+        ...r,
+        createdAt: new Date(r.createdAt),
+        startedAt: r.startedAt ? new Date(r.startedAt) : undefined,
+        finishedAt: wasUp ? new Date(Math.max(+at, r.startedAt ? Date.parse(r.startedAt) : 0)) : r.finishedAt ? new Date(r.finishedAt) : undefined,
+        status: "exited",
+        exitCode: wasUp ? 255 : r.exitCode,
+        paused: false,
+        initPid: undefined,
+        shimPid: undefined,
+        shimRequestId: undefined,
+        published: undefined,
+        lost: reason,
+        logs: r.logs.map((l) => ({ stream: l.stream, data: bytes(l.data), time: l.time ?? Date.parse(r.createdAt) })),
+      });
     }
   }
 

@@ -31,8 +31,12 @@ export function nodeImageStore(dir: string = defaultImageLayoutDir, opts: { data
   return opts.dataRoot === undefined ? new ImageStore(read, dir) : new ImageStore(read, dir, folderLayout(join(opts.dataRoot, "images")));
 }
 
-/** Writes `data` to `path` atomically: a temporary file beside it, flushed, renamed over it, and the folder flushed. */
-async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
+/**
+ * Writes `data` to `path` atomically: a temporary file beside it (named
+ * `.tmp-PID-…`, cleared by folderLayout once PID is gone), flushed, renamed
+ * over it, and the folder flushed. A crash leaves the old file or the new one.
+ */
+export async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
   const dir = path.slice(0, path.lastIndexOf("/"));
   const tmp = `${dir}/.tmp-${process.pid}-${Math.random().toString(36).slice(2)}-${path.slice(dir.length + 1)}`;
   const f = await open(tmp, "wx", 0o644);
@@ -64,7 +68,7 @@ function isMissing(err: unknown): boolean {
 }
 
 /** Whether process `pid` exists. */
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

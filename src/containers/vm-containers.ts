@@ -119,6 +119,20 @@ export class VmContainers {
     return () => void this.eventListeners.delete(listener);
   }
 
+  /**
+   * Gives `vm`, a fresh VM standing in for one that was lost (ended without a
+   * snapshot), the containers' records of the lost one: listed exited, with
+   * `reason` (see ContainerEngine.adoptLost). Legal before `vm` has containers.
+   */
+  adoptLost(vm: Vm, records: EngineRecords, reason: string, at?: Date): void {
+    this.engineOf(vm).adoptLost(records, reason, at);
+  }
+
+  /** `vm`'s containers' records as its next snapshot would keep them (undefined: it has none). */
+  recordsOf(vm: Vm): EngineRecords | undefined {
+    return vm.collectRecords()?.[RECORDS_KEY] as EngineRecords | undefined;
+  }
+
   /** Stops taking back containers of new VMs (the engines stay with their VMs). */
   close(): void {
     this.unsubscribe();

@@ -46,8 +46,10 @@ export function hyperlabWithInput(socket: string, args: string[], input: string)
 export interface DaemonProcess {
   /** what the daemon printed on stderr so far */
   readonly stderr: string;
-  /** SIGTERM, then waits for it to exit */
+  /** SIGTERM (it saves its VMs), then waits for it to exit */
   stop(): Promise<void>;
+  /** SIGKILL (nothing saved, as in a crash), then waits for it to exit */
+  kill(): Promise<void>;
 }
 
 /** Starts `hyperlab daemon --socket SOCKET ...extraArgs` and waits until it says it is ready. */
@@ -70,6 +72,11 @@ export async function startDaemon(socket: string, extraArgs: string[] = [], time
     stop: async () => {
       child.kill("SIGTERM");
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r)));
+      if (dataRoot) await rm(dataRoot, { recursive: true, force: true });
+    },
+    kill: async () => {
+      child.kill("SIGKILL");
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once("exit", r)));
       if (dataRoot) await rm(dataRoot, { recursive: true, force: true });
     },
   };

@@ -167,7 +167,7 @@ export function inspectJson(c: Container, vm: string): Record<string, unknown> {
       // The container's first process as the VM sees it (the inspect route reads it: engine.initPid).
       Pid: c.status === "running" ? (c.initPid ?? 0) : 0,
       ExitCode: c.exitCode ?? 0,
-      Error: c.startError ?? "",
+      Error: c.startError ?? c.lost ?? "",
       StartedAt: dockerTime(c.startedAt),
       FinishedAt: dockerTime(c.finishedAt),
     },
