@@ -126,7 +126,7 @@ describe("the daemon's VMs and containers across its restarts", () => {
     await daemon!.stop();
     const snap = join(dataRoot, "state", "snapshots", "b.snap");
     const bytes = await readFile(snap);
-    bytes[bytes.length >> 1] ^= 0xff;
+    bytes[bytes.length >> 1]! ^= 0xff;
     await writeFile(snap, bytes);
     await start();
     expect(daemon!.stderr).toContain("VM default restored from its snapshot");

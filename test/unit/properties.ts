@@ -4,6 +4,7 @@
 // HyperlabError), and mutations of valid inputs (flipped bytes, cuts,
 // insertions, duplicated runs, huge numbers), which reach far deeper into a
 // parser than random bytes do.
+import { appendFileSync } from "node:fs";
 import fc from "fast-check";
 import { expect } from "vitest";
 import { concatBytes } from "../../src/bytes.ts";
@@ -25,7 +26,16 @@ export const RUN_TIMEOUT_MS = 2_000;
  */
 export function params(numRuns = RUNS): fc.Parameters<unknown> {
   const limitMs = Math.max(20_000, numRuns * 50);
-  return { numRuns, plugins: [fc.timeout(RUN_TIMEOUT_MS), fc.interruptAfterTimeLimit(limitMs, { failOnInterrupt: true })] } as fc.Parameters<unknown>;
+  const p = { numRuns, plugins: [fc.timeout(RUN_TIMEOUT_MS), fc.interruptAfterTimeLimit(limitMs, { failOnInterrupt: true })] } as fc.Parameters<unknown>;
+  const report = process.env.HYPERLAB_RELIABILITY_REPORT;
+  if (!report) return p;
+  // `npm run bench -- reliability` counts the inputs each property tried (docs/reliability.md); failing stays fast-check's own.
+  const record = (d: fc.RunDetails<unknown>) => {
+    const { testPath, currentTestName } = expect.getState();
+    appendFileSync(report, JSON.stringify({ file: testPath, test: currentTestName, runs: d.numRuns, failed: d.failed }) + "\n");
+    if (d.failed) throw new Error(fc.defaultReportMessage(d) ?? "property failed", { cause: d.errorInstance });
+  };
+  return { ...p, reporter: record } as fc.Parameters<unknown>;
 }
 
 /** What a hostile input did: it was taken (`value`), or refused with a coded error. */

@@ -1,0 +1,143 @@
+// Writes docs/reliability.md from bench/results/reliability.json (`npm run
+// bench -- reliability`: faults, hostile archives, property-test inputs) and
+// bench/results/soak.json (`npm run bench -- soak`: load held). Either
+// benchmark calls it after writing its results, so the document always shows
+// the last measured figures, with when they were measured.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export interface PropertyRow {
+  target: string;
+  file: string;
+  /** properties (fast-check asserts) run */
+  properties: number;
+  /** generated inputs tried, all properties together */
+  inputs: number;
+  /** tests of the file that did not pass */
+  failed: number;
+}
+
+export interface FaultRow {
+  fault: string;
+  sees: string;
+  file: string;
+  /** the test's name */
+  name: string;
+  /** passed, failed, skipped, missing */
+  status: string;
+}
+
+export interface ReliabilityResult {
+  properties: PropertyRow[];
+  faults: FaultRow[];
+  archives: Array<{ file: string; tests: number; passed: number; names: string[] }>;
+  measured_at: string;
+}
+
+const root = new URL("../", import.meta.url);
+
+function readJson<T>(name: string): T | undefined {
+  const url = new URL(`bench/results/${name}.json`, root);
+  return existsSync(url) ? (JSON.parse(readFileSync(url, "utf8")) as T) : undefined;
+}
+
+/** A Markdown table. */
+function table(head: string[], rows: Array<Array<string | number>>): string {
+  return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+}
+
+/** The soak section, from soak.json (whatever of its figures are there). */
+function soakSection(soak: Record<string, any> | undefined): string {
+  if (!soak) return "Not measured yet: run `npm run bench -- soak`.";
+  const out: string[] = [];
+  const s = soak.summary ?? soak;
+  out.push(
+    `Measured ${soak.measured_at ?? ""} with ${s.clients ?? "?"} concurrent clients for ${s.duration_s ?? "?"} s across ${s.vms ?? "?"} VMs` +
+      ` (\`npm run bench -- soak${s.duration_s && s.duration_s !== 600 ? ` -- --duration ${s.duration_s}` : ""}\`).`,
+  );
+  out.push("");
+  out.push(table(["requests", "errors", "slow client present"], [[s.requests ?? "?", s.errors ?? "?", s.stuck_client === false ? "no" : "yes"]]));
+  if (soak.calls && typeof soak.calls === "object") {
+    out.push("");
+    out.push(
+      table(
+        ["call", "requests", "errors", "p50 ms", "p99 ms"],
+        Object.entries(soak.calls as Record<string, any>).map(([k, v]) => [k, v.requests ?? v.count ?? "?", v.errors ?? 0, v.p50_ms ?? v.p50 ?? "?", v.p99_ms ?? v.p99 ?? "?"]),
+      ),
+    );
+  }
+  if (soak.resources && typeof soak.resources === "object") {
+    out.push("");
+    out.push(
+      table(
+        ["figure", "before", "after", "growth"],
+        Object.entries(soak.resources as Record<string, any>).map(([k, v]) => [k, v.before ?? "?", v.after ?? "?", v.growth ?? (typeof v.after === "number" && typeof v.before === "number" ? v.after - v.before : "?")]),
+      ),
+    );
+  }
+  if (Array.isArray(soak.error_kinds) && soak.error_kinds.length) {
+    out.push("");
+    out.push("Errors by kind:");
+    for (const e of soak.error_kinds) out.push(`- ${e.count ?? "?"} × ${e.message ?? e.kind ?? JSON.stringify(e)}`);
+  }
+  if (soak.note) out.push("", String(soak.note));
+  return out.join("\n");
+}
+
+/** The document's text from the results there are. */
+export function reliabilityDoc(): string {
+  const rel = readJson<ReliabilityResult>("reliability");
+  const soak = readJson<Record<string, any>>("soak");
+  const faults = rel?.faults ?? [];
+  const failedFaults = faults.filter((f) => f.status !== "passed");
+  const lostSoak = Number((soak?.summary ?? soak)?.errors ?? 0);
+  const props = rel?.properties ?? [];
+  return `# Reliability: figures
+
+What hyperlab holds under load, which faults it survives, and which hostile
+inputs it refuses, as last measured. Generated: do not edit by hand.
+\`npm run bench -- soak\` rewrites the load figures, \`npm run bench --
+reliability\` runs the tests below and rewrites the rest (bench/results/soak.json
+and bench/results/reliability.json hold the raw figures). \`npm test\` runs
+every test named here, and a one-minute soak (test/integration/soak.test.ts).
+
+## Load held
+
+${soakSection(soak)}
+
+## Faults survived
+
+${rel ? `Measured ${rel.measured_at}.\n\n${table(["fault", "what a user sees", "test", "result"], faults.map((f) => [f.fault, f.sees, `${f.file} › ${f.name}`, f.status]))}` : "Not measured yet: run `npm run bench -- reliability`."}
+
+## Hostile input refused
+
+Property tests (fast-check): each property generates inputs (random, and
+valid ones mutated: flipped bytes, cuts, insertions, duplicated runs, huge
+numbers, wrong JSON types) and requires a value or a coded error for each,
+never a crash or a hang (docs/api.md, "Limits", lists every size bound).
+
+${rel ? table(["target", "properties", "inputs tried", "failed tests"], [...props.map((p) => [`${p.target} (${p.file})`, p.properties, p.inputs, p.failed]), ["all", props.reduce((n, p) => n + p.properties, 0), props.reduce((n, p) => n + p.inputs, 0), props.reduce((n, p) => n + p.failed, 0)]]) : "Not measured yet."}
+
+Hostile image archives (layer tars and \`docker load\` archives: \`../\` paths,
+absolute paths, links out of the root, writes through links, device nodes,
+truncated, huge and endless entries, gzip bombs), each a test:
+
+${rel ? table(["file", "cases", "passed"], rel.archives.map((a) => [a.file, a.tests, a.passed])) : "Not measured yet."}
+
+## What was lost
+
+${rel || soak ? (failedFaults.length === 0 && lostSoak === 0 ? "Nothing: every fault test passed and the soak had no errors." : `${failedFaults.length} fault test(s) did not pass (${failedFaults.map((f) => f.fault).join("; ") || "none"}); the soak had ${lostSoak} error(s).`) : "Not measured yet."}
+What a crash cannot keep, by design (docs/api.md, "Across restarts"): after a
+SIGKILL or a power cut, the memory of each VM (its running processes and the
+files its containers wrote) is gone; the VM comes back fresh and its
+containers are listed \`Exited (255)\` with why, with their logs up to their
+last event. A clean stop (SIGTERM, Ctrl-C) keeps everything.
+`;
+}
+
+/** Rewrites docs/reliability.md. */
+export function writeReliabilityDoc(): void {
+  const path = fileURLToPath(new URL("docs/reliability.md", root));
+  writeFileSync(path, reliabilityDoc());
+  console.error(`reliability: wrote ${path}`);
+}
