@@ -176,6 +176,8 @@ export interface Container {
   id: string;
   name: string;
   image: ImageInfo;
+  /** the image as the create named it (`busybox`), which Docker's lists and events show; absent for a build step's state */
+  imageName?: string;
   /** the whole argv: entrypoint, then cmd */
   command: string[];
   entrypoint: string[];
@@ -474,6 +476,8 @@ export class ContainerEngine {
       id,
       name,
       image,
+      // Docker lists and reports the image as it was asked for (`busybox`), not its full reference.
+      imageName: opts.imageInfo ? undefined : opts.image,
       command,
       entrypoint,
       cmd,
@@ -1001,7 +1005,8 @@ export class ContainerEngine {
 
   /** Tells the event listeners that `action` happened to `c`. */
   protected emit(c: Container, action: string, attributes: Record<string, string> = {}): void {
-    const e: ContainerEvent = { type: "container", action, id: c.id, name: c.name, image: c.image.reference, time: Date.now(), attributes: { name: c.name, image: c.image.reference, ...c.labels, ...attributes } };
+    const image = c.imageName ?? c.image.reference;
+    const e: ContainerEvent = { type: "container", action, id: c.id, name: c.name, image, time: Date.now(), attributes: { name: c.name, image, ...c.labels, ...attributes } };
     for (const l of [...this.listeners]) {
       try {
         l(e);

@@ -48,7 +48,7 @@ describe("the docker CLI against hyperlab's daemon: containers", () => {
     expect(id).toMatch(/^[0-9a-f]{64}$/);
     const ps = await docker("ps");
     expect(ps.stdout.split("\n")[0]).toMatch(/^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$/);
-    expect(ps.stdout).toMatch(new RegExp(`^${id.slice(0, 12)}\\s+busybox:latest\\s+"sh -c 'echo started…"\\s+.*\\s+Up .*\\s+web$`, "m"));
+    expect(ps.stdout).toMatch(new RegExp(`^${id.slice(0, 12)}\\s+busybox\\s+"sh -c 'echo started…"\\s+.*\\s+Up .*\\s+web$`, "m"));
     expect((await docker("ps", "--filter", "label=tier=front", "--format", "{{.Names}}")).stdout).toBe("web\n");
     expect((await docker("ps", "--filter", "label=tier=back", "-q")).stdout).toBe("");
     await new Promise((r) => setTimeout(r, 300));

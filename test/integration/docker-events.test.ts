@@ -84,7 +84,7 @@ describe("the docker CLI against hyperlab's daemon: events", () => {
     await docker("rm", "shaped");
     const r = await docker("events", "--since", String(since), "--until", "0s", "--filter", "container=shaped", "--filter", "event=create", "--format", "{{json .}}");
     const e = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(e).toMatchObject({ status: "create", id: run.stdout.trim(), from: "busybox:latest", Type: "container", Action: "create", Actor: { ID: run.stdout.trim(), Attributes: { name: "shaped" } }, scope: "local" });
+    expect(e).toMatchObject({ status: "create", id: run.stdout.trim(), from: "busybox", Type: "container", Action: "create", Actor: { ID: run.stdout.trim(), Attributes: { name: "shaped", image: "busybox" } }, scope: "local" });
     expect(String(e.timeNano)).toMatch(/^\d{19}$/);
     expect(Math.floor(Number(e.timeNano) / 1e9)).toBe(e.time);
     const bad = await docker("events", "--filter", "colour=red", "--until", "0s");

@@ -109,7 +109,7 @@ export function summary(c: Container): Record<string, unknown> {
   return {
     Id: c.id,
     Names: [`/${c.name}`],
-    Image: c.image.reference,
+    Image: c.imageName ?? c.image.reference,
     ImageID: c.image.id,
     Command: c.command.map(shellWord).join(" "),
     Created: Math.floor(c.createdAt.getTime() / 1000),
