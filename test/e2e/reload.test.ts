@@ -104,7 +104,7 @@ describe("the page's VMs across a reload", () => {
     expect((await saveView(page)).restore).toBe("fresh");
     await run(page, VM, "echo kept across the reload > /root/note.txt; KEPT=shell-$((6*7)); echo ok", /\nok\r?\n/);
     await run(page, VM, "docker run -d --name keeper busybox sleep 3600", /\n[0-9a-f]{64}\r?\n/, DOCKER_MS);
-    await layer("hypervisor").locator('button[name="create-vm"]').click();
+    await layer("hypervisor").locator('button[data-action="create-vm"]').click();
     await expect.poll(() => layer("hypervisor").locator('.item.vm[data-vm="vm-1"]').getAttribute("data-state", { timeout: 1000 }).catch(() => null), { timeout: 60_000 }).toBe("running");
     uptimeBefore = await uptime();
     const saved = await waitForSave(page, "the second VM was created", 2);
