@@ -37,6 +37,13 @@ interface RawWorker {
 /** How long a browser VM worker may leave a ping unanswered before it is taken for dead. */
 export const WEB_WORKER_SILENCE_MS = 5000;
 const PING_MS = 1000;
+/**
+ * Calls that hold the worker's thread for a while (they copy or hash the
+ * whole guest RAM: a snapshot on a loaded machine takes seconds): while one
+ * is in flight, a ping may go unanswered for up to this long, ms.
+ */
+export const LONG_CALL_SILENCE_MS = 60_000;
+const LONG_CALLS: ReadonlySet<string> = new Set(["snapshot", "deltaSnapshot", "pageHashes"]);
 
 /**
  * A browser says nothing when a worker ends itself (close()) or is ended
@@ -45,7 +52,7 @@ const PING_MS = 1000;
  * it is gone. Only an unanswered ping counts: a throttled timer on a hidden
  * page sends fewer pings, not a false alarm.
  */
-function watchWebWorker(api: VmWorkerRemote, lost: (why: string) => void, over: () => boolean): void {
+function watchWebWorker(api: VmWorkerRemote, lost: (why: string) => void, over: () => boolean, busy: () => boolean): void {
   let sentAt: number | undefined;
   const timer = setInterval(() => {
     if (over()) return clearInterval(timer);
@@ -55,9 +62,9 @@ function watchWebWorker(api: VmWorkerRemote, lost: (why: string) => void, over: 
         () => sentAt === t && (sentAt = undefined),
         () => {},
       );
-    } else if (performance.now() - sentAt > WEB_WORKER_SILENCE_MS) {
+    } else if (performance.now() - sentAt > (busy() ? LONG_CALL_SILENCE_MS : WEB_WORKER_SILENCE_MS)) {
       clearInterval(timer);
-      lost(`it stopped answering for ${WEB_WORKER_SILENCE_MS / 1000} s: it ended itself or the browser ended it`);
+      lost(`it stopped answering for ${Math.round((performance.now() - sentAt) / 1000)} s: it ended itself or the browser ended it`);
     }
   }, PING_MS);
 }
@@ -208,12 +215,18 @@ export async function spawnVmWorker(): Promise<VmWorker> {
     for (const reject of inFlight) reject(err);
     inFlight.clear();
   };
+  let longCalls = 0;
   const call = (method: string, args: unknown[]): Promise<unknown> => {
     if (deathError) return Promise.reject(deathError);
+    const long = LONG_CALLS.has(method);
+    if (long) longCalls++;
     return new Promise((resolve, reject) => {
       inFlight.add(reject);
       const pending = (remote as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method]!(...args);
-      pending.then(resolve, reject).finally(() => inFlight.delete(reject));
+      pending.then(resolve, reject).finally(() => {
+        inFlight.delete(reject);
+        if (long) longCalls--;
+      });
     });
   };
   const api = new Proxy({} as VmWorkerRemote, {
@@ -229,7 +242,7 @@ export async function spawnVmWorker(): Promise<VmWorker> {
   port1.start();
   (port1 as { unref?: () => void }).unref?.();
   await api.connect(Comlink.transfer(port2, [port2]));
-  if (raw.lost) watchWebWorker(api, raw.lost, () => terminating || deathError !== undefined);
+  if (raw.lost) watchWebWorker(api, raw.lost, () => terminating || deathError !== undefined, () => longCalls > 0);
 
   return {
     api,

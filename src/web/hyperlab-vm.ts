@@ -6,7 +6,9 @@ import { HyperlabError } from "../errors.ts";
 import { VOLUME_NAME } from "../containers/volumes.ts";
 import { DROP_HOME, type DropReport, type DropTarget, type DroppedFile, copyIntoGuest, droppedFiles, volumeNames } from "./drop-files.ts";
 import { pageDocker } from "./page-docker.ts";
-import { type PageVmEvent, PageVm } from "./page-vm.ts";
+import { type PageRestore, PageSaver, type SaveReport, type SavedOptions, dropFreshParam, freshRequested, loadPageSave, restoreOthers } from "./page-save.ts";
+import { clearSave } from "./page-save-store.ts";
+import { type PageVmEvent, PageVm, isElementVm } from "./page-vm.ts";
 import { pageHost } from "./page-host.ts";
 import { PHASE_LABEL, type StartPhase } from "./progress.ts";
 import { StackView } from "./stack-view.ts";
@@ -54,6 +56,12 @@ header .ttp { margin-left: auto; color: #2f6f3e; font-variant-numeric: tabular-n
 .error .code { font: 12px ui-monospace, monospace; color: #a0453a; }
 .error p { margin: 6px 0; white-space: pre-wrap; }
 .error button { font: inherit; padding: 3px 12px; }
+.notice { display: flex; gap: 10px; align-items: baseline; padding: 6px 10px; background: #fdf8e6; color: #5b4a12; border-bottom: 1px solid #e6d9a6; font-size: 13px; }
+.notice[hidden] { display: none; }
+.notice p { margin: 0; flex: 1; white-space: pre-wrap; }
+.notice button { font: 12px system-ui, sans-serif; }
+header .start-over { font: 12px system-ui, sans-serif; }
+header .start-over[hidden] { display: none; }
 header .drop-into { font-size: 12px; color: #4a5568; }
 header .drop-into select { font: 12px system-ui, sans-serif; max-width: 14em; }
 .pane.term.dropping::after { content: attr(data-drop); position: absolute; inset: 8px; display: flex; align-items: center; justify-content: center; text-align: center; padding: 12px; border: 2px dashed #7aa7e0; border-radius: 8px; background: rgba(16, 20, 26, 0.85); color: #d8dee9; font: 15px system-ui, sans-serif; pointer-events: none; }
@@ -69,8 +77,10 @@ function formatMB(bytes: number): string {
  * The `<hyperlab-vm>` element. Attributes: `image` (guest image; the site
  * has "default"), `memory` (MiB), `show-stack` (the live stack view beside
  * the terminal), `terminal-only` (no header or progress bar), `cmdline`
- * (extra kernel arguments: a cold boot, for demonstrations). The VM starts
- * when the element is added to the page and is destroyed when it is removed.
+ * (extra kernel arguments: a cold boot, for demonstrations), `persist`
+ * (keep the page's VMs in this browser and bring them back on reload; its
+ * value, if any, names the save: page-save.ts). The VM starts when the
+ * element is added to the page and is destroyed when it is removed.
  */
 export class HyperlabVmElement extends HTMLElement {
   static readonly observedAttributes = ["show-stack"];
@@ -85,6 +95,8 @@ export class HyperlabVmElement extends HTMLElement {
     bar: HTMLElement;
     label: HTMLElement;
     error: HTMLElement;
+    notice: HTMLElement;
+    startOver: HTMLButtonElement;
     term: HTMLElement;
     tabs: HTMLElement;
     panes: HTMLElement;
@@ -95,6 +107,7 @@ export class HyperlabVmElement extends HTMLElement {
   private offProgress: (() => void) | undefined;
   private offDocker: (() => void) | undefined;
   private _promptMs: number | undefined;
+  private saver: PageSaver | undefined;
 
   constructor() {
     super();
@@ -102,9 +115,10 @@ export class HyperlabVmElement extends HTMLElement {
     this.root.innerHTML = `
       <style>${TERMINAL_CSS}${STYLE}</style>
       <div class="frame" part="frame">
-        <header part="header"><span class="title">Linux VM</span><span class="status"></span><label class="drop-into" title="Files and folders dropped onto the terminal are copied into the guest: into root's home folder, or into a volume that containers mount with -v NAME:/path">drop files into <select><option value="">/root (home)</option><option value="new">a new volume…</option></select></label><span class="ttp"></span></header>
+        <header part="header"><span class="title">Linux VM</span><span class="status"></span><label class="drop-into" title="Files and folders dropped onto the terminal are copied into the guest: into root's home folder, or into a volume that containers mount with -v NAME:/path">drop files into <select><option value="">/root (home)</option><option value="new">a new volume…</option></select></label><span class="ttp"></span><button class="start-over" type="button" hidden title="Forget the machine saved in this browser (files, containers, the other VMs) and start a fresh one">Start over</button></header>
         <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"><div class="bar"></div><span class="label"></span></div>
         <div class="error" role="alert" hidden></div>
+        <div class="notice" role="status" hidden><p></p><button type="button" title="Hide this notice">OK</button></div>
         <div class="main">
           <div class="terms"><div class="tabs" role="tablist" hidden></div><div class="panes"><div class="pane term" data-terminal="console"></div></div></div>
           <aside class="stack" hidden></aside>
@@ -118,12 +132,18 @@ export class HyperlabVmElement extends HTMLElement {
       bar: $(".bar"),
       label: $(".label"),
       error: $(".error"),
+      notice: $(".notice"),
+      startOver: $(".start-over") as HTMLButtonElement,
       term: $(".term"),
       tabs: $(".tabs"),
       panes: $(".panes"),
       stack: $(".stack"),
     };
     this.wireDrops();
+    this.parts.notice.querySelector("button")!.addEventListener("click", () => (this.parts.notice.hidden = true));
+    this.parts.startOver.addEventListener("click", () => {
+      if (confirm("Start over with a fresh machine? The files, containers and VMs kept in this browser are forgotten.")) void this.startOver();
+    });
   }
 
   /**
@@ -322,14 +342,27 @@ export class HyperlabVmElement extends HTMLElement {
    */
   state: Uint8Array | undefined;
 
-  private startVm(): void {
+  /** The options of this element's VM (its attributes). */
+  private vmOptions(): SavedOptions {
     const memory = this.getAttribute("memory");
-    const vm = new PageVm({
-      image: this.getAttribute("image") ?? undefined,
-      memoryMiB: memory === null ? undefined : Number(memory),
-      cmdline: this.getAttribute("cmdline") ?? undefined,
-      state: this.state,
-    });
+    return { image: this.getAttribute("image") ?? undefined, memoryMiB: memory === null ? undefined : Number(memory), cmdline: this.getAttribute("cmdline") ?? undefined };
+  }
+
+  /**
+   * Starts the element's VM: from `state` (the property) when set; else,
+   * with `persist`, from what this browser saved of the page (unless
+   * `fresh`); else a fresh guest.
+   */
+  private startVm(fresh = false): void {
+    if (this.hasAttribute("persist") && !this.state) {
+      void this.startPersisted(fresh);
+      return;
+    }
+    this.launch(this.state, false);
+  }
+
+  private launch(state: Uint8Array | undefined, freshOnFailure: boolean): PageVm {
+    const vm = new PageVm({ ...this.vmOptions(), state, freshOnFailure });
     this.vm = vm;
     this._promptMs = undefined;
     this.dataset.state = "starting";
@@ -344,9 +377,118 @@ export class HyperlabVmElement extends HTMLElement {
     draw();
     this.syncStack();
     vm.start().catch(() => {}); // shown by the error event
+    return vm;
+  }
+
+  /** The key this element's save is kept under in the browser: `persist`'s value, else the page's path (and the element's id). */
+  private saveKey(): string {
+    const named = this.getAttribute("persist");
+    return `hyperlab-vm ${named || `${location.pathname}${this.id ? `#${this.id}` : ""}`}`;
+  }
+
+  /** Shows a notice above the terminal (what happened to the saved machine); `undefined` hides it. */
+  private notice(text: string | undefined): void {
+    this.parts.notice.querySelector("p")!.textContent = text ?? "";
+    this.parts.notice.hidden = text === undefined;
+  }
+
+  /**
+   * Starts the VM of a `persist` element: brings back the page's VMs from
+   * this browser's save when there is a usable one (else a fresh machine,
+   * with a notice saying why), then keeps saving them while the page lives.
+   */
+  private async startPersisted(fresh: boolean): Promise<void> {
+    const key = this.saveKey();
+    pageHost(); // its downloads begin while the save is read
+    const options = this.vmOptions();
+    this.parts.startOver.hidden = false;
+    this.dataset.state = "starting";
+    let restore: PageRestore | undefined;
+    if (freshRequested()) {
+      await clearSave(key).catch(() => {});
+      dropFreshParam();
+      this.dataset.restore = "fresh";
+      this.notice("A fresh machine, as the address asked (?fresh): the one kept in this browser was forgotten.");
+    } else if (!fresh) {
+      const loaded = await loadPageSave(key, options).catch((err: unknown) => ({ kind: "unusable" as const, reason: String((err as Error)?.message ?? err) }));
+      if (loaded.kind === "unusable") {
+        this.dataset.restore = "fallback";
+        this.notice(`Your saved machine could not be brought back: ${loaded.reason}. This is a fresh machine; it is kept in this browser from now on.`);
+      } else if (loaded.kind === "restore") restore = loaded.restore;
+      else this.dataset.restore = "fresh";
+    }
+    // Removed, or started otherwise, while the save was read.
+    if (!this.isConnected || this.vm) return;
+    const vm = this.launch(restore?.element, true);
+    let failed = false;
+    vm.on((e) => {
+      if (e.type === "restore-failed") {
+        failed = true;
+        this.dataset.restore = "fallback";
+        this.notice(`Your saved machine (from ${new Date(restore!.savedAt).toLocaleString()}) could not be brought back: ${e.error.message} This is a fresh machine; it is kept in this browser from now on.`);
+        void clearSave(key).catch(() => {});
+      } else if (e.type === "phase" && e.phase === "ready") void this.keepSaving(vm, key, options, failed ? undefined : restore);
+    });
+  }
+
+  /** Once the VM runs: the other saved VMs come back, then the page's VMs are saved from now on. */
+  private async keepSaving(vm: PageVm, key: string, options: SavedOptions, restore: PageRestore | undefined): Promise<void> {
+    const hv = vm.hypervisor();
+    if (!hv || vm !== this.vm) return;
+    if (restore) {
+      const problems: string[] = [];
+      if (restore.elementState === "paused") await vm.handle?.pause().catch(() => {});
+      await restoreOthers(hv, restore.others, (name, err) => problems.push(`VM ${name} could not be brought back: ${err.message}`));
+      if (vm !== this.vm) return;
+      this.dataset.restore = "saved";
+      this.notice(
+        `Your machine is back as it was saved in this browser on ${new Date(restore.savedAt).toLocaleString()}` +
+          `${restore.others.length ? `, with ${restore.others.length - problems.length} more VM${restore.others.length - problems.length === 1 ? "" : "s"}` : ""}. ` +
+          `${problems.length ? `${problems.join(". ")}. ` : ""}"Start over" (or ?fresh in the address) gives a fresh one.`,
+      );
+    }
+    this.saver = new PageSaver(key, hv, {
+      options,
+      element: () => (vm === this.vm ? vm.handle : undefined),
+      target: this,
+      onSaved: (r) => this.onSaved(r),
+      onError: (err) => console.warn(`hyperlab: the page's VMs could not be saved in this browser: ${(err as Error)?.message ?? err}`),
+    });
+  }
+
+  private onSaved(r: SaveReport): void {
+    this.dataset.saves = String(Number(this.dataset.saves ?? 0) + 1);
+    this.dataset.savedAt = r.savedAt;
+    this.dataset.savedBytes = String(r.bytes);
+    this.dataset.savedVms = String(r.vms);
+    this.dataset.saveMs = String(Math.round(r.snapshotMs + r.writeMs));
+    this.parts.startOver.title = `Your machine was last kept in this browser at ${new Date(r.savedAt).toLocaleTimeString()} (${formatMB(r.bytes)} MB, ${r.vms} VM${r.vms === 1 ? "" : "s"}, ${Math.round(r.snapshotMs)} ms to take, ${Math.round(r.writeMs)} ms to write). Start over: forget it and start a fresh machine.`;
+    this.dispatchEvent(new CustomEvent("saved", { detail: r }));
+  }
+
+  /** The saver of a `persist` element (for tests: `saveNow()`). */
+  get pageSaver(): PageSaver | undefined {
+    return this.saver;
+  }
+
+  /** Forgets the save, ends the page's VMs made from the stack view and this element's VM, and starts a fresh one. */
+  async startOver(): Promise<void> {
+    const hv = this.vm?.hypervisor();
+    const saver = this.saver;
+    this.saver = undefined;
+    await saver?.stop();
+    await clearSave(this.saveKey()).catch(() => {});
+    for (const other of hv?.list() ?? []) if (!isElementVm(other.name)) await other.destroy().catch(() => {});
+    this.stopVm();
+    this.dataset.restore = "fresh";
+    this.dataset.saves = "0";
+    this.startVm(true);
+    this.notice("A fresh machine: the one kept in this browser was forgotten.");
   }
 
   private stopVm(): void {
+    void this.saver?.stop();
+    this.saver = undefined;
     for (const t of [...this.extraTerminals]) this.closeTerminal(t);
     this.offProgress?.();
     this.offDocker?.();
@@ -459,7 +601,8 @@ export class HyperlabVmElement extends HTMLElement {
     restart.textContent = "Restart the VM";
     restart.addEventListener("click", () => {
       this.stopVm();
-      this.startVm();
+      // With persist, a fresh machine too: the last save stays until the new machine is saved over it.
+      this.startVm(true);
     });
     box.append(title, code, message, ...(todo.textContent ? [todo] : []), restart);
     box.hidden = false;

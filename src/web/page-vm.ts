@@ -35,6 +35,12 @@ export interface PageVmOptions {
    * when that is given (SNAPSHOT_MISMATCH otherwise)
    */
   state?: Uint8Array;
+  /**
+   * when restoring `state` fails (damaged, from another site build, another
+   * memory size, a restore that does not come up): start a fresh guest
+   * instead, after a `restore-failed` event saying why (default: fail)
+   */
+  freshOnFailure?: boolean;
 }
 
 /** What a page VM tells its element. */
@@ -44,10 +50,19 @@ export type PageVmEvent =
   | { type: "state"; state: VmState }
   /** the VM cannot go on (boot failed, guest panic, worker died, budget refused): say so in place */
   | { type: "error"; error: HyperlabError }
+  /** restoring the saved state failed (`freshOnFailure`): a fresh guest starts instead */
+  | { type: "restore-failed"; error: HyperlabError }
   /** the prompt appeared: ms since the page's navigation started, and since this VM was asked for */
   | { type: "prompt"; sinceNavigationMs: number; sinceStartMs: number };
 
 let counter = 0;
+/** The names of the VMs page elements own (the rest of the page's hypervisor's VMs were made from the stack view). */
+const elementVms = new Set<string>();
+
+/** Whether VM `name` belongs to a page element (a <hyperlab-vm>), not made from the stack view. Legal any time. */
+export function isElementVm(name: string): boolean {
+  return elementVms.has(name);
+}
 
 /** One VM of the page, started by `start()`. */
 export class PageVm {
@@ -67,8 +82,12 @@ export class PageVm {
   private _restored = false;
   private _containers: PageContainers | undefined;
   private destroying = false;
+  /** true while a saved state is being restored: its VM's end is the restore's failure, reported by start() */
+  private restoringState = false;
 
-  constructor(private readonly options: PageVmOptions = {}) {}
+  constructor(private readonly options: PageVmOptions = {}) {
+    elementVms.add(this.name);
+  }
 
   /** The phase it is in now. */
   get phase(): StartPhase {
@@ -96,7 +115,22 @@ export class PageVm {
     const t0 = performance.now();
     this.setPhase("download");
     const host = pageHost();
-    if (this.options.state) return this.startFromState(this.options.state, t0);
+    if (this.options.state) {
+      try {
+        return await this.startFromState(this.options.state, t0);
+      } catch (err) {
+        const error = asError(err);
+        if (!this.options.freshOnFailure) {
+          this.fail(error);
+          throw error;
+        }
+        this.vm = undefined;
+        this.running = false;
+        this.promptSeen = false;
+        this.emit({ type: "restore-failed", error });
+        this.setPhase("download");
+      }
+    }
     try {
       const image = this.options.image ?? BOOT_IMAGE;
       const memoryMiB = this.options.memoryMiB ?? host.defaultMemoryMiB;
@@ -163,24 +197,28 @@ export class PageVm {
    * Ctrl-L asks it to draw its line again, and the VM is ready once it runs.
    */
   private async startFromState(state: Uint8Array, t0: number): Promise<void> {
+    const hv = (this.hv = await pageHost().hypervisor);
+    pageDocker(hv);
+    const off = hv.onEvent((e) => e.vm === this.name && this.onVmEvent(e));
+    this._restored = true;
+    this.setPhase("restore");
+    this.restoringState = true;
     try {
-      const hv = (this.hv = await pageHost().hypervisor);
-      pageDocker(hv);
-      hv.onEvent((e) => e.vm === this.name && this.onVmEvent(e));
-      this._restored = true;
-      this.setPhase("restore");
       this.vm = await hv.restore(state, { name: this.name, memoryMiB: this.options.memoryMiB, timeoutMs: this.options.timeoutMs });
-      this.running = true;
-      this.promptSeen = true;
-      this.write("\x0c");
-      this.applySize();
-      this.setPhase("ready");
-      const now = performance.now();
-      this.emit({ type: "prompt", sinceNavigationMs: now, sinceStartMs: now - t0 });
     } catch (err) {
-      this.fail(err);
+      off(); // a fresh start listens again
+      this._restored = false;
       throw err;
+    } finally {
+      this.restoringState = false;
     }
+    this.running = true;
+    this.promptSeen = true;
+    this.write("\x0c");
+    this.applySize();
+    this.setPhase("ready");
+    const now = performance.now();
+    this.emit({ type: "prompt", sinceNavigationMs: now, sinceStartMs: now - t0 });
   }
 
   /** Whether the VM was restored from the site's boot snapshot (false: it booted its kernel). Known once start() began. */
@@ -243,6 +281,7 @@ export class PageVm {
     this.console.close(new HyperlabError("GUEST_STOPPED", `VM ${this.name} was destroyed`));
     await this.vm?.destroy();
     this.listeners.clear();
+    elementVms.delete(this.name);
   }
 
   /**
@@ -270,6 +309,8 @@ export class PageVm {
         this.emit({ type: "console", data: e.data });
         return;
       case "state":
+        // A restore that failed ends its VM; start() reports the failure (or starts fresh).
+        if (this.restoringState && (e.state === "stopped" || e.state === "destroyed")) return;
         this.emit({ type: "state", state: e.state });
         if (e.state === "stopped" && e.reason) {
           this.running = false;
@@ -288,7 +329,7 @@ export class PageVm {
   private fail(err: unknown): void {
     if (this.failed) return;
     this.failed = true;
-    const error = err instanceof HyperlabError ? err : new HyperlabError("GUEST_BOOT_FAILED", String((err as Error)?.message ?? err));
+    const error = asError(err);
     this.console.close(error);
     this.emit({ type: "error", error });
   }
@@ -303,4 +344,9 @@ export class PageVm {
   private emit(e: PageVmEvent): void {
     for (const l of this.listeners) l(e);
   }
+}
+
+/** `err` as a coded error (an uncoded one is a failed start). */
+function asError(err: unknown): HyperlabError {
+  return err instanceof HyperlabError ? err : new HyperlabError("GUEST_BOOT_FAILED", String((err as Error)?.message ?? err));
 }
