@@ -7,13 +7,15 @@
 // mid-request, the VM's worker killed and a truncated snapshot are in
 // agent.test.ts, hypervisor.test.ts and snapshot.test.ts.)
 import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
-import { request } from "node:http";
+import { type Server, createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { packTar } from "modern-tar";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DockerLab, dockerLab } from "./docker-cli.ts";
-import { listing } from "./registry.ts";
+import { type TestRegistry, freePort, listing, registryInstalled, startRegistry } from "./registry.ts";
 
 /** One request to the Docker API on `socket`: its status and body. */
 function api(socket: string, method: string, path: string, body?: Uint8Array | string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -120,4 +122,124 @@ describe.runIf(isRoot)("the host store's disk full or read-only", () => {
     expect((await docker("images", "--format", "{{.Repository}}:{{.Tag}}")).stdout.split("\n")).toContain("ro:1");
     expect((await readdir(images())).filter((n) => n.startsWith(".tmp-"))).toEqual([]);
   });
+});
+
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+/** An OCI layout archive (docker load takes it) of a linux/386 image `name` whose one layer holds `size` random bytes: blobs no store has yet. */
+async function randomImageArchive(name: string, size: number): Promise<{ tar: Uint8Array; layer: string }> {
+  const body = randomBytes(size);
+  const layer = await packTar([{ header: { name: "noise.bin", size, type: "file", mode: 0o644 }, body }]);
+  const config = new TextEncoder().encode(
+    JSON.stringify({ architecture: "386", os: "linux", config: { Cmd: ["true"] }, rootfs: { type: "layers", diff_ids: [`sha256:${sha(layer)}`] } }),
+  );
+  const manifest = new TextEncoder().encode(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${sha(config)}`, size: config.length },
+      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: `sha256:${sha(layer)}`, size: layer.length }],
+    }),
+  );
+  const index = JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${sha(manifest)}`, size: manifest.length, annotations: { "io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.split(":").at(-1)! } }],
+  });
+  const file = (path: string, data: Uint8Array | string) => ({ header: { name: path, size: typeof data === "string" ? Buffer.byteLength(data) : data.length, type: "file" as const }, body: data });
+  const tar = await packTar([file("oci-layout", `{"imageLayoutVersion": "1.0.0"}`), file("index.json", index), ...[layer, config, manifest].map((b) => file(`blobs/sha256/${sha(b)}`, b))]);
+  return { tar, layer: `sha256:${sha(layer)}` };
+}
+
+/**
+ * An HTTP proxy in front of `target` that, the first time a GET of blob
+ * `digest` passes, sends the answer's head and `cutAt` bytes of its body and
+ * then closes the connection: a registry that drops it mid-blob, once.
+ */
+async function cuttingProxy(target: string, digest: string, cutAt: number): Promise<{ domain: string; cuts: () => number; close: () => Promise<void> }> {
+  let cuts = 0;
+  const server: Server = createServer((req, res) => {
+    const up = request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+      const cut = req.method === "GET" && req.url!.endsWith(`/blobs/${digest}`) && cuts === 0;
+      res.writeHead(answer.statusCode!, answer.headers);
+      if (!cut) {
+        answer.pipe(res);
+        return;
+      }
+      cuts++;
+      let sent = 0;
+      answer.on("data", (d: Buffer) => {
+        if (sent >= cutAt) return;
+        const part = d.subarray(0, cutAt - sent);
+        sent += part.length;
+        res.write(part);
+        if (sent >= cutAt) {
+          answer.destroy();
+          // What a dropped connection is: the socket closes with the body short of its Content-Length.
+          setTimeout(() => res.socket?.destroy(), 50);
+        }
+      });
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return {
+    domain: `127.0.0.1:${port}`,
+    cuts: () => cuts,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe("a registry that drops the connection mid-blob", () => {
+  if (!registryInstalled) throw new Error("these tests need Debian's docker-registry (/usr/bin/docker-registry): apt-get install docker-registry (.ci/run does)");
+  let lab: DockerLab;
+  let registry: TestRegistry;
+  let proxy: Awaited<ReturnType<typeof cuttingProxy>>;
+  const docker = (...args: string[]) => lab.docker(args);
+
+  beforeAll(async () => {
+    [lab, registry] = await Promise.all([dockerLab(), startRegistry()]);
+  }, 60_000);
+  afterAll(async () => {
+    await proxy?.close();
+    await lab?.close();
+    await registry?.stop();
+  });
+
+  it("fails the pull with a coded error naming the blob, stores nothing, and a retry pulls the image", async () => {
+    // An image with a 1 MiB layer of its own, pushed to the registry and then removed here: a pull must fetch it.
+    const { tar, layer } = await randomImageArchive(`${registry.domain}/cut:1`, 1024 * 1024);
+    const archive = join(lab.dir, "cut.tar");
+    await writeFile(archive, tar);
+    expect((await docker("load", "-i", archive)).code).toBe(0);
+    const pushed = await docker("push", `${registry.domain}/cut:1`);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect((await docker("rmi", `${registry.domain}/cut:1`)).code).toBe(0);
+    const store = join(lab.dir, "data", "images");
+    const before = await listing(store);
+    expect(before).not.toContain(`blobs/sha256/${layer.slice(7)}`);
+
+    proxy = await cuttingProxy(registry.url, layer, 300 * 1024);
+    const name = `${proxy.domain}/cut:1`;
+    const failed = await docker("pull", name);
+    expect(proxy.cuts()).toBe(1);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(new RegExp(`reading blob ${layer} from the registry ${proxy.domain} failed after \\d+ of \\d+ bytes: .*; nothing was stored`));
+    // Nothing of it in the store: no blob, no temporary file, no name.
+    expect(await listing(store)).toEqual(before);
+    expect((await docker("image", "inspect", name)).code).toBe(1);
+
+    const again = await docker("pull", name);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^[0-9a-f]{12}: Pull complete$/m);
+    expect(again.stdout).toContain(`Status: Downloaded newer image for ${name}\n`);
+    expect(await listing(store)).toContain(`blobs/sha256/${layer.slice(7)}`);
+    const saved = await docker("save", "-o", join(lab.dir, "again.tar"), name);
+    expect(saved.code, saved.stderr).toBe(0);
+  }, 120_000);
 });
