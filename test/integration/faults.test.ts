@@ -6,15 +6,15 @@
 // a process that allocates past the guest's RAM. (The agent killed
 // mid-request, the VM's worker killed and a truncated snapshot are in
 // agent.test.ts, hypervisor.test.ts and snapshot.test.ts.)
-import { execFileSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { type Server, createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packTar } from "modern-tar";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DockerLab, dockerLab } from "./docker-cli.ts";
+import { DOCKER_CLI, type DockerLab, dockerLab } from "./docker-cli.ts";
 import { type TestRegistry, freePort, listing, registryInstalled, startRegistry } from "./registry.ts";
 
 /** One request to the Docker API on `socket`: its status and body. */
@@ -242,4 +242,146 @@ describe("a registry that drops the connection mid-blob", () => {
     const saved = await docker("save", "-o", join(lab.dir, "again.tar"), name);
     expect(saved.code, saved.stderr).toBe(0);
   }, 120_000);
+});
+
+/** A docker CLI left running (its output gathered) until the test kills it: a client that goes away mid-stream. */
+function dockerClient(lab: DockerLab, args: string[]): { child: ChildProcess; output: () => string; waitFor: (text: string) => Promise<void> } {
+  const child = spawn(DOCKER_CLI, args, { env: { ...process.env, DOCKER_HOST: `unix://${lab.socket}`, DOCKER_CONFIG: join(lab.dir, "docker-config"), DOCKER_BUILDKIT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const waitFor = async (text: string) => {
+    const end = Date.now() + 60_000;
+    while (!out.includes(text)) {
+      if (Date.now() > end || child.exitCode !== null) throw new Error(`docker ${args.join(" ")} did not print ${JSON.stringify(text)} within 60 s (exit ${child.exitCode}): ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return { child, output: () => out, waitFor };
+}
+
+/** Polls `fn` every 200 ms until it returns true; fails naming `what` after `ms`. */
+async function until(what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`${what} did not happen within ${ms / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+// One daemon and its default VM for the faults inside a running guest.
+describe("faults in a running guest", () => {
+  let lab: DockerLab;
+  const docker = (...args: string[]) => lab.docker(args);
+  /** Runs argv in the default VM (outside any container) through /v1: exit code, the signal that killed it, output. */
+  const vmExec = async (argv: string[]) => {
+    const r = await api(lab.socket, "POST", "/v1/vms/default/exec", JSON.stringify({ argv }), { "Content-Type": "application/json" });
+    expect(r.status, r.body).toBe(200);
+    return JSON.parse(r.body) as { exitCode: number; signal: number; stdout: string; stderr: string };
+  };
+  /** The guest's processes (pid and command line), kernel threads left out. */
+  const guestProcesses = async () => (await vmExec(["ps", "-o", "pid,args"])).stdout.split("\n").slice(1).filter((l) => l.trim() && !/\[.*\]$/.test(l));
+  const state = async (name: string) => (await docker("inspect", "-f", "{{.State.Status}}", name)).stdout.trim();
+
+  beforeAll(async () => {
+    lab = await dockerLab();
+    // Boots the default VM once for all the cases.
+    expect((await docker("run", "--rm", "busybox", "true")).code).toBe(0);
+  }, 120_000);
+  afterAll(async () => {
+    await lab?.close();
+  });
+
+  describe("the guest kernel out of memory", () => {
+    // dd's 110 MiB buffer, filled from /dev/zero, cannot fit in the 128 MiB guest beside its kernel and page cache.
+    const hog = ["dd", "if=/dev/zero", "of=/dev/null", "bs=110M", "count=1"];
+
+    it("kills a process in the VM that allocates past its RAM; the agent, the VM and the daemon go on", async () => {
+      const r = await vmExec(hog);
+      expect(r).toMatchObject({ signal: 9 });
+      expect(r.stderr).not.toMatch(/records out/);
+      const dmesg = await vmExec(["dmesg"]);
+      expect(dmesg.stdout).toMatch(/Out of memory: Killed process \d+ \(dd\)/);
+      // The agent was not the one killed: it answers, and so do the VM's containers and the daemon.
+      expect(await vmExec(["echo", "still here"])).toMatchObject({ exitCode: 0, signal: 0, stdout: "still here\n" });
+      expect(await docker("run", "--rm", "busybox", "echo", "alive")).toMatchObject({ code: 0, stdout: "alive\n" });
+    }, 120_000);
+
+    it("reports a container without a memory limit that the kernel killed: exit 137, OOMKilled, an oom event", async () => {
+      const r = await docker("run", "--name", "hog", "busybox", ...hog);
+      expect(r.code).toBe(137);
+      expect(r.stderr).not.toMatch(/records out/);
+      const [info] = JSON.parse((await docker("inspect", "hog")).stdout) as Array<{ State: { Status: string; OOMKilled: boolean; ExitCode: number } }>;
+      expect(info!.State).toMatchObject({ Status: "exited", OOMKilled: true, ExitCode: 137 });
+      const events = await docker("events", "--since", "0", "--until", String(Math.ceil(Date.now() / 1000)), "--filter", "container=hog", "--format", "{{.Action}}");
+      expect(events.stdout.split("\n")).toEqual(expect.arrayContaining(["oom", "die"]));
+      expect((await docker("rm", "hog")).code).toBe(0);
+      expect(await docker("run", "--rm", "busybox", "echo", "alive")).toMatchObject({ code: 0, stdout: "alive\n" });
+    }, 120_000);
+
+    it("reports OOMKilled in docker inspect for a container at its -m limit", async () => {
+      const r = await docker("run", "--name", "capped", "-m", "16m", "busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=32M", "count=1");
+      expect(r.code).toBe(137);
+      expect((await docker("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "capped")).stdout).toBe("true 137\n");
+      expect((await docker("rm", "capped")).code).toBe(0);
+    }, 120_000);
+  });
+
+  describe("a client that disconnects mid-attach", () => {
+    const script = "i=0; while [ $i -lt 6 ]; do echo line$i; i=$((i+1)); sleep 1; done";
+
+    it("leaves the container running to its end, as dockerd: kept by docker run, removed by docker run --rm, running after docker attach", async () => {
+      const kept = dockerClient(lab, ["run", "--name", "kept", "busybox", "sh", "-c", script]);
+      const removed = dockerClient(lab, ["run", "--rm", "--name", "removed", "busybox", "sh", "-c", script]);
+      await Promise.all([kept.waitFor("line1"), removed.waitFor("line1")]);
+      // The clients go away without a word (no signal proxied): their sockets close mid-stream.
+      kept.child.kill("SIGKILL");
+      removed.child.kill("SIGKILL");
+      expect(await state("kept")).toBe("running");
+      expect(await state("removed")).toBe("running");
+
+      expect((await docker("run", "-d", "--name", "watched", "busybox", "sh", "-c", "while true; do echo tick; sleep 1; done")).code).toBe(0);
+      const attached = dockerClient(lab, ["attach", "watched"]);
+      await attached.waitFor("tick");
+      attached.child.kill("SIGKILL");
+
+      await until("container kept exiting", async () => (await state("kept")) === "exited");
+      expect((await docker("inspect", "-f", "{{.State.ExitCode}}", "kept")).stdout).toBe("0\n");
+      // All its output was kept for logs though nobody read it.
+      expect((await docker("logs", "kept")).stdout).toBe([0, 1, 2, 3, 4, 5].map((i) => `line${i}\n`).join(""));
+      await until("container removed going away", async () => (await docker("inspect", "removed")).code !== 0);
+      expect(await state("watched")).toBe("running");
+      const logs = await docker("logs", "--tail", "1", "watched");
+      await new Promise((r) => setTimeout(r, 1500));
+      // Still writing with nobody attached.
+      expect((await docker("logs", "watched")).stdout.split("\n").length).toBeGreaterThan(logs.stdout.split("\n").length);
+      expect((await docker("rm", "-f", "kept", "watched")).code).toBe(0);
+      expect(await docker("run", "--rm", "busybox", "echo", "alive")).toMatchObject({ code: 0, stdout: "alive\n" });
+    }, 180_000);
+  });
+
+  describe("a client that disconnects mid-build", () => {
+    it("stops the RUN step's work in the guest, leaves no build container, and the next build works", async () => {
+      const ctx = join(lab.dir, "slow");
+      await mkdir(ctx);
+      await writeFile(join(ctx, "Dockerfile"), "FROM busybox\nRUN i=0; while [ $i -lt 60 ]; do echo step$i; i=$((i+1)); sleep 1; done\n");
+      const client = dockerClient(lab, ["build", "-t", "slow:1", ctx]);
+      await client.waitFor("step2");
+      const id = /Running in ([0-9a-f]{12})/.exec(client.output())![1]!;
+      expect((await guestProcesses()).some((l) => l.includes(`crun run`) && l.includes(id))).toBe(true);
+      client.child.kill("SIGKILL");
+
+      // The step's container is killed and removed: no process of it, no folder, no entry in ps -a.
+      await until("the build's processes ending in the guest", async () => !(await guestProcesses()).some((l) => l.includes(id) || /\bsleep\b/.test(l)), 30_000);
+      await until("the build container going away", async () => !(await docker("ps", "-a", "-q", "--no-trunc")).stdout.includes(id), 30_000);
+      const dirs = await vmExec(["ls", "/run/hyperlab/containers"]);
+      expect(dirs.stdout).not.toContain(id);
+      expect((await docker("image", "inspect", "slow:1")).code).toBe(1);
+
+      await writeFile(join(ctx, "Dockerfile"), "FROM busybox\nRUN echo built > /built\nCMD cat /built\n");
+      const next = await docker("build", "-q", "-t", "quick:1", ctx);
+      expect(next.code, next.stderr).toBe(0);
+      expect(await docker("run", "--rm", "quick:1")).toMatchObject({ code: 0, stdout: "built\n" });
+    }, 180_000);
+  });
 });
