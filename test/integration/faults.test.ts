@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from
 import { type Server, createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { packTar } from "modern-tar";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DOCKER_CLI, type DockerLab, dockerLab } from "./docker-cli.ts";
@@ -244,9 +245,16 @@ describe("a registry that drops the connection mid-blob", () => {
   }, 120_000);
 });
 
-/** A docker CLI left running (its output gathered) until the test kills it: a client that goes away mid-stream. */
-function dockerClient(lab: DockerLab, args: string[]): { child: ChildProcess; output: () => string; waitFor: (text: string) => Promise<void> } {
-  const child = spawn(DOCKER_CLI, args, { env: { ...process.env, DOCKER_HOST: `unix://${lab.socket}`, DOCKER_CONFIG: join(lab.dir, "docker-config"), DOCKER_BUILDKIT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+const HYPERLAB_BIN = fileURLToPath(new URL("../../bin/hyperlab.js", import.meta.url));
+
+/**
+ * A docker CLI (or with `hyperlab`, hyperlab's own CLI over /v1) left
+ * running, its output gathered, until the test kills it: a client that goes
+ * away mid-stream.
+ */
+function dockerClient(lab: DockerLab, args: string[], cli: "docker" | "hyperlab" = "docker"): { child: ChildProcess; output: () => string; waitFor: (text: string) => Promise<void> } {
+  const env = { ...process.env, DOCKER_HOST: `unix://${lab.socket}`, HYPERLAB_SOCKET: lab.socket, DOCKER_CONFIG: join(lab.dir, "docker-config"), DOCKER_BUILDKIT: "0" };
+  const child = cli === "docker" ? spawn(DOCKER_CLI, args, { env, stdio: ["ignore", "pipe", "pipe"] }) : spawn(process.execPath, [HYPERLAB_BIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
@@ -330,32 +338,36 @@ describe("faults in a running guest", () => {
   describe("a client that disconnects mid-attach", () => {
     const script = "i=0; while [ $i -lt 6 ]; do echo line$i; i=$((i+1)); sleep 1; done";
 
-    it("leaves the container running to its end, as dockerd: kept by docker run, removed by docker run --rm, running after docker attach", async () => {
+    it("leaves the container running to its end, as dockerd: kept by docker run, removed by docker run --rm, running after docker attach (and the same through hyperlab run)", async () => {
       const kept = dockerClient(lab, ["run", "--name", "kept", "busybox", "sh", "-c", script]);
       const removed = dockerClient(lab, ["run", "--rm", "--name", "removed", "busybox", "sh", "-c", script]);
-      await Promise.all([kept.waitFor("line1"), removed.waitFor("line1")]);
+      // hyperlab's own CLI attaches through /v1, another path to the same containers.
+      const v1Kept = dockerClient(lab, ["run", "--name", "v1-kept", "busybox", "sh", "-c", script], "hyperlab");
+      const v1Removed = dockerClient(lab, ["run", "--rm", "--name", "v1-removed", "busybox", "sh", "-c", script], "hyperlab");
+      const clients = [kept, removed, v1Kept, v1Removed];
+      await Promise.all(clients.map((c) => c.waitFor("line1")));
       // The clients go away without a word (no signal proxied): their sockets close mid-stream.
-      kept.child.kill("SIGKILL");
-      removed.child.kill("SIGKILL");
-      expect(await state("kept")).toBe("running");
-      expect(await state("removed")).toBe("running");
+      for (const c of clients) c.child.kill("SIGKILL");
+      for (const name of ["kept", "removed", "v1-kept", "v1-removed"]) expect(await state(name)).toBe("running");
 
       expect((await docker("run", "-d", "--name", "watched", "busybox", "sh", "-c", "while true; do echo tick; sleep 1; done")).code).toBe(0);
       const attached = dockerClient(lab, ["attach", "watched"]);
       await attached.waitFor("tick");
       attached.child.kill("SIGKILL");
 
-      await until("container kept exiting", async () => (await state("kept")) === "exited");
-      expect((await docker("inspect", "-f", "{{.State.ExitCode}}", "kept")).stdout).toBe("0\n");
-      // All its output was kept for logs though nobody read it.
-      expect((await docker("logs", "kept")).stdout).toBe([0, 1, 2, 3, 4, 5].map((i) => `line${i}\n`).join(""));
-      await until("container removed going away", async () => (await docker("inspect", "removed")).code !== 0);
+      for (const name of ["kept", "v1-kept"]) {
+        await until(`container ${name} exiting`, async () => (await state(name)) === "exited");
+        expect((await docker("inspect", "-f", "{{.State.ExitCode}}", name)).stdout).toBe("0\n");
+        // All its output was kept for logs though nobody read it.
+        expect((await docker("logs", name)).stdout).toBe([0, 1, 2, 3, 4, 5].map((i) => `line${i}\n`).join(""));
+      }
+      for (const name of ["removed", "v1-removed"]) await until(`container ${name} going away`, async () => (await docker("inspect", name)).code !== 0);
       expect(await state("watched")).toBe("running");
       const logs = await docker("logs", "--tail", "1", "watched");
       await new Promise((r) => setTimeout(r, 1500));
       // Still writing with nobody attached.
       expect((await docker("logs", "watched")).stdout.split("\n").length).toBeGreaterThan(logs.stdout.split("\n").length);
-      expect((await docker("rm", "-f", "kept", "watched")).code).toBe(0);
+      expect((await docker("rm", "-f", "kept", "v1-kept", "watched")).code).toBe(0);
       expect(await docker("run", "--rm", "busybox", "echo", "alive")).toMatchObject({ code: 0, stdout: "alive\n" });
     }, 180_000);
   });
