@@ -123,6 +123,43 @@ describe.runIf(isRoot)("the host store's disk full or read-only", () => {
     expect((await docker("images", "--format", "{{.Repository}}:{{.Tag}}")).stdout.split("\n")).toContain("ro:1");
     expect((await readdir(images())).filter((n) => n.startsWith(".tmp-"))).toEqual([]);
   });
+
+  it("fails a pull into a full store with the store's message, keeps nothing of it, and pulls once there is room", async () => {
+    const registry = await startRegistry();
+    try {
+      const name = `${registry.domain}/small:1`;
+      const { tar, layer } = await randomImageArchive(name, 256 * 1024);
+      await writeFile(join(lab.dir, "small.tar"), tar);
+      expect((await docker("load", "-i", join(lab.dir, "small.tar"))).code).toBe(0);
+      expect((await docker("push", name)).code).toBe(0);
+      expect((await docker("rmi", name)).code).toBe(0);
+      const before = await snapshot();
+      const filler = join(mnt, "filler");
+      try {
+        execFileSync("dd", ["if=/dev/zero", `of=${filler}`, "bs=4k"], { stdio: "ignore" });
+      } catch {
+        // Full, as meant.
+      }
+      // Room for the lock but not for the layer.
+      await truncate(filler, (await stat(filler)).size - 64 * 1024);
+      try {
+        const pulled = await docker("pull", name);
+        expect(pulled.code).toBe(1);
+        expect(pulled.stderr.trim()).toBe(
+          `cannot write blob ${layer} in the image store at ${images()}: its disk is full (ENOSPC); nothing was changed: free space there (docker image prune, docker rmi) or start the daemon with another --data-root`,
+        );
+        expect(await snapshot()).toEqual(before);
+        expect((await docker("image", "inspect", name)).code).toBe(1);
+      } finally {
+        await rm(filler, { force: true });
+      }
+      const again = await docker("pull", name);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toContain(`Status: Downloaded newer image for ${name}\n`);
+    } finally {
+      await registry.stop();
+    }
+  });
 });
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
