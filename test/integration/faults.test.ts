@@ -427,6 +427,19 @@ describe("faults in a running guest", () => {
       expect(dirs.stdout).not.toContain(id);
       expect((await docker("image", "inspect", "slow:1")).code).toBe(1);
 
+      // Gone while the last step's changes are being taken (its command has exited; 6 MiB take seconds to tar in the guest and pack here): the image is not tagged.
+      await writeFile(join(ctx, "Dockerfile"), "FROM busybox\nRUN dd if=/dev/urandom of=/big bs=1M count=6 2>/dev/null; echo written\n");
+      const late = dockerClient(lab, ["build", "-t", "late:1", ctx]);
+      await late.waitFor("\nwritten\n");
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(late.output()).not.toContain("Removing intermediate container");
+      late.child.kill("SIGKILL");
+      const lateId = /Running in ([0-9a-f]{12})/.exec(late.output())![1]!;
+      await until("the late build's container going away", async () => !(await docker("ps", "-a", "-q", "--no-trunc")).stdout.includes(lateId), 60_000);
+      // The daemon is done with the build once its container is gone; a tag would have come right after the commit.
+      await new Promise((r) => setTimeout(r, 2000));
+      expect((await docker("image", "inspect", "late:1")).code).toBe(1);
+
       await writeFile(join(ctx, "Dockerfile"), "FROM busybox\nRUN echo built > /built\nCMD cat /built\n");
       const next = await docker("build", "-q", "-t", "quick:1", ctx);
       expect(next.code, next.stderr).toBe(0);
