@@ -364,6 +364,27 @@ describe("faults in a running guest", () => {
       expect(await docker("run", "--rm", "busybox", "echo", "alive")).toMatchObject({ code: 0, stdout: "alive\n" });
     }, 120_000);
 
+    it("reports an exec the kernel killed with exit 137 and keeps its container running", async () => {
+      expect((await docker("run", "-d", "--name", "host-of-hog", "busybox", "sleep", "600")).code).toBe(0);
+      const r = await docker("exec", "host-of-hog", ...hog);
+      expect(r.code).toBe(137);
+      expect(await state("host-of-hog")).toBe("running");
+      expect(await docker("exec", "host-of-hog", "echo", "alive")).toMatchObject({ code: 0, stdout: "alive\n" });
+      expect((await docker("rm", "-f", "host-of-hog")).code).toBe(0);
+    }, 120_000);
+
+    it("fails a build whose RUN step the kernel killed, naming exit code 137", async () => {
+      const ctx = join(lab.dir, "oom-build");
+      await mkdir(ctx);
+      await writeFile(join(ctx, "Dockerfile"), `FROM busybox\nRUN ${hog.join(" ")}\n`);
+      const r = await docker("build", "--force-rm", "-t", "oom:1", ctx);
+      // The docker CLI exits with the failed step's code (errorDetail.code), as with dockerd.
+      expect(r.code).toBe(137);
+      expect(r.stderr).toContain(`The command '/bin/sh -c ${hog.join(" ")}' returned a non-zero code: 137`);
+      expect((await docker("image", "inspect", "oom:1")).code).toBe(1);
+      expect(await docker("run", "--rm", "busybox", "echo", "alive")).toMatchObject({ code: 0, stdout: "alive\n" });
+    }, 120_000);
+
     it("reports OOMKilled in docker inspect for a container at its -m limit", async () => {
       const r = await docker("run", "--name", "capped", "-m", "16m", "busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=32M", "count=1");
       expect(r.code).toBe(137);
