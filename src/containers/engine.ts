@@ -545,6 +545,7 @@ export class ContainerEngine {
       endpoint.release();
       await this.cleanup(c).catch(() => {});
       if (c.mounts) await this.mountHost.release(c.mounts, (share) => this.shareInUse(share, c), true);
+      if (errnoOf(err) === "ENOSPC") throw new HyperlabError("RESOURCE_EXHAUSTED", `cannot create container ${c.name}: ${(err as Error).message}; ${RUN_FULL}`);
       throw err;
     }
     this.containers.set(id, c);
@@ -597,7 +598,8 @@ export class ContainerEngine {
     if (!opts.attached) {
       await this.waitStarted(c, attachment.exited).finally(() => this.release(c));
       // Its process could not even start (exit code 126 or 127): a failed start, as Docker reports it.
-      if (c.startError && (c.status as ContainerStatus) === "exited") throw new HyperlabError("CONTAINER_START_FAILED", c.startError, { exitCode: c.exitCode });
+      // A runtime that failed on its own (exit code 128, as dockerd records it) is the daemon's error, not the request's.
+      if (c.startError && (c.status as ContainerStatus) === "exited") throw new HyperlabError(c.exitCode === 128 ? "RUNTIME_ERROR" : "CONTAINER_START_FAILED", c.startError, { exitCode: c.exitCode });
     }
     return attachment;
   }
@@ -1417,7 +1419,7 @@ export class ContainerEngine {
     );
     c.oomKilled = oomKills(events) > (this.oomKillsBefore.get(c.id) ?? 0);
     c.exitCode = c.oomKilled ? 137 : exitCode;
-    const failed = exitCode === 1 ? startFailure(c) : undefined;
+    const failed = exitCode === 1 ? (startFailure(c) ?? (await this.runtimeFailure(c))) : undefined;
     if (failed) {
       c.exitCode = failed.exitCode;
       c.startError = failed.message;
@@ -1440,6 +1442,23 @@ export class ContainerEngine {
       this.forget(c);
     }
     return c.exitCode;
+  }
+
+  /**
+   * A runtime that failed before it made the container (it wrote no pid
+   * file: the guest's /run full, a bundle it refused): its complaint, as
+   * dockerd reports an OCI runtime create failure (exit code 128), and what
+   * to do when /run is full. Only asked of a run that exited 1 with output on stderr.
+   */
+  private async runtimeFailure(c: Container): Promise<{ exitCode: number; message: string } | undefined> {
+    const first = c.logs.find((l) => l.stream === 2);
+    if (!first) return undefined;
+    if (await this.agent.stat(`${STATE_DIR}/${c.id}/pid`).then(() => true, () => false)) return undefined;
+    const why = new TextDecoder().decode(first.data).trim().split("\n")[0];
+    const df = await this.agent.exec(["df", "-k", STATE_DIR]).catch(() => undefined);
+    const availableKiB = Number(df?.stdout.trim().split("\n").at(-1)?.split(/\s+/)[3] ?? NaN);
+    const full = /No space left on device/.test(why ?? "") || availableKiB < 1024;
+    return { exitCode: 128, message: `OCI runtime create failed: ${c.runtime}: ${why}: unknown${full ? `; ${RUN_FULL}` : ""}` };
   }
 
   /** Whether a container other than `except` mounts through 9p share `share`. */
@@ -1663,6 +1682,9 @@ function startFailure(c: Container): { exitCode: number; message: string } | und
   if (/executable file not found|no such file or directory/.test(why)) return notFound;
   return undefined;
 }
+
+/** What to do when the guest's /run (a tmpfs in its memory, holding containers' bundles and writable layers) is full. */
+const RUN_FULL = "the VM's /run, where containers' files live in its memory, is full: remove containers you no longer need (docker rm, docker container prune) or files they wrote";
 
 /** True when `c` is on a user network (the predefined networks' names are reserved). */
 function isUserNetwork(c: Container): boolean {

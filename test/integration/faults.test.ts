@@ -393,6 +393,29 @@ describe("faults in a running guest", () => {
     }, 120_000);
   });
 
+  describe("the guest's /run full (containers' files live in the guest's memory)", () => {
+    it("refuses new containers with a daemon error that says what is full and what to do, and starts them again once space is freed", async () => {
+      // The tmpfs /run holds every container's writable layer: one container can fill it.
+      const filler = await docker("run", "--name", "filler", "busybox", "dd", "if=/dev/zero", "of=/big", "bs=1M", "count=200");
+      expect(filler.code).toBe(1);
+      expect(filler.stderr).toContain("No space left on device");
+      try {
+        for (const args of [["run", "--rm", "busybox", "echo", "not printed"], ["run", "-d", "busybox", "echo", "not printed"]]) {
+          const r = await docker(...args);
+          expect(r.code, r.stderr).toBe(125);
+          expect(r.stdout).not.toContain("not printed");
+          expect(r.stderr).toMatch(/^docker: Error response from daemon: /);
+          expect(r.stderr).toContain("the VM's /run, where containers' files live in its memory, is full: remove containers you no longer need (docker rm, docker container prune) or files they wrote");
+        }
+        // The daemon and the agent go on: the VM answers.
+        expect(await vmExec(["echo", "still here"])).toMatchObject({ exitCode: 0, stdout: "still here\n" });
+      } finally {
+        expect((await docker("rm", "filler")).code).toBe(0);
+      }
+      expect(await docker("run", "--rm", "busybox", "echo", "alive")).toMatchObject({ code: 0, stdout: "alive\n" });
+    }, 120_000);
+  });
+
   describe("a client that disconnects mid-attach", () => {
     const script = "i=0; while [ $i -lt 6 ]; do echo line$i; i=$((i+1)); sleep 1; done";
 
