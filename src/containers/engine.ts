@@ -666,7 +666,13 @@ export class ContainerEngine {
       else for (const l of this.attached.get(c.id) ?? []) l(stream, data);
     });
     this.shims.set(c.id, shim);
-    const exited = shim.exited.then(async ({ exitCode, signal }) => this.onExit(c, signal ? 128 + signal : exitCode));
+    const exited = shim.exited.then(
+      async ({ exitCode, signal }) => this.onExit(c, signal ? 128 + signal : exitCode),
+      async (err: unknown) => {
+        await this.onShimLost(c, shim, err);
+        throw err;
+      },
+    );
     exited.catch(() => {});
     this.exits.set(c.id, exited);
     return {
@@ -1442,6 +1448,20 @@ export class ContainerEngine {
       this.forget(c);
     }
     return c.exitCode;
+  }
+
+  /**
+   * The agent that ran `c`'s runtime went away (killed, e.g. by the guest's
+   * OOM killer, and started again by init): its process can no longer be
+   * followed, so it is stopped for real (its runtime's state deleted) and
+   * reported exited (255, as dockerd reports a container it lost) with why,
+   * never left listed as running.
+   */
+  private async onShimLost(c: Container, shim: GuestProcess, err: unknown): Promise<void> {
+    if (this.shims.get(c.id) !== shim || c.status !== "running") return;
+    await this.program(c.runtime, ["delete", "--force", c.id], `delete the runtime's state of ${c.name}`).catch(() => {});
+    await this.onExit(c, 255);
+    c.startError = `the guest agent that followed this container went away (${err instanceof Error ? err.message : String(err)}): the container was stopped`;
   }
 
   /**

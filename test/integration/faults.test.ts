@@ -490,4 +490,29 @@ describe("faults in a running guest", () => {
       expect(await docker("run", "--rm", "quick:1")).toMatchObject({ code: 0, stdout: "built\n" });
     }, 180_000);
   });
+  describe("the guest's memory exhausted by files in memory (no process to kill frees it)", () => {
+    it("leaves no container listed as running whose processes the OOM killer took, even when it took the agent too", async () => {
+      // Three containers each write 45 MiB to their /dev/shm (tmpfs, 64 MiB each) in a 128 MiB guest: the pages are
+      // nobody's RSS, so the OOM killer goes through the small processes (the runtimes' shims, the shells, often the agent).
+      const names = ["shm1", "shm2", "shm3"];
+      for (const n of names) expect((await docker("run", "-d", "--name", n, "busybox", "sh", "-c", "dd if=/dev/zero of=/dev/shm/x bs=1M count=45; sleep 600")).code).toBe(0);
+      await until("the OOM killer to act", async () => /Out of memory: Killed process/.test((await vmExec(["dmesg"]).catch(() => ({ stdout: "" }))).stdout), 60_000);
+      // Every container the daemon lists as running answers an exec; the others are exited with why.
+      await until(
+        "every container's record to agree with the guest",
+        async () => {
+          for (const n of names) if ((await state(n)) === "running" && (await docker("exec", n, "true")).code !== 0) return false;
+          return true;
+        },
+        60_000,
+      );
+      for (const n of names) {
+        const [info] = JSON.parse((await docker("inspect", n)).stdout) as Array<{ State: { Status: string; ExitCode: number; Error: string } }>;
+        if (info!.State.Status === "exited") expect(info!.State.ExitCode).not.toBe(0);
+      }
+      expect((await docker("rm", "-f", ...names)).code).toBe(0);
+      expect(await vmExec(["echo", "still here"])).toMatchObject({ exitCode: 0, stdout: "still here\n" });
+      expect(await docker("run", "--rm", "busybox", "echo", "alive")).toMatchObject({ code: 0, stdout: "alive\n" });
+    }, 180_000);
+  });
 });
