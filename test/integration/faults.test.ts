@@ -417,7 +417,9 @@ describe("faults in a running guest", () => {
   });
 
   describe("a client that disconnects mid-attach", () => {
-    const script = "i=0; while [ $i -lt 6 ]; do echo line$i; i=$((i+1)); sleep 1; done";
+    // Long enough to outlive the slowest client's start (hyperlab's CLI loads TypeScript first) on a loaded machine.
+    const lines = 20;
+    const script = `i=0; while [ $i -lt ${lines} ]; do echo line$i; i=$((i+1)); sleep 1; done`;
 
     it("leaves the container running to its end, as dockerd: kept by docker run, removed by docker run --rm, running after docker attach (and the same through hyperlab run)", async () => {
       const kept = dockerClient(lab, ["run", "--name", "kept", "busybox", "sh", "-c", script]);
@@ -425,11 +427,15 @@ describe("faults in a running guest", () => {
       // hyperlab's own CLI attaches through /v1, another path to the same containers.
       const v1Kept = dockerClient(lab, ["run", "--name", "v1-kept", "busybox", "sh", "-c", script], "hyperlab");
       const v1Removed = dockerClient(lab, ["run", "--rm", "--name", "v1-removed", "busybox", "sh", "-c", script], "hyperlab");
-      const clients = [kept, removed, v1Kept, v1Removed];
-      await Promise.all(clients.map((c) => c.waitFor("line1")));
-      // The clients go away without a word (no signal proxied): their sockets close mid-stream.
-      for (const c of clients) c.child.kill("SIGKILL");
-      for (const name of ["kept", "removed", "v1-kept", "v1-removed"]) expect(await state(name)).toBe("running");
+      const clients = { kept, removed, "v1-kept": v1Kept, "v1-removed": v1Removed };
+      // Each client goes away without a word (no signal proxied) once output flows: its socket closes mid-stream.
+      await Promise.all(
+        Object.entries(clients).map(async ([name, c]) => {
+          await c.waitFor("line1");
+          c.child.kill("SIGKILL");
+          expect(await state(name)).toBe("running");
+        }),
+      );
 
       expect((await docker("run", "-d", "--name", "watched", "busybox", "sh", "-c", "while true; do echo tick; sleep 1; done")).code).toBe(0);
       const attached = dockerClient(lab, ["attach", "watched"]);
@@ -440,7 +446,7 @@ describe("faults in a running guest", () => {
         await until(`container ${name} exiting`, async () => (await state(name)) === "exited");
         expect((await docker("inspect", "-f", "{{.State.ExitCode}}", name)).stdout).toBe("0\n");
         // All its output was kept for logs though nobody read it.
-        expect((await docker("logs", name)).stdout).toBe([0, 1, 2, 3, 4, 5].map((i) => `line${i}\n`).join(""));
+        expect((await docker("logs", name)).stdout).toBe(Array.from({ length: lines }, (_, i) => `line${i}\n`).join(""));
       }
       for (const name of ["removed", "v1-removed"]) await until(`container ${name} going away`, async () => (await docker("inspect", name)).code !== 0);
       expect(await state("watched")).toBe("running");
@@ -495,7 +501,10 @@ describe("faults in a running guest", () => {
       // Three containers each write 45 MiB to their /dev/shm (tmpfs, 64 MiB each) in a 128 MiB guest: the pages are
       // nobody's RSS, so the OOM killer goes through the small processes (the runtimes' shims, the shells, often the agent).
       const names = ["shm1", "shm2", "shm3"];
-      for (const n of names) expect((await docker("run", "-d", "--name", n, "busybox", "sh", "-c", "dd if=/dev/zero of=/dev/shm/x bs=1M count=45; sleep 600")).code).toBe(0);
+      // They fill it together once all have started (a file in a shared volume says go).
+      const wait = "while [ ! -e /go/now ]; do sleep 1; done; dd if=/dev/zero of=/dev/shm/x bs=1M count=45; sleep 600";
+      for (const n of names) expect((await docker("run", "-d", "--name", n, "-v", "shm-go:/go", "busybox", "sh", "-c", wait)).code).toBe(0);
+      expect((await docker("run", "--rm", "-v", "shm-go:/go", "busybox", "touch", "/go/now")).code).toBe(0);
       await until("the OOM killer to act", async () => /Out of memory: Killed process/.test((await vmExec(["dmesg"]).catch(() => ({ stdout: "" }))).stdout), 60_000);
       // Every container the daemon lists as running answers an exec; the others are exited with why.
       await until(
@@ -511,6 +520,7 @@ describe("faults in a running guest", () => {
         if (info!.State.Status === "exited") expect(info!.State.ExitCode).not.toBe(0);
       }
       expect((await docker("rm", "-f", ...names)).code).toBe(0);
+      expect((await docker("volume", "rm", "shm-go")).code).toBe(0);
       expect(await vmExec(["echo", "still here"])).toMatchObject({ exitCode: 0, stdout: "still here\n" });
       expect(await docker("run", "--rm", "busybox", "echo", "alive")).toMatchObject({ code: 0, stdout: "alive\n" });
     }, 180_000);
