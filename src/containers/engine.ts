@@ -2,7 +2,7 @@
 // default, runc on request) inside the guest. The host decides (ids, names,
 // addresses, the OCI config); the guest does (overlayfs, cgroups, the runtime).
 import { concatBytes } from "../bytes.ts";
-import { HyperlabError } from "../errors.ts";
+import { HyperlabError, isHyperlabError } from "../errors.ts";
 import type { AgentClient, GuestProcess } from "../guest/agent.ts";
 import { TOOLS_DIR, type ToolLoader, installGuestTool } from "../guest/guest-tools.ts";
 import type { ImageInfo, ImageStore } from "./image-store.ts";
@@ -1452,12 +1452,14 @@ export class ContainerEngine {
 
   /**
    * The agent that ran `c`'s runtime went away (killed, e.g. by the guest's
-   * OOM killer, and started again by init): its process can no longer be
+   * OOM killer) and init started it again: its process can no longer be
    * followed, so it is stopped for real (its runtime's state deleted) and
    * reported exited (255, as dockerd reports a container it lost) with why,
    * never left listed as running.
    */
   private async onShimLost(c: Container, shim: GuestProcess, err: unknown): Promise<void> {
+    // Only a guest whose agent came back: a VM that stopped or went takes its containers' records along its own way.
+    if (!isHyperlabError(err, "AGENT_GONE") || err.detail?.restarted !== true) return;
     if (this.shims.get(c.id) !== shim || c.status !== "running") return;
     await this.program(c.runtime, ["delete", "--force", c.id], `delete the runtime's state of ${c.name}`).catch(() => {});
     await this.onExit(c, 255);
