@@ -58,7 +58,9 @@ export type ErrorCode =
   /** a lab file that cannot be read as a lab: each problem named with its file and line */
   | "LAB_INVALID"
   /** a lab's setup failed, so its checks could not be run */
-  | "LAB_SETUP_FAILED";
+  | "LAB_SETUP_FAILED"
+  /** the host store (images, layers, blobs) cannot be written: a read-only file system or no permission */
+  | "STORE_READ_ONLY";
 
 /** The one error class of hyperlab; `code` survives worker boundaries. */
 export class HyperlabError extends Error {

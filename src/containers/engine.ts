@@ -2,7 +2,7 @@
 // default, runc on request) inside the guest. The host decides (ids, names,
 // addresses, the OCI config); the guest does (overlayfs, cgroups, the runtime).
 import { concatBytes } from "../bytes.ts";
-import { HyperlabError } from "../errors.ts";
+import { HyperlabError, isHyperlabError } from "../errors.ts";
 import type { AgentClient, GuestProcess } from "../guest/agent.ts";
 import { TOOLS_DIR, type ToolLoader, installGuestTool } from "../guest/guest-tools.ts";
 import type { ImageInfo, ImageStore } from "./image-store.ts";
@@ -551,6 +551,7 @@ export class ContainerEngine {
       endpoint.release();
       await this.cleanup(c).catch(() => {});
       if (c.mounts) await this.mountHost.release(c.mounts, (share) => this.shareInUse(share, c), true);
+      if (errnoOf(err) === "ENOSPC") throw new HyperlabError("RESOURCE_EXHAUSTED", `cannot create container ${c.name}: ${(err as Error).message}; ${RUN_FULL}`);
       throw err;
     }
     this.containers.set(id, c);
@@ -606,7 +607,8 @@ export class ContainerEngine {
     if (!opts.attached) {
       await this.waitStarted(c, attachment.exited).finally(() => this.release(c));
       // Its process could not even start (exit code 126 or 127): a failed start, as Docker reports it.
-      if (c.startError && (c.status as ContainerStatus) === "exited") throw new HyperlabError("CONTAINER_START_FAILED", c.startError, { exitCode: c.exitCode });
+      // A runtime that failed on its own (exit code 128, as dockerd records it) is the daemon's error, not the request's.
+      if (c.startError && (c.status as ContainerStatus) === "exited") throw new HyperlabError(c.exitCode === 128 ? "RUNTIME_ERROR" : "CONTAINER_START_FAILED", c.startError, { exitCode: c.exitCode });
     }
     return attachment;
   }
@@ -673,7 +675,13 @@ export class ContainerEngine {
       else for (const l of this.attached.get(c.id) ?? []) l(stream, data);
     });
     this.shims.set(c.id, shim);
-    const exited = shim.exited.then(async ({ exitCode, signal }) => this.onExit(c, signal ? 128 + signal : exitCode));
+    const exited = shim.exited.then(
+      async ({ exitCode, signal }) => this.onExit(c, signal ? 128 + signal : exitCode),
+      async (err: unknown) => {
+        await this.onShimLost(c, shim, err);
+        throw err;
+      },
+    );
     exited.catch(() => {});
     this.exits.set(c.id, exited);
     return {
@@ -1461,7 +1469,7 @@ export class ContainerEngine {
     );
     c.oomKilled = oomKills(events) > (this.oomKillsBefore.get(c.id) ?? 0);
     c.exitCode = c.oomKilled ? 137 : exitCode;
-    const failed = exitCode === 1 ? startFailure(c) : undefined;
+    const failed = exitCode === 1 ? (startFailure(c) ?? (await this.runtimeFailure(c))) : undefined;
     if (failed) {
       c.exitCode = failed.exitCode;
       c.startError = failed.message;
@@ -1484,6 +1492,39 @@ export class ContainerEngine {
       this.forget(c);
     }
     return c.exitCode;
+  }
+
+  /**
+   * The agent that ran `c`'s runtime went away (killed, e.g. by the guest's
+   * OOM killer) and init started it again: its process can no longer be
+   * followed, so it is stopped for real (its runtime's state deleted) and
+   * reported exited (255, as dockerd reports a container it lost) with why,
+   * never left listed as running.
+   */
+  private async onShimLost(c: Container, shim: GuestProcess, err: unknown): Promise<void> {
+    // Only a guest whose agent came back: a VM that stopped or went takes its containers' records along its own way.
+    if (!isHyperlabError(err, "AGENT_GONE") || err.detail?.restarted !== true) return;
+    if (this.shims.get(c.id) !== shim || c.status !== "running") return;
+    await this.program(c.runtime, ["delete", "--force", c.id], `delete the runtime's state of ${c.name}`).catch(() => {});
+    await this.onExit(c, 255);
+    c.startError = `the guest agent that followed this container went away (${err instanceof Error ? err.message : String(err)}): the container was stopped`;
+  }
+
+  /**
+   * A runtime that failed before it made the container (it wrote no pid
+   * file: the guest's /run full, a bundle it refused): its complaint, as
+   * dockerd reports an OCI runtime create failure (exit code 128), and what
+   * to do when /run is full. Only asked of a run that exited 1 with output on stderr.
+   */
+  private async runtimeFailure(c: Container): Promise<{ exitCode: number; message: string } | undefined> {
+    const first = c.logs.find((l) => l.stream === 2);
+    if (!first) return undefined;
+    if (await this.agent.stat(`${STATE_DIR}/${c.id}/pid`).then(() => true, () => false)) return undefined;
+    const why = new TextDecoder().decode(first.data).trim().split("\n")[0];
+    const df = await this.agent.exec(["df", "-k", STATE_DIR]).catch(() => undefined);
+    const availableKiB = Number(df?.stdout.trim().split("\n").at(-1)?.split(/\s+/)[3] ?? NaN);
+    const full = /No space left on device/.test(why ?? "") || availableKiB < 1024;
+    return { exitCode: 128, message: `OCI runtime create failed: ${c.runtime}: ${why}: unknown${full ? `; ${RUN_FULL}` : ""}` };
   }
 
   /** Whether a container other than `except` mounts through 9p share `share`. */
@@ -1707,6 +1748,9 @@ function startFailure(c: Container): { exitCode: number; message: string } | und
   if (/executable file not found|no such file or directory/.test(why)) return notFound;
   return undefined;
 }
+
+/** What to do when the guest's /run (a tmpfs in its memory, holding containers' bundles and writable layers) is full. */
+const RUN_FULL = "the VM's /run, where containers' files live in its memory, is full: remove containers you no longer need (docker rm, docker container prune) or files they wrote";
 
 /** True when `c` is on a user network (the predefined networks' names are reserved). */
 function isUserNetwork(c: Container): boolean {

@@ -63,6 +63,31 @@ export async function writeAtomic(path: string, data: Uint8Array): Promise<void>
   }
 }
 
+/** What a write to the store failing with each errno means, and what the user can do. */
+const UNWRITABLE: Record<string, { code: "RESOURCE_EXHAUSTED" | "STORE_READ_ONLY"; why: string; todo: string }> = {
+  ENOSPC: { code: "RESOURCE_EXHAUSTED", why: "its disk is full", todo: "free space there (docker image prune, docker rmi) or start the daemon with another --data-root" },
+  EDQUOT: { code: "RESOURCE_EXHAUSTED", why: "its disk quota is used up", todo: "free space there (docker image prune, docker rmi) or start the daemon with another --data-root" },
+  EROFS: { code: "STORE_READ_ONLY", why: "it is on a read-only file system", todo: "remount it writable or start the daemon with another --data-root" },
+  EACCES: { code: "STORE_READ_ONLY", why: "the daemon may not write there", todo: "give the daemon's user write access to it or start the daemon with another --data-root" },
+  EPERM: { code: "STORE_READ_ONLY", why: "the daemon may not write there", todo: "give the daemon's user write access to it or start the daemon with another --data-root" },
+};
+
+/**
+ * Runs the write `fn` to the store at `dir`: a full disk or a read-only one
+ * becomes a coded error naming the store, why and what to do (the store is
+ * as before: writes that fail leave no file behind); other errors pass.
+ */
+async function storeWrite<T>(dir: string, what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const e = UNWRITABLE[(err as NodeJS.ErrnoException)?.code ?? ""];
+    if (!e) throw err;
+    const errno = (err as NodeJS.ErrnoException).code;
+    throw new HyperlabError(e.code, `cannot ${what} in the image store at ${dir}: ${e.why} (${errno}); nothing was changed: ${e.todo}`, { path: dir, errno });
+  }
+}
+
 function isMissing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === "ENOENT";
 }
@@ -109,8 +134,15 @@ export function folderLayout(dir: string): WritableLayout {
     for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
       try {
         const fd = openSync(lockPath, "wx", 0o600);
-        writeFileSync(fd, String(process.pid));
-        fsyncSync(fd);
+        try {
+          writeFileSync(fd, String(process.pid));
+          fsyncSync(fd);
+        } catch (err) {
+          // A full disk can take the file but not the PID: a lock left empty would hold the next taker a second.
+          closeSync(fd);
+          rmSync(lockPath, { force: true });
+          throw err;
+        }
         closeSync(fd);
         return;
       } catch (err) {
@@ -142,10 +174,11 @@ export function folderLayout(dir: string): WritableLayout {
         throw err;
       }
     },
-    writeIndex: async (data) => {
-      await prepare();
-      await writeAtomic(join(dir, "index.json"), data);
-    },
+    writeIndex: (data) =>
+      storeWrite(dir, "write the image index", async () => {
+        await prepare();
+        await writeAtomic(join(dir, "index.json"), data);
+      }),
     indexVersion: async () => {
       try {
         const s = await stat(join(dir, "index.json"), { bigint: true });
@@ -161,11 +194,12 @@ export function folderLayout(dir: string): WritableLayout {
         () => true,
         (err) => (isMissing(err) ? false : Promise.reject(err)),
       ),
-    writeBlob: async (hex, data) => {
-      await prepare();
-      await writeAtomic(join(blobs, hex), data);
-    },
-    removeBlob: async (hex) => rm(join(blobs, hex), { force: true }),
+    writeBlob: (hex, data) =>
+      storeWrite(dir, `write blob sha256:${hex}`, async () => {
+        await prepare();
+        await writeAtomic(join(blobs, hex), data);
+      }),
+    removeBlob: (hex) => storeWrite(dir, `remove blob sha256:${hex}`, () => rm(join(blobs, hex), { force: true })),
     listBlobs: async () => {
       let names: string[];
       try {
@@ -182,8 +216,10 @@ export function folderLayout(dir: string): WritableLayout {
       return out;
     },
     locked: async (fn) => {
-      await prepare();
-      await lock();
+      await storeWrite(dir, "change the image index", async () => {
+        await prepare();
+        await lock();
+      });
       try {
         return await fn();
       } finally {

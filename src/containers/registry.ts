@@ -392,7 +392,7 @@ export class RegistryClient {
       }
     } catch (err) {
       void reader.cancel().catch(() => {});
-      throw new HyperlabError("REGISTRY_ERROR", `reading ${what} from the registry ${this.domain} failed after ${n}${size ? ` of ${size}` : ""} bytes: ${networkCause(err)}; nothing was stored`);
+      throw new HyperlabError("REGISTRY_ERROR", `reading ${what} from the registry ${this.domain} failed after ${n}${size ? ` of ${size}` : ""} bytes: ${networkCause(err)}; nothing was stored: pull again`);
     }
     const out = new Uint8Array(n);
     let at = 0;

@@ -708,7 +708,7 @@ export class AgentClient {
     this.hellos++;
     if (this.hellos > 1) {
       // A new agent: whatever the old one was doing is lost.
-      this.failPending(new HyperlabError("AGENT_GONE", "the guest agent restarted (it died or was killed); requests in flight were lost"));
+      this.failPending(new HyperlabError("AGENT_GONE", "the guest agent restarted (it died or was killed); requests in flight were lost", { restarted: true }));
     }
     const waiters = this.helloWaiters;
     this.helloWaiters = [];

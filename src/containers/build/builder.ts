@@ -197,6 +197,8 @@ class BuildRun {
         // A stage FROM scratch with nothing after it still is an image: an empty one.
         Object.assign(final, await this.commit(final, final.config.config ?? {}, { created_by: "", empty_layer: true }));
       }
+      // A client gone while the last step's changes were being taken: the build stops here, nothing tagged (as dockerd's canceled build).
+      this.checkAborted();
       const unused = [...this.buildArgs.keys()].filter((k) => !this.usedArgs.has(k) && !PREDEFINED_ARGS.includes(k));
       if (unused.length) this.emit({ type: "warning", message: `One or more build-args [${unused.join(" ")}] were not consumed` });
       await this.store.commitBuild({
