@@ -13,6 +13,8 @@ import { writeResult } from "./stats.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
+const F = "test/integration/faults.test.ts";
+
 /** The faults the issue names, each with the test that injects it and what a user sees then. */
 const FAULTS: Array<{ fault: string; file: string; test: RegExp; sees: string }> = [
   { fault: "the agent killed mid-request", file: "test/integration/agent.test.ts", test: /AGENT_GONE when the agent is killed/, sees: "the request fails with AGENT_GONE; the next one is served" },
@@ -20,6 +22,19 @@ const FAULTS: Array<{ fault: string; file: string; test: RegExp; sees: string }>
   { fault: "a call cut off by the guest stopping", file: "test/integration/hypervisor.test.ts", test: /cut off by the guest stopping/, sees: "the call fails with why the guest stopped (the panic's line, a power-off)" },
   { fault: "a snapshot file truncated", file: "test/integration/snapshot.test.ts", test: /truncated/, sees: "SNAPSHOT_CORRUPT, before any VM exists" },
   { fault: "a snapshot file with a changed byte", file: "test/integration/snapshot.test.ts", test: /one byte of the file changed/, sees: "SNAPSHOT_CORRUPT naming the checksum" },
+  { fault: "the guest kernel out of memory: a process in the VM past its RAM", file: F, test: /allocates past its RAM/, sees: "that process is OOM-killed (signal 9); the agent, the VM and the daemon go on" },
+  { fault: "a container without a limit OOM-killed by the kernel", file: F, test: /without a memory limit that the kernel killed/, sees: "exit 137, OOMKilled true, oom and die events" },
+  { fault: "an exec OOM-killed", file: F, test: /exec the kernel killed/, sees: "exit 137; its container keeps running" },
+  { fault: "a build step OOM-killed", file: F, test: /build whose RUN step the kernel killed/, sees: "the build fails naming exit code 137; the daemon goes on" },
+  { fault: "a container at its -m limit", file: F, test: /OOMKilled in docker inspect/, sees: "OOMKilled true, exit 137" },
+  { fault: "the OOM killer taking a container's runtime and the agent", file: F, test: /even when it took the agent/, sees: "no container left listed running; each exited with why" },
+  { fault: "the guest's /run (containers' files) full", file: F, test: /refuses new containers with a daemon error/, sees: "docker run exits 125 saying what is full and what to do; works once space is freed" },
+  { fault: "the host store's disk full (load)", file: F, test: /refuses a load into a full store/, sees: "507 naming the store and what to do; the store unchanged" },
+  { fault: "the host store's disk full (pull)", file: F, test: /fails a pull into a full store/, sees: "the store's message; nothing kept; the pull works once there is room" },
+  { fault: "the host store read-only", file: F, test: /read-only store/, sees: "tag and rmi refused naming the store (STORE_READ_ONLY); work again once writable" },
+  { fault: "a registry dropping the connection mid-blob", file: F, test: /fails the pull with a coded error naming the blob/, sees: "the pull fails naming the blob and bytes received, stores nothing; a retry pulls the image" },
+  { fault: "a client disconnecting mid-attach", file: F, test: /leaves the container running to its end/, sees: "the container runs to its end as with dockerd (kept, or removed with --rm)" },
+  { fault: "a client disconnecting mid-build", file: F, test: /stops the RUN step's work/, sees: "the step's processes stop, no build container left, the next build works" },
   { fault: "the daemon stopped (SIGTERM)", file: "test/integration/daemon-restart.test.ts", test: /saves every VM on SIGTERM/, sees: "the next start restores every VM and container as it was" },
   { fault: "the daemon killed (SIGKILL, a power cut)", file: "test/integration/daemon-restart.test.ts", test: /after a SIGKILL/, sees: "VMs back fresh, their containers Exited (255) with why; images intact; a half-written file discarded" },
   { fault: "a saved VM snapshot damaged", file: "test/integration/daemon-restart.test.ts", test: /damaged snapshot/, sees: "reported with SNAPSHOT_CORRUPT; the VM starts fresh" },
