@@ -85,7 +85,7 @@ function vmRoutes(hv: Hypervisor, containers: VmContainers): Route[] {
       /^\/vms$/,
       async (_m, req, res) => {
         const o = (await body(req)) as CreateVmOptions;
-        const created = await hv.createVm({ name: o.name, memoryMiB: o.memoryMiB, cpuShare: o.cpuShare, cold: o.cold, start: o.start, cmdline: o.cmdline, net: o.net });
+        const created = await hv.createVm({ name: o.name, memoryMiB: o.memoryMiB, cpuShare: o.cpuShare, cold: o.cold, start: o.start, cmdline: o.cmdline, net: o.net, profile: o.profile });
         send(res, 201, created.info());
       },
     ],

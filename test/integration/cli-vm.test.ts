@@ -32,7 +32,7 @@ describe("hyperlab vm and stats through the daemon", () => {
 
     const ls = await hl(["vm", "ls"]);
     const lines = ls.stdout.trim().split("\n");
-    expect(lines[0]).toMatch(/^NAME\s+VM ID\s+STATE\s+MEMORY\s+CPU SHARE\s+STARTED FROM\s+NETWORK\s+CREATED$/);
+    expect(lines[0]).toMatch(/^NAME\s+VM ID\s+STATE\s+PROFILE\s+MEMORY\s+CPU SHARE\s+STARTED FROM\s+NETWORK\s+CREATED$/);
     expect(ls.stdout).toMatch(/^a\s+[0-9a-f]{12}\s+running\s+128 MiB\s+1\s+(pool|snapshot)\s+/m);
     expect(ls.stdout).toMatch(/^b\s+[0-9a-f]{12}\s+running\s+128 MiB\s+2\s+(pool|snapshot)\s+/m);
 
