@@ -94,7 +94,7 @@ function vmRoutes(hv: Hypervisor, containers: VmContainers): Route[] {
       /^\/vms\/restore$/,
       async (_m, req, res, q) => {
         const share = q.get("cpuShare");
-        const restored = await hv.restore(new Uint8Array(await rawBody(req)), { name: q.get("name") ?? undefined, cpuShare: share === null ? undefined : Number(share), net: q.get("net") ?? undefined });
+        const restored = await hv.restore(new Uint8Array(await rawBody(req)), { name: q.get("name") ?? undefined, cpuShare: share === null ? undefined : Number(share), net: q.get("net") ?? undefined, profile: q.get("profile") ?? undefined });
         send(res, 201, restored.info());
       },
     ],

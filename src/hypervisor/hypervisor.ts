@@ -19,7 +19,7 @@ import { type Platform, defaultPlatform } from "./platform.ts";
 import type { VmWorker } from "./rpc.ts";
 import type { SchedulerOptions } from "./scheduler.ts";
 import { shareSnapshot } from "./shared-memory.ts";
-import { type Snapshot, encodeSnapshot, imageDigest, stateDigest } from "./snapshot.ts";
+import { type Snapshot, encodeSnapshot, imageDigest, readSnapshotHeader, stateDigest } from "./snapshot.ts";
 import { METRICS_MS, Vm, type VmEvent, type VmHost, type VmInfo, type VmMetrics, type VmOrigin, type VmSnapshotOptions } from "./vm.ts";
 import { WarmPool } from "./warm-pool.ts";
 import type { StartReport, WorkerConfig } from "./worker-protocol.ts";
@@ -87,7 +87,7 @@ export interface RestoreOptions {
   name?: string;
   /** the image the snapshot was taken of (default: the default guest); another one fails with SNAPSHOT_MISMATCH */
   image?: string;
-  /** the profile the snapshot was taken of (default "default"); another one fails with SNAPSHOT_MISMATCH */
+  /** the profile the snapshot was taken of (default: the one whose image id the snapshot names, else "default"); another one fails with SNAPSHOT_MISMATCH */
   profile?: string;
   /** if given, must equal the snapshot's memory (SNAPSHOT_MISMATCH otherwise) */
   memoryMiB?: number;
@@ -275,7 +275,7 @@ export class Hypervisor {
    */
   async restore(bytes: Uint8Array, opts: RestoreOptions = {}): Promise<Vm> {
     this.networks.check(opts.net ?? DEFAULT_NETWORK);
-    const loaded = await this.images.image(opts.image, opts.profile);
+    const loaded = await this.images.image(opts.image, opts.profile ?? (await this.profileOfSnapshot(bytes, opts.image)));
     let delta = false;
     const snapshot = await decodeSnapshot(
       bytes,
@@ -291,6 +291,28 @@ export class Hypervisor {
       },
     );
     return this.startFromSnapshot(snapshot, loaded, { ...opts, origin: "restore", fromBootSnapshot: delta });
+  }
+
+  /**
+   * The profile a snapshot was taken of, found by its image id among the
+   * profiles of image `ref` (so a profile VM's snapshot restores without
+   * naming its profile); undefined for the default guest, or when no
+   * profile matches (decoding then reports the mismatch).
+   */
+  private async profileOfSnapshot(bytes: Uint8Array, ref: string | undefined): Promise<string | undefined> {
+    let id: string;
+    try {
+      id = readSnapshotHeader(bytes).image.id;
+    } catch {
+      return undefined; // decoding reports what is wrong with it
+    }
+    const base = await this.images.image(ref);
+    if (id === base.image.id) return undefined;
+    for (const name of Object.keys(base.image.manifest.profiles ?? {})) {
+      const profile = await this.images.image(ref, name).catch(() => undefined);
+      if (profile?.image.id === id) return name;
+    }
+    return undefined;
   }
 
   /** The VMs, oldest first. */

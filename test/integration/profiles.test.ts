@@ -88,4 +88,17 @@ describe("the lxc profile", () => {
     await sh("lxc-destroy -n c1");
     expect(await sh("lxc-ls -1")).toBe("");
   }, 300_000);
+
+  it("restores a profile VM's snapshot as that profile without being told which", async () => {
+    await sh("echo kept > /root/mark");
+    const bytes = await vm.snapshot();
+    const copy = await hv.restore(bytes, { name: "lxc-copy" });
+    try {
+      expect(copy.info().profile).toBe("lxc");
+      const r = await copy.exec(["/bin/sh", "-c", "cat /root/mark; lxc-ls --version"], { timeoutMs: 60_000 });
+      expect(r.stdout).toBe("kept\n5.0.2\n");
+    } finally {
+      await copy.destroy();
+    }
+  }, 180_000);
 });

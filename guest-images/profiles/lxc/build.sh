@@ -83,7 +83,6 @@ cp -a files/. "$layer/"
 rm -rf "$layer/usr/libexec/hyperlab"
 chmod -R u+rwX,go+rX,go-w "$layer"
 hl_cpio "$layer" "$work/lxc.cpio"
-find "$layer" -type f -printf '%p\n' | wc -l > "$work/payload-files"
 
 # The layer: the payload (xz, CRC32: what busybox's xz decoder checks; no
 # BCJ filter: busybox's decoder has none; dictionary 8 MiB: the memory the
