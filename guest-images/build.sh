@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds every guest artifact into dist/ and writes dist/manifest.json.
-# Usage: guest-images/build.sh [step...]   steps: firmware kernel loader rootfs images tools (default: all)
+# Usage: guest-images/build.sh [step...]   steps: firmware kernel loader rootfs images tools profiles (default: all)
 # Needs Debian bookworm with apt (run as root): it installs its build tools and
 # downloads i386 packages with apt-get; nothing else is fetched.
 set -euo pipefail; cd "$(dirname "$0")"
 . ./lib.sh
-steps=("$@"); [ ${#steps[@]} -gt 0 ] || steps=(firmware kernel loader rootfs images tools)
+steps=("$@"); [ ${#steps[@]} -gt 0 ] || steps=(firmware kernel loader rootfs images tools profiles)
 
-tools=(linux-source-6.1 flex bison bc cpio libelf-dev libssl-dev gcc gcc-multilib binutils make lz4)
+tools=(linux-source-6.1 flex bison bc cpio libelf-dev libssl-dev gcc gcc-multilib binutils make lz4 xz-utils)
 missing=$(for p in "${tools[@]}"; do dpkg-query -W --showformat='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
 if ! dpkg --print-foreign-architectures | grep -qx i386; then
   dpkg --add-architecture i386

@@ -24,8 +24,24 @@ const outputs = {
   "hyperlab.cpio": "initramfs layer 3: hyperlab's own files (/init, the agent, inittab, profile)",
 };
 
+// Guest profiles (profiles/NAME/build.sh): the default guest plus layers of
+// their own. Not in `files`, so a new profile does not change the default
+// image's id (and its boot snapshots); each profile's id covers the default's
+// and its own layers. `minimumMemoryMiB`: what the profile needs to boot and
+// run its daemons; `ready`: a command the host runs in the guest until it
+// exits 0 before taking the profile's boot snapshot (null: the agent's answer
+// is enough).
+const profileTable = {
+  lxc: {
+    what: "LXC 5.0 (lxc-create with the busybox template, lxc-start, lxc-attach, lxc-ls, lxc-info, lxc-stop, lxc-destroy, lxc-cgroup, lxc-execute), containers on the bridge lxcbr0",
+    layers: { "profile-lxc.cpio": "initramfs layer 4 (lxc profile): its inittab and boot steps, and LXC 5.0 as an xz payload the guest unpacks at boot" },
+    minimumMemoryMiB: 96,
+    ready: null,
+  },
+};
+
 const steps = {};
-for (const step of ["firmware", "kernel", "loader", "rootfs", "images", "tools"]) {
+for (const step of ["firmware", "kernel", "loader", "rootfs", "images", "tools", ...Object.keys(profileTable).map((p) => `profile-${p}`)]) {
   const file = join(cache, `packages-${step}.txt`);
   if (!existsSync(file)) {
     // A step not run this time keeps what the last manifest said of it.
@@ -117,6 +133,28 @@ for (const [name, t] of Object.entries(toolTable)) {
   };
 }
 
+const profiles = {};
+for (const [name, p] of Object.entries(profileTable)) {
+  const layers = {};
+  for (const [file, what] of Object.entries(p.layers)) {
+    const path = join(dist, file);
+    if (!existsSync(path)) throw new Error(`dist/${file} is missing: run the step that builds it (npm run images -- profiles)`);
+    const data = readFileSync(path);
+    layers[file] = { sha256: sha256(data), size: data.length, what };
+  }
+  const payloadFile = join(cache, `profile-${name}.json`);
+  const payload = existsSync(payloadFile) ? JSON.parse(readFileSync(payloadFile, "utf8")) : previous.profiles?.[name]?.payload;
+  profiles[name] = {
+    what: p.what,
+    initrd: Object.keys(layers),
+    files: layers,
+    minimumMemoryMiB: p.minimumMemoryMiB,
+    ready: p.ready,
+    payload,
+    packages: steps[`profile-${name}`],
+  };
+}
+
 const licenses = readdirSync(join(dist, "licenses")).sort();
 const release = existsSync(join(cache, "kernel", "release"))
   ? readFileSync(join(cache, "kernel", "release"), "utf8").trim()
@@ -135,7 +173,8 @@ const manifest = {
   files,
   images,
   tools,
-  packages: steps,
+  profiles,
+  packages: Object.fromEntries(Object.entries(steps).filter(([step]) => !step.startsWith("profile-"))),
   licenses,
 };
 writeFileSync(join(dist, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");

@@ -11,8 +11,8 @@ import type { Verb } from "./verb.ts";
 const USAGE = "hyperlab boot [OPTIONS]";
 const HELP = `Usage: ${USAGE}
 
-Starts the default guest (Linux on the v86 PC) and attaches this terminal to
-its serial console. The guest is restored from the boot snapshot (a guest
+Starts the default guest (Linux on the v86 PC), or a guest profile, and
+attaches this terminal to its serial console. The guest is restored from the boot snapshot (a guest
 saved just after it booted; built and cached on first use), unless --cold.
 Press Ctrl-] to detach: that powers the machine off. Typing 'poweroff' in the
 guest does the same.
@@ -27,6 +27,8 @@ Options:
                       (implied by --cmdline and --firmware seabios)
   --timeout SECONDS   give up if the guest is not ready in time (default 30)
   --image DIR         guest image folder (default: this checkout's guest-images/dist)
+  --profile NAME      guest profile: default, or one the image lists (lxc:
+                      LXC 5.0 beside crun and runc); see docs/profiles.md
   -h, --help          show this help
 `;
 
@@ -52,6 +54,7 @@ async function bootCommand(args: string[]): Promise<number> {
       cmdline: { type: "string" },
       timeout: { type: "string" },
       image: { type: "string" },
+      profile: { type: "string" },
       cold: { type: "boolean" },
     },
     positionals: { max: 0 },
@@ -69,7 +72,7 @@ async function bootCommand(args: string[]): Promise<number> {
   const memoryMiB = opts.memory === undefined ? undefined : positiveNumber("memory", opts.memory, 128);
 
   if (startsFromSnapshot({ cold: opts.cold, firmware, cmdline: opts.cmdline })) {
-    const guest = await startGuest({ memoryMiB, timeoutMs, imageDir: opts.image });
+    const guest = await startGuest({ memoryMiB, timeoutMs, imageDir: opts.image, profile: opts.profile });
     const { machine } = guest;
     guest.agent.close();
     if (opts.exec !== undefined) {
@@ -81,8 +84,8 @@ async function bootCommand(args: string[]): Promise<number> {
         await machine.stop();
       }
     }
-    const release = (await loadNodeImage(opts.image)).release;
-    return attach(machine, `Linux ${release} restored from the boot snapshot`, async () => {
+    const { release, profile } = await loadNodeImage(opts.image, opts.profile);
+    return attach(machine, `Linux ${release}${profile ? ` (${profile} profile)` : ""} restored from the boot snapshot`, async () => {
       // The restored shell printed its prompt before the snapshot: ask for a fresh one.
       machine.write("\r");
       return `guest ready in ${(guest.started.wallMs / 1000).toFixed(2)} s (restored from the boot snapshot)`;
@@ -90,7 +93,7 @@ async function bootCommand(args: string[]): Promise<number> {
   }
 
   const wasm = v86Wasm();
-  const image = await loadNodeImage(opts.image);
+  const image = await loadNodeImage(opts.image, opts.profile);
   const machine = new Machine({ image, wasm, firmware, memoryMiB, cmdline: opts.cmdline });
 
   if (opts.exec !== undefined) {
@@ -103,7 +106,7 @@ async function bootCommand(args: string[]): Promise<number> {
       await machine.stop();
     }
   }
-  return attach(machine, `booting Linux ${image.release}`, async () => {
+  return attach(machine, `booting Linux ${image.release}${image.profile ? ` (${image.profile} profile)` : ""}`, async () => {
     const report = await machine.boot({ timeoutMs });
     return `guest ready in ${(report.wallMs / 1000).toFixed(2)} s`;
   });
@@ -151,6 +154,6 @@ async function attach(machine: Machine, starting: string, start: () => Promise<s
 
 export const bootVerb: Verb = {
   name: "boot",
-  summary: "boot the default guest and attach this terminal to its console",
+  summary: "boot the default guest (or --profile P) and attach this terminal to its console",
   run: bootCommand,
 };

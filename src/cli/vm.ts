@@ -20,15 +20,19 @@ own memory (reserved from the host's budget) and CPU share.
 
 Commands:
   create [--name NAME] [--memory MIB] [--cpu-share N] [--cold] [--net NAME]
+         [--profile NAME]
                               create and start a VM (from the warm pool or the
                               boot snapshot; --cold boots the kernel) on
-                              network NAME (default 'default'; 'none': unplugged)
+                              network NAME (default 'default'; 'none': unplugged),
+                              running guest profile NAME (default 'default';
+                              'lxc': LXC 5.0, see docs/profiles.md)
   net create NAME [--subnet CIDR] [--isolated]
                               create a network of VMs (a virtual switch)
   net ls                      list the networks
   net inspect NAME            a network's subnet and VMs (MAC, address), as JSON
   net rm NAME                 remove a network no VM is on
   ls                          list VMs
+  inspect VM                  a VM's details (profile, memory, network…), as JSON
   exec VM COMMAND [ARG...]    run a command in a VM, with its exit status
   pause VM...                 stop VMs' CPUs (memory and devices stay)
   resume VM...                let paused VMs run again
@@ -69,8 +73,8 @@ const str = (v: string | boolean | undefined): string | undefined => (typeof v =
 /** Each `vm` subcommand. */
 const subcommands: Record<string, Subcommand> = {
   create: sub(
-    "create [--name NAME] [--memory MIB] [--cpu-share N] [--cold] [--net NAME]",
-    { options: { name: { type: "string" }, memory: { type: "string", short: "m" }, "cpu-share": { type: "string" }, cold: { type: "boolean" }, net: { type: "string" } }, positionals: { max: 0 } },
+    "create [--name NAME] [--memory MIB] [--cpu-share N] [--cold] [--net NAME] [--profile NAME]",
+    { options: { name: { type: "string" }, memory: { type: "string", short: "m" }, "cpu-share": { type: "string" }, cold: { type: "boolean" }, net: { type: "string" }, profile: { type: "string" } }, positionals: { max: 0 } },
     async (v) => {
       const vm = await (await daemon("vm create")).call<VmInfo>("POST", "/vms", {
         name: str(v.name),
@@ -78,6 +82,7 @@ const subcommands: Record<string, Subcommand> = {
         cpuShare: positiveNumber("--cpu-share", str(v["cpu-share"])),
         cold: v.cold === true,
         net: str(v.net),
+        profile: str(v.profile),
       });
       write(`${vm.name}\n`);
       return 0;
@@ -85,8 +90,13 @@ const subcommands: Record<string, Subcommand> = {
   ),
   ls: sub("ls", { options: {}, positionals: { max: 0 } }, async () => {
     const vms = await (await daemon("vm ls")).call<VmInfo[]>("GET", "/vms");
-    const rows = vms.map((v) => [v.name, v.id.slice(0, 12), v.state, mib(v.memoryMiB), String(v.cpuShare), v.origin, v.network ? `${v.network.name} ${v.network.address}` : "-", ago(new Date(v.createdAt))]);
-    write(table(["NAME", "VM ID", "STATE", "MEMORY", "CPU SHARE", "STARTED FROM", "NETWORK", "CREATED"], rows));
+    const rows = vms.map((v) => [v.name, v.id.slice(0, 12), v.state, v.profile ?? "default", mib(v.memoryMiB), String(v.cpuShare), v.origin, v.network ? `${v.network.name} ${v.network.address}` : "-", ago(new Date(v.createdAt))]);
+    write(table(["NAME", "VM ID", "STATE", "PROFILE", "MEMORY", "CPU SHARE", "STARTED FROM", "NETWORK", "CREATED"], rows));
+    return 0;
+  }),
+  inspect: sub("inspect VM", { options: {}, positionals: { min: 1, max: 1 } }, async (_v, [vm]) => {
+    const info = await (await daemon("vm inspect")).call<VmInfo>("GET", `/vms/${enc(vm!)}`);
+    write(`${JSON.stringify(info, null, 2)}\n`);
     return 0;
   }),
   exec: sub("exec VM COMMAND [ARG...]", { options: {}, positionals: { min: 1, max: 1 } }, async (_v, [vm, ...argv]) => {
@@ -194,7 +204,7 @@ const subcommands: Record<string, Subcommand> = {
 
 export const vmVerb: Verb = {
   name: "vm",
-  summary: "manage VMs: create, ls, exec, pause, resume, snapshot, restore, fork, update, rm, net",
+  summary: "manage VMs: create, ls, inspect, exec, pause, resume, snapshot, restore, fork, update, rm, net",
   run: async (args) => {
     const [name, ...rest] = args;
     const command = pickSubcommand("vm", subcommands, name);

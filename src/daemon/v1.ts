@@ -85,7 +85,7 @@ function vmRoutes(hv: Hypervisor, containers: VmContainers): Route[] {
       /^\/vms$/,
       async (_m, req, res) => {
         const o = (await body(req)) as CreateVmOptions;
-        const created = await hv.createVm({ name: o.name, memoryMiB: o.memoryMiB, cpuShare: o.cpuShare, cold: o.cold, start: o.start, cmdline: o.cmdline, net: o.net });
+        const created = await hv.createVm({ name: o.name, memoryMiB: o.memoryMiB, cpuShare: o.cpuShare, cold: o.cold, start: o.start, cmdline: o.cmdline, net: o.net, profile: o.profile });
         send(res, 201, created.info());
       },
     ],
@@ -94,7 +94,7 @@ function vmRoutes(hv: Hypervisor, containers: VmContainers): Route[] {
       /^\/vms\/restore$/,
       async (_m, req, res, q) => {
         const share = q.get("cpuShare");
-        const restored = await hv.restore(new Uint8Array(await rawBody(req)), { name: q.get("name") ?? undefined, cpuShare: share === null ? undefined : Number(share), net: q.get("net") ?? undefined });
+        const restored = await hv.restore(new Uint8Array(await rawBody(req)), { name: q.get("name") ?? undefined, cpuShare: share === null ? undefined : Number(share), net: q.get("net") ?? undefined, profile: q.get("profile") ?? undefined });
         send(res, 201, restored.info());
       },
     ],

@@ -10,7 +10,7 @@ import { ConsoleWindow } from "./console-window.ts";
 import { CONTROL_PORT, ControlPort, makeControlPortRaw } from "./control-port.ts";
 import { directModule, directModuleLayout } from "./direct-boot.ts";
 import { type Emulator, guestRam } from "./emulator.ts";
-import type { GuestImage } from "./guest-image.ts";
+import { type GuestImage, profileMinimumMemoryMiB } from "./guest-image.ts";
 import { loadState, saveState, touchPages } from "./machine-state.ts";
 import { P9Server } from "./p9-server.ts";
 import { type ConsoleListener, SerialConsole } from "./serial-console.ts";
@@ -116,11 +116,33 @@ export function defaultMemoryMiB(image: GuestImage, firmware: Firmware = "direct
   return Math.max(128, minimumMemoryMiB(image, firmware));
 }
 
-/** Smallest RAM (MiB) that holds this image for the given firmware, plus room to run. */
+/** Smallest RAM (MiB) that holds this image for the given firmware, plus room to run; a profile may ask for more (its manifest's minimumMemoryMiB). */
 export function minimumMemoryMiB(image: GuestImage, firmware: Firmware = "direct"): number {
   const initrd = image.layers.reduce((n, l) => n + l.length, 0);
   const top = firmware === "direct" ? directModuleLayout(image).size + image.manifest.kernel.load : SEABIOS_INITRD_BASE + initrd;
-  return Math.ceil(top / (1 << 20)) + 16;
+  return Math.max(Math.ceil(top / (1 << 20)) + 16, profileMinimumMemoryMiB(image));
+}
+
+/**
+ * Throws INVALID_ARGUMENT unless `memoryMiB` is a RAM size this image can
+ * run in: a whole number from its minimum (the kernel and initramfs, or a
+ * profile's own minimum, named with the profile) to 2047.
+ */
+export function checkMemoryMiB(image: GuestImage, memoryMiB: number, firmware: Firmware = "direct"): void {
+  const min = minimumMemoryMiB(image, firmware);
+  if (Number.isInteger(memoryMiB) && memoryMiB < min && min === profileMinimumMemoryMiB(image)) {
+    throw new HyperlabError(
+      "INVALID_ARGUMENT",
+      `memory ${memoryMiB} MiB is too small for the ${image.profile} profile: it needs at least ${min} MiB (e.g. --memory ${min}).`,
+      { profile: image.profile, minimumMemoryMiB: min },
+    );
+  }
+  if (!Number.isInteger(memoryMiB) || memoryMiB < min || memoryMiB > 2047) {
+    throw new HyperlabError(
+      "INVALID_ARGUMENT",
+      `memory ${memoryMiB} MiB is not usable: this image needs a whole number from ${min} to 2047 MiB (the kernel and initramfs are loaded into guest RAM).`,
+    );
+  }
 }
 
 function buffer(data: Uint8Array): { buffer: ArrayBuffer } {
@@ -162,14 +184,8 @@ export class Machine {
     this.firmware = options.firmware ?? "direct";
     this.fileShare = options.fileShare ?? new P9Server();
     this.nic = options.nic ?? "virtio-net";
-    const min = minimumMemoryMiB(options.image, this.firmware);
     this.memoryMiB = options.memoryMiB ?? defaultMemoryMiB(options.image, this.firmware);
-    if (!Number.isInteger(this.memoryMiB) || this.memoryMiB < min || this.memoryMiB > 2047) {
-      throw new HyperlabError(
-        "INVALID_ARGUMENT",
-        `memory ${options.memoryMiB} MiB is not usable: this image needs a whole number from ${min} to 2047 MiB (the kernel and initramfs are loaded into guest RAM).`,
-      );
-    }
+    checkMemoryMiB(options.image, this.memoryMiB, this.firmware);
   }
 
   /** Current state: created, booting, running or stopped. */

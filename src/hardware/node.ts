@@ -12,14 +12,15 @@ export const defaultImageDir = fileURLToPath(new URL("../../guest-images/dist/",
 
 const images = new Map<string, Promise<GuestImage>>();
 
-/** Loads (once per process and folder) and verifies the guest image in `dir`. */
-export function loadNodeImage(dir: string = defaultImageDir): Promise<GuestImage> {
-  let image = images.get(dir);
+/** Loads (once per process, folder and profile) and verifies the guest image in `dir`, or its profile `profile` (default: the default guest). */
+export function loadNodeImage(dir: string = defaultImageDir, profile?: string): Promise<GuestImage> {
+  const key = `${dir}\0${profile ?? ""}`;
+  let image = images.get(key);
   if (!image) {
     const base = dir.replace(/\/?$/, "/");
-    image = loadGuestImage({ where: dir, read: async (name) => new Uint8Array(await readFile(base + name)) });
-    images.set(dir, image);
-    image.catch(() => images.delete(dir));
+    image = loadGuestImage({ where: dir, read: async (name) => new Uint8Array(await readFile(base + name)) }, { profile });
+    images.set(key, image);
+    image.catch(() => images.delete(key));
   }
   return image;
 }

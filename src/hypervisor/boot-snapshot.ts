@@ -129,7 +129,32 @@ async function loadOrBuild(key: string, opts: BootSnapshotOptions): Promise<Snap
 }
 
 /**
- * Boots the default guest cold with BOOT_SNAPSHOT_CMDLINE, waits until its
+ * Runs a profile's `ready` command (manifest.json) in the guest until it
+ * exits 0, so a profile with daemons is saved once they serve; a profile
+ * without one (and the default guest) is ready once its agent answers.
+ */
+async function waitUntilReady(agent: AgentClient, image: GuestImage): Promise<void> {
+  const ready = image.profile === undefined ? null : (image.manifest.profiles?.[image.profile]?.ready ?? null);
+  if (!ready) return;
+  const deadline = performance.now() + ready.timeoutMs;
+  let last = "";
+  for (;;) {
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      throw new HyperlabError(
+        "GUEST_BOOT_FAILED",
+        `preparing the ${image.profile} profile's boot snapshot: ${ready.what} not ready after ${ready.timeoutMs} ms ('${ready.argv.join(" ")}' last said: ${last.trim() || "nothing"})`,
+      );
+    }
+    const r = await agent.exec(ready.argv, { timeoutMs: left });
+    if (r.exitCode === 0) return;
+    last = r.stderr || r.stdout;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/**
+ * Boots the guest (the default one or a profile) cold with BOOT_SNAPSHOT_CMDLINE, waits until its
  * agent answers and its console shows a prompt, drops the guest's page cache
  * (clean pages the restored guest can read again), and saves it paused.
  */
@@ -140,6 +165,7 @@ export async function buildBootSnapshot(opts: BootSnapshotOptions): Promise<Snap
     await machine.boot({ timeoutMs });
     const agent = await AgentClient.connect(machine, { timeoutMs });
     await machine.console.waitFor(PROMPT, { timeoutMs, what: "the console shell's prompt", from: 0 });
+    await waitUntilReady(agent, opts.image);
     const drop = await agent.exec(["/bin/sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], { timeoutMs });
     if (drop.exitCode !== 0) {
       throw new HyperlabError("GUEST_BOOT_FAILED", `preparing the boot snapshot failed: dropping the guest's caches exited with ${drop.exitCode}: ${drop.stderr.trim()}`);

@@ -7,7 +7,7 @@
 // snapshot) is a Platform (platform.ts). This file keeps the registry of VMs
 // and their lifecycle: create, restore, fork, snapshot, destroy, events.
 import { HyperlabError } from "../errors.ts";
-import { defaultMemoryMiB } from "../hardware/machine.ts";
+import { checkMemoryMiB, defaultMemoryMiB } from "../hardware/machine.ts";
 import { bootSnapshotKeyOf } from "./boot-snapshot.ts";
 import { type MemoryBudget, type Reservation, defaultBudgetMiB } from "./budget.ts";
 import { type DeltaBase, decodeSnapshot } from "./delta-snapshot.ts";
@@ -19,7 +19,7 @@ import { type Platform, defaultPlatform } from "./platform.ts";
 import type { VmWorker } from "./rpc.ts";
 import type { SchedulerOptions } from "./scheduler.ts";
 import { shareSnapshot } from "./shared-memory.ts";
-import { type Snapshot, encodeSnapshot, imageDigest, stateDigest } from "./snapshot.ts";
+import { type Snapshot, encodeSnapshot, imageDigest, readSnapshotHeader, stateDigest } from "./snapshot.ts";
 import { METRICS_MS, Vm, type VmEvent, type VmHost, type VmInfo, type VmMetrics, type VmOrigin, type VmSnapshotOptions } from "./vm.ts";
 import { WarmPool } from "./warm-pool.ts";
 import type { StartReport, WorkerConfig } from "./worker-protocol.ts";
@@ -60,7 +60,13 @@ export interface CreateVmOptions {
   name?: string;
   /** the guest image (see Platform.loadImage); default the default guest */
   image?: string;
-  /** guest RAM in MiB, reserved from the budget (default: the image's default, 128) */
+  /**
+   * the guest profile: "default" (the default) or one the image's manifest
+   * lists, e.g. "lxc" (docs/profiles.md); each has its own boot snapshot.
+   * An unknown one fails with INVALID_ARGUMENT listing the known ones.
+   */
+  profile?: string;
+  /** guest RAM in MiB, reserved from the budget (default: the image's default, 128; a profile may ask for more) */
   memoryMiB?: number;
   /** relative CPU weight among VMs (default 1) */
   cpuShare?: number;
@@ -81,6 +87,8 @@ export interface RestoreOptions {
   name?: string;
   /** the image the snapshot was taken of (default: the default guest); another one fails with SNAPSHOT_MISMATCH */
   image?: string;
+  /** the profile the snapshot was taken of (default: the one whose image id the snapshot names, else "default"); another one fails with SNAPSHOT_MISMATCH */
+  profile?: string;
   /** if given, must equal the snapshot's memory (SNAPSHOT_MISMATCH otherwise) */
   memoryMiB?: number;
   cpuShare?: number;
@@ -128,6 +136,7 @@ const PAGE_HASH_TIMEOUT_MS = 10_000;
 interface Registration {
   name?: string;
   image?: string;
+  profile?: string;
   memoryMiB: number;
   cpuShare?: number;
   origin: VmOrigin;
@@ -202,13 +211,15 @@ export class Hypervisor {
    */
   async createVm(opts: CreateVmOptions = {}): Promise<Vm> {
     this.networks.check(opts.net ?? DEFAULT_NETWORK);
-    const loaded = await this.images.image(opts.image);
+    const loaded = await this.images.image(opts.image, opts.profile);
     const memoryMiB = opts.memoryMiB ?? defaultMemoryMiB(loaded.image);
+    // A profile's minimum is refused here, before any memory is reserved (its machine would refuse it in the worker).
+    if (loaded.profile) checkMemoryMiB(loaded.image, memoryMiB);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const cold = opts.cold || !!opts.cmdline || !this.platform.bootSnapshot;
     const config = async (name: string): Promise<WorkerConfig> => ({ name, image: loaded.shared, wasm: await this.images.v86(), memoryMiB, cmdline: opts.cmdline });
     let vm: Vm;
-    const warm = !cold && opts.image === undefined ? this.pool.takeWarm(memoryMiB) : undefined;
+    const warm = !cold && opts.image === undefined && !loaded.profile ? this.pool.takeWarm(memoryMiB) : undefined;
     if (warm) {
       try {
         vm = this.register({
@@ -264,7 +275,7 @@ export class Hypervisor {
    */
   async restore(bytes: Uint8Array, opts: RestoreOptions = {}): Promise<Vm> {
     this.networks.check(opts.net ?? DEFAULT_NETWORK);
-    const loaded = await this.images.image(opts.image);
+    const loaded = await this.images.image(opts.image, opts.profile ?? (await this.profileOfSnapshot(bytes, opts.image)));
     let delta = false;
     const snapshot = await decodeSnapshot(
       bytes,
@@ -280,6 +291,28 @@ export class Hypervisor {
       },
     );
     return this.startFromSnapshot(snapshot, loaded, { ...opts, origin: "restore", fromBootSnapshot: delta });
+  }
+
+  /**
+   * The profile a snapshot was taken of, found by its image id among the
+   * profiles of image `ref` (so a profile VM's snapshot restores without
+   * naming its profile); undefined for the default guest, or when no
+   * profile matches (decoding then reports the mismatch).
+   */
+  private async profileOfSnapshot(bytes: Uint8Array, ref: string | undefined): Promise<string | undefined> {
+    let id: string;
+    try {
+      id = readSnapshotHeader(bytes).image.id;
+    } catch {
+      return undefined; // decoding reports what is wrong with it
+    }
+    const base = await this.images.image(ref);
+    if (id === base.image.id) return undefined;
+    for (const name of Object.keys(base.image.manifest.profiles ?? {})) {
+      const profile = await this.images.image(ref, name).catch(() => undefined);
+      if (profile?.image.id === id) return name;
+    }
+    return undefined;
   }
 
   /** The VMs, oldest first. */
@@ -385,6 +418,7 @@ export class Hypervisor {
     const vm = this.register({
       name: opts.name,
       image: opts.image,
+      profile: loaded.profile || undefined,
       memoryMiB,
       cpuShare: opts.cpuShare,
       origin: opts.origin,
@@ -403,7 +437,7 @@ export class Hypervisor {
     const records = vm.collectRecords();
     const snapshot = await worker.api.snapshot();
     snapshot.header.records = records;
-    const loaded = await this.images.image(vm.image === "default" ? undefined : vm.image);
+    const loaded = await this.images.image(vm.image === "default" ? undefined : vm.image, vm.profile);
     const names = Array.from({ length: n }, () => this.freeName(`${vm.name}-fork-`));
     const forks = await Promise.allSettled(
       names.map((name) =>
@@ -443,7 +477,7 @@ export class Hypervisor {
   /** The boot snapshot `vm` descends from, as its worker needs it for a delta snapshot; undefined when there is none. */
   private async deltaBase(vm: Vm): Promise<DeltaBase | undefined> {
     if (!this.platform.bootSnapshot || !this.descendsFromBootSnapshot(vm)) return undefined;
-    const loaded = await this.images.image(vm.image === "default" ? undefined : vm.image);
+    const loaded = await this.images.image(vm.image === "default" ? undefined : vm.image, vm.profile);
     const snapshot = await this.platform.bootSnapshot(loaded.image, vm.memoryMiB);
     // The sha256 is computed once per boot snapshot; the state itself is shared with the worker, not copied.
     return { snapshot: shareSnapshot(snapshot), key: bootSnapshotKeyOf(snapshot) ?? "", sha256: await stateDigest(snapshot, this.platform.codec) };
@@ -486,7 +520,7 @@ export class Hypervisor {
         this.placement.remove(v);
       },
     };
-    const vm = new Vm({ id: randomId(), name, memoryMiB, cpuShare, image: r.image ?? "default", origin: r.origin, reservation, records: r.records }, host);
+    const vm = new Vm({ id: randomId(), name, memoryMiB, cpuShare, image: r.image ?? "default", profile: r.profile, origin: r.origin, reservation, records: r.records }, host);
     this.vms.set(name, vm);
     this.placement.add(vm);
     vm.onEvent((e) => {

@@ -1,13 +1,15 @@
 // The guest images and v86's compiled WebAssembly a hypervisor builds its
 // VMs from: each loaded once through the platform and kept, the images with
 // their bytes shared with every worker (shared-memory.ts).
-import type { GuestImage } from "../hardware/guest-image.ts";
+import { DEFAULT_PROFILE, type GuestImage } from "../hardware/guest-image.ts";
 import type { Platform } from "./platform.ts";
 import { shareImage } from "./shared-memory.ts";
 
 /** A loaded image: as loaded (for digests and boot snapshots) and shared (for workers). */
 export interface LoadedImage {
   ref: string;
+  /** the profile ("" for the default guest) */
+  profile: string;
   image: GuestImage;
   shared: GuestImage;
 }
@@ -23,13 +25,14 @@ export class ImageCache {
   /** `platform`: where images and v86 are loaded from. */
   constructor(private readonly platform: Platform) {}
 
-  /** The image `ref` (default: the default guest), loaded once and shared by every worker. */
-  image(ref?: string): Promise<LoadedImage> {
-    const key = ref ?? "";
+  /** The image `ref` (default: the default guest) or its profile `profile`, loaded once and shared by every worker. */
+  image(ref?: string, profile?: string): Promise<LoadedImage> {
+    const p = profile === undefined || profile === DEFAULT_PROFILE ? "" : profile;
+    const key = p ? `${ref ?? ""}\0${p}` : (ref ?? "");
     let loaded = this.images.get(key);
     if (!loaded) {
-      loaded = this.platform.loadImage(ref).then((image) => {
-        const l = { ref: key, image, shared: shareImage(image) };
+      loaded = (p ? this.platform.loadImage(ref, p) : this.platform.loadImage(ref)).then((image) => {
+        const l = { ref: ref ?? "", profile: p, image, shared: shareImage(image) };
         if (key === "") this.defaultImage = l;
         return l;
       });

@@ -4,7 +4,7 @@
 // is asked for, or implied by options the snapshot cannot have.
 import { AgentClient } from "../guest/agent.ts";
 import type { Firmware } from "../hardware/machine.ts";
-import { Machine } from "../hardware/machine.ts";
+import { Machine, checkMemoryMiB } from "../hardware/machine.ts";
 import { loadNodeImage, v86Wasm } from "../hardware/node.ts";
 import { nodeBootSnapshot } from "./boot-snapshot-node.ts";
 import { restoreSnapshot } from "./snapshot.ts";
@@ -28,6 +28,8 @@ export interface StartGuestOptions {
   cmdline?: string;
   timeoutMs?: number;
   imageDir?: string;
+  /** the guest profile (default "default"; docs/profiles.md) */
+  profile?: string;
   /** boot the kernel instead of restoring the boot snapshot */
   cold?: boolean;
 }
@@ -38,14 +40,16 @@ export function startsFromSnapshot(opts: Pick<StartGuestOptions, "cold" | "firmw
 }
 
 /**
- * Starts the default guest and connects to its agent: restored from the boot
+ * Starts the default guest (or a profile's) and connects to its agent: restored from the boot
  * snapshot (built and cached on first use), with its clock set to the host's;
  * or booted cold when `cold` is set or `firmware`/`cmdline` ask for something
  * the snapshot does not have.
  */
 export async function startGuest(opts: StartGuestOptions = {}): Promise<Guest> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const image = await loadNodeImage(opts.imageDir);
+  const image = await loadNodeImage(opts.imageDir, opts.profile);
+  // A profile's minimum RAM is refused before its boot snapshot is looked for.
+  if (opts.memoryMiB !== undefined) checkMemoryMiB(image, opts.memoryMiB, opts.firmware);
   // Compiling v86 happens once per process; like Machine.boot, the start time leaves it out.
   await v86Wasm();
   const t0 = performance.now();

@@ -8,8 +8,8 @@ import { type Snapshot, type SnapshotCodec, webCodec } from "./snapshot.ts";
 
 /** What differs between hosts: where images, v86 and boot snapshots come from, how workers start. */
 export interface Platform {
-  /** the guest image named `ref` (Node: a folder of artifacts; default: the checkout's guest-images/dist) */
-  loadImage(ref?: string): Promise<GuestImage>;
+  /** the guest image named `ref` (Node: a folder of artifacts; default: the checkout's guest-images/dist), or its profile `profile` */
+  loadImage(ref?: string, profile?: string): Promise<GuestImage>;
   /** v86's compiled WebAssembly (compiled once, shared with every worker) */
   wasm(): Promise<WebAssembly.Module>;
   /** a new VM worker, connected */
@@ -38,7 +38,7 @@ export function defaultPlatform(): Platform {
     sha256: async (data) => (await loaded).sha256(data),
   };
   return {
-    loadImage: async (ref) => (await node).loadNodeImage(ref),
+    loadImage: async (ref, profile) => (await node).loadNodeImage(ref, profile),
     wasm: async () => (await node).v86Wasm(),
     spawnWorker: spawnVmWorker,
     bootSnapshot: async (image, memoryMiB) => (await snapshots).nodeBootSnapshot(image, { memoryMiB }),

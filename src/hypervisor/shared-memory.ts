@@ -36,6 +36,7 @@ export function shareImage(image: GuestImage): GuestImage {
   };
   return {
     id: image.id,
+    profile: image.profile,
     release: image.release,
     manifest: image.manifest,
     loader: put(image.loader),

@@ -5,6 +5,7 @@ import { HyperlabError } from "../errors.ts";
 import { proxy, transfer } from "comlink";
 import type { AgentClient, ExecOptions, ExecResult, GuestListener, GuestProcess, GuestStream, ListenOptions, StreamTarget } from "../guest/agent.ts";
 import type { StreamEnd } from "../guest/agent-stream.ts";
+import { DEFAULT_PROFILE } from "../hardware/guest-image.ts";
 import type { Reservation } from "./budget.ts";
 import type { VmWorker } from "./rpc.ts";
 import { MAX_SHARE, MIN_SHARE, validShare } from "./scheduler.ts";
@@ -24,6 +25,8 @@ export interface VmInfo {
   memoryMiB: number;
   cpuShare: number;
   image: string;
+  /** the guest profile it runs ("default", "lxc", …: docs/profiles.md) */
+  profile: string;
   origin: VmOrigin;
   createdAt: string;
   /** why it stopped, once it has */
@@ -96,6 +99,8 @@ export interface VmConfig {
   memoryMiB: number;
   cpuShare: number;
   image: string;
+  /** its guest profile (default "default") */
+  profile?: string;
   origin: VmOrigin;
   reservation: Reservation;
   /** records kept in the snapshot this VM was restored or forked from (see Vm.records) */
@@ -117,6 +122,8 @@ export class Vm {
   readonly name: string;
   readonly memoryMiB: number;
   readonly image: string;
+  /** the guest profile it runs ("default" for the default guest) */
+  readonly profile: string;
   readonly origin: VmOrigin;
   readonly createdAt = new Date();
   private _state: VmState = "created";
@@ -155,6 +162,7 @@ export class Vm {
     this.memoryMiB = config.memoryMiB;
     this._cpuShare = config.cpuShare;
     this.image = config.image;
+    this.profile = config.profile ?? DEFAULT_PROFILE;
     this.origin = config.origin;
     this.reservation = config.reservation;
     this.records = config.records;
@@ -198,6 +206,7 @@ export class Vm {
       memoryMiB: this.memoryMiB,
       cpuShare: this._cpuShare,
       image: this.image,
+      profile: this.profile,
       origin: this.origin,
       createdAt: this.createdAt.toISOString(),
       stopReason: this._stopReason && { code: this._stopReason.code, message: this._stopReason.message },

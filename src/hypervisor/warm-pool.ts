@@ -132,7 +132,7 @@ export class WarmPool {
   /** Notes the boot snapshot a VM of `memoryMiB` restores (spares fault its pages in ahead); returns it shared with workers. */
   bootState(memoryMiB: number, snapshot: Snapshot, loaded: LoadedImage): Snapshot {
     const shared = shareSnapshot(snapshot);
-    if (loaded.ref === "") this.bootStates.set(memoryMiB, shared);
+    if (loaded.ref === "" && loaded.profile === "") this.bootStates.set(memoryMiB, shared);
     return shared;
   }
 

@@ -32,9 +32,9 @@ describe("hyperlab vm and stats through the daemon", () => {
 
     const ls = await hl(["vm", "ls"]);
     const lines = ls.stdout.trim().split("\n");
-    expect(lines[0]).toMatch(/^NAME\s+VM ID\s+STATE\s+MEMORY\s+CPU SHARE\s+STARTED FROM\s+NETWORK\s+CREATED$/);
-    expect(ls.stdout).toMatch(/^a\s+[0-9a-f]{12}\s+running\s+128 MiB\s+1\s+(pool|snapshot)\s+/m);
-    expect(ls.stdout).toMatch(/^b\s+[0-9a-f]{12}\s+running\s+128 MiB\s+2\s+(pool|snapshot)\s+/m);
+    expect(lines[0]).toMatch(/^NAME\s+VM ID\s+STATE\s+PROFILE\s+MEMORY\s+CPU SHARE\s+STARTED FROM\s+NETWORK\s+CREATED$/);
+    expect(ls.stdout).toMatch(/^a\s+[0-9a-f]{12}\s+running\s+default\s+128 MiB\s+1\s+(pool|snapshot)\s+/m);
+    expect(ls.stdout).toMatch(/^b\s+[0-9a-f]{12}\s+running\s+default\s+128 MiB\s+2\s+(pool|snapshot)\s+/m);
 
     expect(await hl(["vm", "exec", "a", "sh", "-c", "echo mine > /root/a.txt; sleep 999 </dev/null >/dev/null 2>&1 & exit 3"])).toMatchObject({ code: 3 });
     expect(await hl(["vm", "exec", "a", "cat", "/root/a.txt"])).toMatchObject({ code: 0, stdout: "mine\n" });
@@ -68,7 +68,7 @@ describe("hyperlab vm and stats through the daemon", () => {
     expect(existsSync(file)).toBe(true);
     expect(await hl(["vm", "restore", file, "--name", "c"])).toMatchObject({ code: 0, stdout: "c\n" });
     expect(await hl(["vm", "exec", "c", "cat", "/root/a.txt"])).toMatchObject({ code: 0, stdout: "mine\n" });
-    expect((await hl(["vm", "ls"])).stdout).toMatch(/^c\s+\S+\s+running\s+128 MiB\s+1\s+restore\s/m);
+    expect((await hl(["vm", "ls"])).stdout).toMatch(/^c\s+\S+\s+running\s+default\s+128 MiB\s+1\s+restore\s/m);
   });
 
   it("refuses a damaged snapshot file with SNAPSHOT_CORRUPT", async () => {
