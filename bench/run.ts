@@ -9,6 +9,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   hypervisor: () => import("./hypervisor-report.ts"),
   io: () => import("./io.ts"),
   labs: () => import("./labs.ts"),
+  profiles: () => import("./profiles.ts"),
   reliability: () => import("./reliability.ts"),
   web: () => import("./web.ts"),
 };
