@@ -145,7 +145,7 @@ export interface GuestFigures {
   mounts: number;
   /** veth ends in the guest's root network namespace */
   veths: number;
-  /** processes in the guest, but kernel threads and the tickers' `sleep` */
+  /** processes in the guest, but kernel threads */
   processes: number;
   /** zombie processes in the guest */
   zombies: number;
@@ -169,8 +169,8 @@ const PROBE = [
   "find /sys/fs/cgroup/hyperlab -type d 2>/dev/null | wc -l",
   "wc -l < /proc/mounts",
   "ip -o link | grep -c @ || true",
-  // Processes but kernel threads (pid 2 and its children) and the tickers' `sleep`, which come and go each second; then zombies.
-  "cat /proc/[0-9]*/stat 2>/dev/null | awk '$1 == 2 || $4 == 2 || $2 == \"(sleep)\" { next } { n++ } $3 == \"Z\" { z++ } END { print n + 0; print z + 0 }'",
+  // Processes but kernel threads (pid 2 and its children), which the kernel starts and ends as it likes; then zombies.
+  "cat /proc/[0-9]*/stat 2>/dev/null | awk '$1 == 2 || $4 == 2 { next } { n++ } $3 == \"Z\" { z++ } END { print n + 0; print z + 0 }'",
   "ls /run/hyperlab/containers 2>/dev/null | wc -l",
 ].join("; ");
 
@@ -195,10 +195,10 @@ async function figures(daemon: Daemon, vms: string[]): Promise<Figures> {
   return { ...daemonFigures(daemon.child.pid!), guests };
 }
 
-/** A long-running container in each VM that exec, logs, stats and inspect aim at: one line a second. */
-const TICKER = ["sh", "-c", "while :; do echo tick; sleep 1; done"];
-/** The stuck client's container: about 50 KiB of output a second, for a stream nobody reads. */
-const CHATTER = ["sh", "-c", "line=$(printf '%01000d' 0); while :; do for i in 1 2 3 4 5; do echo $line; done; sleep 0.1; done"];
+/** A long-running container in each VM that exec, logs, stats and inspect aim at: one line a second. It forks nothing (it waits in `read -t` on a fifo nobody writes), so its processes hold still for the counts. */
+const TICKER = ["sh", "-c", "mkfifo /tmp/wait; exec 3<>/tmp/wait; while :; do echo tick; read -t 1 x <&3; done"];
+/** The stuck client's container: about 50 KiB of output a second (as the guest manages), for a stream nobody reads; forks nothing either. */
+const CHATTER = ["sh", "-c", "mkfifo /tmp/wait; exec 3<>/tmp/wait; line=$(printf '%01000d' 0); while :; do for i in 1 2 3 4 5; do echo $line; done; read -t 0.1 x <&3; done"];
 
 /** The calls a client makes: each one request sequence, named `api call`. */
 type Call = (c: CallContext) => Promise<void>;
