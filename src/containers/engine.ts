@@ -1493,6 +1493,7 @@ export class ContainerEngine {
     }
     this.removeVolumesOf.delete(c.id);
     this.containers.delete(c.id);
+    this.exits.delete(c.id);
     this.oomKillsBefore.delete(c.id);
     this.logBytes.delete(c.id);
     this.earlyStdin.delete(c.id);
