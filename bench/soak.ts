@@ -139,8 +139,12 @@ export interface GuestFigures {
   mem_free_kib: number;
   /** MemAvailable, KiB */
   mem_available_kib: number;
+  /** the kernel's unreclaimable slab (SUnreclaim), KiB: where leaked kernel objects (cgroups, namespaces, sockets) show */
+  slab_unreclaimable_kib: number;
   /** cgroups under the containers' tree (/sys/fs/cgroup/hyperlab, itself included) */
   cgroups: number;
+  /** cgroups removed whose memory the kernel has not freed yet (cgroup.stat's nr_dying_descendants) */
+  dying_cgroups: number;
   /** lines of the guest's /proc/mounts */
   mounts: number;
   /** veth ends in the guest's root network namespace */
@@ -158,41 +162,70 @@ export interface GuestFigures {
 /** The figures of the daemon process and of each guest. */
 export interface Figures {
   daemon_rss_kib: number;
+  /** of which in the VMs' guest memories: grows as guests touch pages of their RAM for the first time, up to its size */
+  daemon_rss_guest_memory_kib: number;
   daemon_fds: number;
   guests: Record<string, GuestFigures>;
+  /** each guest's processes by name (kernel threads left out) */
+  guest_processes: Record<string, Record<string, number>>;
 }
 
 /** The guest's side of the figures in one exec through the agent. The page cache is dropped first so free memory compares. */
 const PROBE = [
   "sync; echo 3 > /proc/sys/vm/drop_caches",
-  "awk '/^MemFree:/ {print $2} /^MemAvailable:/ {print $2}' /proc/meminfo",
+  "awk '/^MemFree:/ {print $2} /^MemAvailable:/ {print $2} /^SUnreclaim:/ {print $2}' /proc/meminfo",
+  // cgroups removed but not yet freed by the kernel (pages still charged to them)
+  "awk '/^nr_dying_descendants/ {print $2}' /sys/fs/cgroup/cgroup.stat",
   "find /sys/fs/cgroup/hyperlab -type d 2>/dev/null | wc -l",
   "wc -l < /proc/mounts",
   "ip -o link | grep -c @ || true",
   // Processes but kernel threads (pid 2 and its children), which the kernel starts and ends as it likes; then zombies.
   "cat /proc/[0-9]*/stat 2>/dev/null | awk '$1 == 2 || $4 == 2 { next } { n++ } $3 == \"Z\" { z++ } END { print n + 0; print z + 0 }'",
   "ls /run/hyperlab/containers 2>/dev/null | wc -l",
+  // Then which processes they are, for telling what grew.
+  "echo --",
+  "cat /proc/[0-9]*/stat 2>/dev/null | awk '$1 == 2 || $4 == 2 { next } { print $2 }' | sort | uniq -c",
 ].join("; ");
 
-async function guestFigures(socket: string, vm: string): Promise<GuestFigures> {
+async function guestFigures(socket: string, vm: string): Promise<{ figures: GuestFigures; processNames: Record<string, number> }> {
   const r = json<{ exitCode: number; stdout: string; stderr: string }>(await expect(socket, "POST", `/v1/vms/${vm}/exec`, { argv: ["sh", "-c", PROBE] }, 200));
-  const n = r.stdout.trim().split("\n").map(Number);
-  if (r.exitCode !== 0 || n.length !== 8 || n.some((x) => !Number.isFinite(x))) throw new Error(`the probe in VM ${vm} answered ${r.exitCode}: ${r.stdout} ${r.stderr}`);
+  const [figures = "", names = ""] = r.stdout.split("--\n");
+  const n = figures.trim().split("\n").map(Number);
+  const processNames = Object.fromEntries(
+    names
+      .trim()
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/))
+      // the probe's own pipeline (sh is left in: containers run it too)
+      .filter((p) => p.length === 2 && !["(cat)", "(awk)", "(sort)", "(uniq)"].includes(p[1]!))
+      .map(([count, name]) => [name!, Number(count)]),
+  );
+  if (r.exitCode !== 0 || n.length !== 10 || n.some((x) => !Number.isFinite(x))) throw new Error(`the probe in VM ${vm} answered ${r.exitCode}: ${r.stdout} ${r.stderr}`);
   const containers = json<unknown[]>(await expect(socket, "GET", `/v1/vms/${vm}/containers?all=1`, undefined, 200)).length;
   // The probe's own processes (sh, and the exec's) are gone by now; the agent counts as the guest's own.
-  return { mem_free_kib: n[0]!, mem_available_kib: n[1]!, cgroups: n[2]!, mounts: n[3]!, veths: n[4]!, processes: n[5]!, zombies: n[6]!, container_dirs: n[7]!, containers };
+  const [mem_free_kib, mem_available_kib, slab_unreclaimable_kib, dying_cgroups, cgroups, mounts, veths, processes, zombies, container_dirs] = n as [number, number, number, number, number, number, number, number, number, number];
+  return { figures: { mem_free_kib, mem_available_kib, slab_unreclaimable_kib, cgroups, dying_cgroups, mounts, veths, processes, zombies, container_dirs, containers }, processNames };
 }
 
-function daemonFigures(pid: number): { daemon_rss_kib: number; daemon_fds: number } {
+/** The daemon's RSS, its part in mappings of 64 MiB or more (the VMs' guest memories: each a WebAssembly memory of its own), and its open descriptors. */
+function daemonFigures(pid: number): { daemon_rss_kib: number; daemon_rss_guest_memory_kib: number; daemon_fds: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const rss = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
-  return { daemon_rss_kib: rss, daemon_fds: readdirSync(`/proc/${pid}/fd`).length };
+  let big = 0;
+  let size = 0;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (range) size = (parseInt(range[2]!, 16) - parseInt(range[1]!, 16)) / 1024;
+    else if (line.startsWith("Rss:") && size >= 64 * 1024) big += Number(line.split(/\s+/)[1]);
+  }
+  return { daemon_rss_kib: rss, daemon_rss_guest_memory_kib: big, daemon_fds: readdirSync(`/proc/${pid}/fd`).length };
 }
 
 async function figures(daemon: Daemon, vms: string[]): Promise<Figures> {
   const guests: Record<string, GuestFigures> = {};
-  for (const vm of vms) guests[vm] = await guestFigures(daemon.socket, vm);
-  return { ...daemonFigures(daemon.child.pid!), guests };
+  const guest_processes: Record<string, Record<string, number>> = {};
+  for (const vm of vms) ({ figures: guests[vm]!, processNames: guest_processes[vm]! } = await guestFigures(daemon.socket, vm));
+  return { ...daemonFigures(daemon.child.pid!), guests, guest_processes };
 }
 
 /** A long-running container in each VM that exec, logs, stats and inspect aim at: one line a second. It forks nothing (it waits in `read -t` on a fifo nobody writes), so its processes hold still for the counts. */
@@ -340,12 +373,12 @@ export interface SoakReport {
   p99_all_calls_with_stuck_client_ms: number;
   /** what the container printed while the stuck client was attached (its kept log), what the client could read once it read, and whether the daemon had let it go */
   stuck_client: { container: string; chatter_output_bytes: number; bytes_left_for_it: number; closed_by_daemon: boolean };
-  /** [seconds since the clients started, the daemon's RSS in KiB] every 5 s */
-  daemon_rss_kib_timeline: Array<[number, number]>;
+  /** [seconds since the clients started, the daemon's RSS, of which guest memories, in KiB] every 5 s */
+  daemon_rss_kib_timeline: Array<[number, number, number]>;
   before: Figures;
   after: Figures;
   /** after − before for each figure */
-  growth: { daemon_rss_kib: number; daemon_fds: number; guests: Record<string, Record<keyof GuestFigures, number>> };
+  growth: { daemon_rss_kib: number; daemon_rss_guest_memory_kib: number; daemon_fds: number; guests: Record<string, Record<keyof GuestFigures, number>> };
 }
 
 /** Runs a soak (see the file comment) and returns what it found; the daemon and its folder are gone afterwards. */
@@ -371,9 +404,12 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
 
     const stuck = await stuckAttach(socket, chatter);
     // The daemon's RSS through the run: a leak climbs, warm-up levels off.
-    const rssTimeline: Array<[number, number]> = [];
+    const rssTimeline: Array<[number, number, number]> = [];
     const t0 = Date.now();
-    const sampler = setInterval(() => rssTimeline.push([Math.round((Date.now() - t0) / 1000), daemonFigures(daemon.child.pid!).daemon_rss_kib]), 5000);
+    const sampler = setInterval(() => {
+      const f = daemonFigures(daemon.child.pid!);
+      rssTimeline.push([Math.round((Date.now() - t0) / 1000), f.daemon_rss_kib, f.daemon_rss_guest_memory_kib]);
+    }, 5000);
     const latencies: Record<string, number[]> = Object.fromEntries(Object.keys(calls).map((k) => [k, []]));
     const failures: Record<string, number> = Object.fromEntries(Object.keys(calls).map((k) => [k, 0]));
     const errorKinds: Record<string, number> = {};
@@ -435,6 +471,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       after,
       growth: {
         daemon_rss_kib: after.daemon_rss_kib - before.daemon_rss_kib,
+        daemon_rss_guest_memory_kib: after.daemon_rss_guest_memory_kib - before.daemon_rss_guest_memory_kib,
         daemon_fds: after.daemon_fds - before.daemon_fds,
         guests: Object.fromEntries(vms.map((vm) => [vm, growthOf(after.guests[vm]!, before.guests[vm]!)])),
       },
@@ -454,13 +491,18 @@ export function summaryOf(r: SoakReport): string {
   lines.push(`  p99 of every call with the stuck client attached: ${r.p99_all_calls_with_stuck_client_ms} ms`);
   const st = r.stuck_client;
   lines.push(`  stuck client: the container printed ${Math.round(st.chatter_output_bytes / 1024)} KiB, ${Math.round(st.bytes_left_for_it / 1024)} KiB were left for the client, ${st.closed_by_daemon ? "the daemon had closed its connection" : "its connection was still open"}`);
-  lines.push(`  daemon RSS through the run (s: MiB): ${r.daemon_rss_kib_timeline.filter((_, i, a) => i % Math.ceil(a.length / 12) === 0).map(([t, k]) => `${t}: ${Math.round(k / 1024)}`).join(", ")}`);
-  lines.push(`  daemon RSS ${r.before.daemon_rss_kib} → ${r.after.daemon_rss_kib} KiB (${r.growth.daemon_rss_kib >= 0 ? "+" : ""}${r.growth.daemon_rss_kib}), fds ${r.before.daemon_fds} → ${r.after.daemon_fds}`);
+  const mib = (k: number) => Math.round(k / 1024);
+  lines.push(`  daemon RSS through the run (s: MiB, of which guest memories): ${r.daemon_rss_kib_timeline.filter((_, i, a) => i % Math.ceil(a.length / 12) === 0).map(([t, k, g]) => `${t}: ${mib(k)} (${mib(g)})`).join(", ")}`);
+  lines.push(`  daemon RSS ${mib(r.before.daemon_rss_kib)} → ${mib(r.after.daemon_rss_kib)} MiB, of which guest memories ${mib(r.before.daemon_rss_guest_memory_kib)} → ${mib(r.after.daemon_rss_guest_memory_kib)} MiB; fds ${r.before.daemon_fds} → ${r.after.daemon_fds}`);
   for (const vm of r.vms) {
     const b = r.before.guests[vm]!;
     const a = r.after.guests[vm]!;
     const parts = (Object.keys(b) as Array<keyof GuestFigures>).map((k) => `${k} ${b[k]}→${a[k]}`);
     lines.push(`  ${vm}: ${parts.join(", ")}`);
+    const pb = r.before.guest_processes[vm] ?? {};
+    const pa = r.after.guest_processes[vm] ?? {};
+    const changed = [...new Set([...Object.keys(pb), ...Object.keys(pa)])].filter((k) => pb[k] !== pa[k]).map((k) => `${k} ${pb[k] ?? 0}→${pa[k] ?? 0}`);
+    if (changed.length) lines.push(`    processes that changed: ${changed.join(", ")}`);
   }
   return lines.join("\n");
 }
