@@ -20,7 +20,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { type IncomingHttpHeaders, request } from "node:http";
 import type { Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { percentiles } from "./daemon-process.ts";
@@ -528,11 +528,15 @@ export async function run(): Promise<void> {
     settleS: option("settle", "SOAK_SETTLE_S", 15),
     log: (l) => process.stderr.write(`${l}\n`),
   };
+  // The machine's load moves every latency here: say what it was.
+  const loadAtStart = loadavg().map((l) => Math.round(l * 100) / 100);
   const report = await runSoak(opts);
+  const loadAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
   const path = writeResult("soak", {
     description:
       "a hyperlab daemon process with VM default and two more; N clients (a new connection per request) loop over run --rm, exec, logs, ps, stats (stream=false) and inspect through the Docker API (VM default) and /v1 (every VM), while one more client holds a Docker attach to a chatty container and never reads it; figures before and after (after a settle period), the guest's page cache dropped before each",
     targets: { errors: 0, growth: "none beyond noise" },
+    load_average_1_5_15_min: { start: loadAtStart, end: loadAtEnd },
     ...report,
   });
   console.log(`${summaryOf(report)}\n→ ${path}`);
