@@ -179,8 +179,9 @@ const PROBE = [
   "find /sys/fs/cgroup/hyperlab -type d 2>/dev/null | wc -l",
   "wc -l < /proc/mounts",
   "ip -o link | grep -c @ || true",
-  // Processes but kernel threads (pid 2 and its children), which the kernel starts and ends as it likes; then zombies.
-  "cat /proc/[0-9]*/stat 2>/dev/null | awk '$1 == 2 || $4 == 2 { next } { n++ } $3 == \"Z\" { z++ } END { print n + 0; print z + 0 }'",
+  // Processes but kernel threads (pid 2 and its children), which the kernel starts and ends as it likes, and this
+  // pipeline's own cat and awk (the glob may be expanded before or after awk exists); then zombies.
+  "cat /proc/[0-9]*/stat 2>/dev/null | awk '$1 == 2 || $4 == 2 || $2 == \"(cat)\" || $2 == \"(awk)\" { next } { n++ } $3 == \"Z\" { z++ } END { print n + 0; print z + 0 }'",
   "ls /run/hyperlab/containers 2>/dev/null | wc -l",
   // Then which processes they are, for telling what grew.
   "echo --",
