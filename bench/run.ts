@@ -1,4 +1,4 @@
-// `npm run bench [-- NAME...]`: runs the named benchmarks (default: all), each
+// `npm run bench [-- NAME... [--OPTION VALUE]]`: runs the named benchmarks (default: all), each
 // writing bench/results/<name>.json.
 const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   boot: () => import("./boot.ts"),
@@ -11,10 +11,13 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   labs: () => import("./labs.ts"),
   profiles: () => import("./profiles.ts"),
   reliability: () => import("./reliability.ts"),
+  soak: () => import("./soak.ts"),
   web: () => import("./web.ts"),
 };
 
-const names = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+// Options (`--clients 32`, `--duration=60`) are the benchmarks' own: a value after a flag is not a name.
+const args = process.argv.slice(2);
+const names = args.filter((a, i) => !a.startsWith("-") && !(i > 0 && args[i - 1]!.startsWith("--") && !args[i - 1]!.includes("=")));
 for (const name of names.length ? names : Object.keys(all)) {
   const load = all[name];
   if (!load) {

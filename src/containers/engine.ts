@@ -308,6 +308,10 @@ export interface EngineRecords {
 }
 
 const STATE_DIR = "/run/hyperlab/containers";
+/** A start waits for its runtime's poststart hook until the guest has been idle this long meanwhile (see waitStarted). */
+const START_IDLE_S = 30;
+/** ... and no longer than this in any case, however busy the guest. */
+const START_MAX_MS = 300_000;
 /** Where Docker puts the --init process in a container. */
 const INIT_PATH = "/sbin/docker-init";
 const LAYER_DIR = "/var/lib/hyperlab/layers";
@@ -800,14 +804,39 @@ export class ContainerEngine {
     const finish = () => void (done = true);
     exited.then(finish, finish);
     const marker = `${STATE_DIR}/${c.id}/started`;
-    const deadline = performance.now() + 30_000;
+    // A runtime that hangs leaves the guest's CPU idle; one that is merely slow (a guest busy with other
+    // containers' starts on a loaded host: the soak saw 30 s go by) keeps it busy. So the wait gives up
+    // after 30 s only once the guest has been idle for 30 s of it, and after 5 minutes in any case.
+    const t0 = performance.now();
+    const idleAtStart = this.guestIdleSeconds();
+    let deadline = t0 + START_IDLE_S * 1000;
     for (let delay = 2; !done; delay = Math.min(delay * 2, 50)) {
       if (await this.agent.stat(marker).then(() => true, () => false)) return;
       if (performance.now() > deadline) {
-        throw new HyperlabError("TIMEOUT", `container ${c.name} did not start within 30 s (waited for the runtime's poststart hook)`);
+        const [before, now] = await Promise.all([idleAtStart, this.guestIdleSeconds()]);
+        const idle = before === undefined || now === undefined ? Infinity : now - before;
+        const waited = (performance.now() - t0) / 1000;
+        if (idle >= START_IDLE_S || waited * 1000 >= START_MAX_MS) {
+          throw new HyperlabError(
+            "TIMEOUT",
+            `container ${c.name} did not start within ${Math.round(waited)} s, ${Number.isFinite(idle) ? `${Math.round(idle)} s of which the guest's CPU was idle` : "and the guest's idle time could not be read"} (waited for the runtime's poststart hook)`,
+          );
+        }
+        deadline = performance.now() + 1000;
       }
       await Promise.race([exited.catch(() => 0), new Promise((r) => setTimeout(r, delay))]);
     }
+  }
+
+  /** The guest's idle CPU time in seconds (/proc/uptime's second figure), or undefined when it cannot be read. */
+  private guestIdleSeconds(): Promise<number | undefined> {
+    return this.agent.readFile("/proc/uptime").then(
+      (b) => {
+        const idle = Number(new TextDecoder().decode(b).split(" ")[1]);
+        return Number.isFinite(idle) ? idle : undefined;
+      },
+      () => undefined,
+    );
   }
 
   /** Creates and starts a container. */
@@ -1549,6 +1578,7 @@ export class ContainerEngine {
     }
     this.removeVolumesOf.delete(c.id);
     this.containers.delete(c.id);
+    this.exits.delete(c.id);
     this.oomKillsBefore.delete(c.id);
     this.logBytes.delete(c.id);
     this.earlyStdin.delete(c.id);

@@ -10,6 +10,7 @@ import type { ContainerEngine } from "../containers/engine.ts";
 import { DEFAULT_VM } from "../containers/vm-containers.ts";
 import type { HyperlabError } from "../errors.ts";
 import { Frame, STREAM_PROTOCOL, StreamFrameReader, encodeStreamFrame } from "./stream-frames.ts";
+import { guardStuckClient } from "./stuck-client.ts";
 
 /** What an interactive exec asks for (the `options` query parameter, JSON). */
 interface ExecStreamOptions {
@@ -85,7 +86,9 @@ export async function handleStreamUpgrade(
       }),
     );
     socket.on("error", () => {});
-    streams.onOutput((stream, data) => socket.write(encodeStreamFrame(stream === 2 ? Frame.STDERR : Frame.STDOUT, data)));
+    // A client that stops reading while the container prints is let go (stuck-client.ts).
+    const stuck = guardStuckClient(socket);
+    streams.onOutput((stream, data) => void (stuck() || socket.write(encodeStreamFrame(stream === 2 ? Frame.STDERR : Frame.STDOUT, data))));
     const end = (value: unknown) => socket.end(encodeStreamFrame(Frame.EXIT, Buffer.from(JSON.stringify(value))));
     streams.exited.then(
       (exitCode) => end({ exitCode }),

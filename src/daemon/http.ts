@@ -2,6 +2,7 @@
 // JSON or a stream of NDJSON, and the HTTP status of each error code.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { HyperlabError } from "../errors.ts";
+import { guardStuckClient } from "./stuck-client.ts";
 
 /** HTTP status for each error code the API returns (others: 500). */
 const STATUS: Partial<Record<string, number>> = {
@@ -69,7 +70,9 @@ export function send(res: ServerResponse, status: number, value?: unknown): void
 /** Streams process output as NDJSON lines: {"stream":1|2,"data":base64}…, then {"exitCode":n}. */
 export function streamOutput(res: ServerResponse, onOutput: (l: (stream: 1 | 2, data: Uint8Array) => void) => void, exited: Promise<number>): void {
   res.writeHead(200, { "content-type": "application/x-ndjson" });
-  onOutput((stream, data) => res.write(JSON.stringify({ stream, data: Buffer.from(data).toString("base64") }) + "\n"));
+  // A client that stops reading while the process prints is let go (stuck-client.ts).
+  const stuck = guardStuckClient(res);
+  onOutput((stream, data) => void (stuck() || res.write(JSON.stringify({ stream, data: Buffer.from(data).toString("base64") }) + "\n")));
   exited.then(
     (exitCode) => res.end(JSON.stringify({ exitCode }) + "\n"),
     (err: Error) => res.end(JSON.stringify({ error: { code: (err as HyperlabError).code ?? "ERROR", message: err.message } }) + "\n"),

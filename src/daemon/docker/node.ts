@@ -6,6 +6,7 @@ import { type IncomingMessage, STATUS_CODES, type ServerResponse } from "node:ht
 import type { Duplex } from "node:stream";
 import { HyperlabError } from "../../errors.ts";
 import { type DockerApi, MAX_JSON_BODY } from "./api.ts";
+import { guardStuckClient } from "../stuck-client.ts";
 import { type DockerRequest, type DockerResponse, type HijackedStream, bytesOf } from "./http.ts";
 
 function headersOf(req: IncomingMessage): Record<string, string | undefined> {
@@ -42,6 +43,8 @@ export function serveDockerRequest(api: DockerApi, req: IncomingMessage, res: Se
     stream,
   };
   const closeListeners: Array<() => void> = [];
+  // A client that stops reading a long answer (logs --follow, events, an attach without upgrade) is let go (stuck-client.ts).
+  const stuck = guardStuckClient(res);
   res.on("close", () => {
     if (!res.writableFinished) for (const l of closeListeners.splice(0)) l();
   });
@@ -51,7 +54,7 @@ export function serveDockerRequest(api: DockerApi, req: IncomingMessage, res: Se
     get headSent() {
       return res.headersSent;
     },
-    write: (chunk) => void res.write(bytesOf(chunk)),
+    write: (chunk) => void (stuck() || res.write(bytesOf(chunk))),
     end: (chunk) => void (chunk === undefined ? res.end() : res.end(bytesOf(chunk))),
     onClose: (l) => void closeListeners.push(l),
     // Without an upgrade the answer is a 200 stream on the same connection (output only, as dockerd does for such clients).
@@ -59,7 +62,7 @@ export function serveDockerRequest(api: DockerApi, req: IncomingMessage, res: Se
       res.writeHead(200, headers);
       res.flushHeaders();
       return {
-        write: (d) => void res.write(d),
+        write: (d) => void (stuck() || res.write(d)),
         end: () => void res.end(),
         onData: () => {},
         onEnd: () => {},
@@ -123,6 +126,8 @@ export function serveDockerUpgrade(api: DockerApi, req: IncomingMessage, socket:
   let headSent = false;
   let closed = false;
   socket.on("close", () => (closed = true));
+  // An attach or exec whose client stops reading while the container prints is let go (stuck-client.ts).
+  const stuck = guardStuckClient(socket);
   const writeHead = (status: number, headers: Record<string, string>, keep: boolean) => {
     headSent = true;
     const reason = status === 101 ? "UPGRADED" : (STATUS_CODES[status] ?? "");
@@ -145,7 +150,7 @@ export function serveDockerUpgrade(api: DockerApi, req: IncomingMessage, socket:
       const upgrading = String(req.headers.upgrade ?? "").toLowerCase() === "tcp";
       writeHead(upgrading ? 101 : 200, { ...headers, ...(upgrading ? { Connection: "Upgrade", Upgrade: "tcp" } : {}) }, true);
       const stream: HijackedStream = {
-        write: (d) => void (!closed && socket.write(d)),
+        write: (d) => void (!closed && !stuck() && socket.write(d)),
         end: () => void socket.end(),
         onData: (l) => {
           dataListeners.push(l);
