@@ -473,6 +473,8 @@ export class HyperlabVmElement extends HTMLElement {
 
   /** Forgets the save, ends the page's VMs made from the stack view and this element's VM, and starts a fresh one. */
   async startOver(): Promise<void> {
+    // The machine is going: no longer ready for input (what is typed until the fresh one's prompt would be lost).
+    this.dataset.state = "starting";
     const hv = this.vm?.hypervisor();
     const saver = this.saver;
     this.saver = undefined;

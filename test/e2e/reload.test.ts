@@ -36,7 +36,7 @@ async function waitForSave(page: Page, what: string, vms: number, after?: string
         view = await saveView(page);
         return view.savedVms === vms && view.savedAt !== undefined && (after === undefined || view.savedAt > after);
       },
-      { timeout: 60_000, message: `a save of ${vms} VM(s) after ${what}` },
+      { timeout: 150_000, message: `a save of ${vms} VM(s) after ${what}` },
     )
     .toBe(true);
   return view;
@@ -183,8 +183,8 @@ describe("the page's VMs across a reload", () => {
     const { page } = lab;
     page.once("dialog", (d) => void d.accept());
     await page.locator(`${VM} header .start-over`).click();
-    await waitForPrompt(page, VM);
     await expect.poll(async () => (await saveView(page)).notice).toBe("A fresh machine: the one kept in this browser was forgotten.");
+    await waitForPrompt(page, VM);
     await run(page, VM, "cat /root/note.txt", /No such file or directory/);
     // What a reload brings back now is the new machine (or nothing yet), never the note.
     await page.reload();
