@@ -28,6 +28,8 @@ interface JournalVm {
   name: string;
   /** `default` or the image's reference */
   image: string;
+  /** its guest profile (absent in journals from before profiles: `default`) */
+  profile?: string;
   memoryMiB: number;
   cpuShare: number;
   /** its hypervisor network, `none` without one */
@@ -167,12 +169,13 @@ export class DaemonState {
           continue;
         }
         const image = j.image === "default" ? undefined : j.image;
+        const profile = j.profile && j.profile !== "default" ? j.profile : undefined;
         const net = j.net === NO_NETWORK || hypervisor.networks.list().some((n) => n.name === j.net) ? j.net : DEFAULT_NETWORK;
         let reason = crashed ?? (j.saveError ? `its snapshot could not be saved when the daemon stopped: ${j.saveError}` : undefined);
         if (!reason) {
           const file = this.snapshotPath(j.name);
           try {
-            const vm = await hypervisor.restore(new Uint8Array(await readFile(file)), { name: j.name, image, cpuShare: j.cpuShare, net, timeoutMs: RESTORE_TIMEOUT_MS });
+            const vm = await hypervisor.restore(new Uint8Array(await readFile(file)), { name: j.name, image, profile, cpuShare: j.cpuShare, net, timeoutMs: RESTORE_TIMEOUT_MS });
             if (j.state === "paused") await vm.pause();
             report.restored.push(j.name);
             continue;
@@ -183,7 +186,7 @@ export class DaemonState {
           }
         }
         try {
-          const vm = await hypervisor.createVm({ name: j.name, image, memoryMiB: j.memoryMiB, cpuShare: j.cpuShare, net });
+          const vm = await hypervisor.createVm({ name: j.name, image, profile, memoryMiB: j.memoryMiB, cpuShare: j.cpuShare, net });
           const { records, at } = await this.readRecords(j.name);
           // Last known alive: the latest of the journal's and the records' last writes.
           const seen = new Date(Math.max(Date.parse(prev.at) || 0, at));
@@ -295,6 +298,7 @@ export class DaemonState {
           return {
             name: vm.name,
             image: info.image,
+            profile: info.profile,
             memoryMiB: info.memoryMiB,
             cpuShare: info.cpuShare,
             net: hypervisor.networks.networkOf(vm.name)?.network ?? info.network?.name ?? NO_NETWORK,

@@ -31,9 +31,9 @@ function statuses(ps: string): Record<string, string> {
   return Object.fromEntries(rows.map((r) => [r.split(/\s+/).at(-1)!, /(Up|Exited \(-?\d+\))/.exec(r)![1]!]));
 }
 
-/** `vm ls`'s rows as NAME → STATE. */
+/** `vm ls`'s rows as NAME → "STATE PROFILE". */
 function vmStates(ls: string): Record<string, string> {
-  return Object.fromEntries(ls.trimEnd().split("\n").slice(1).map((r) => { const [name, , state] = r.split(/\s+/); return [name!, state!]; }));
+  return Object.fromEntries(ls.trimEnd().split("\n").slice(1).map((r) => { const [name, , state, profile] = r.split(/\s+/); return [name!, `${state} ${profile}`]; }));
 }
 
 describe("the daemon's VMs and containers across its restarts", () => {
@@ -53,7 +53,7 @@ describe("the daemon's VMs and containers across its restarts", () => {
     expect((await hl("exec", "svc", "sh", "-c", "echo kept > /in-the-container")).code).toBe(0);
     expect((await hl("run", "--name", "done1", "busybox", "echo", "bye")).stdout).toBe("bye\n");
     expect((await api(socket, "POST", "/images/busybox/tag?repo=keep&tag=v1")).status).toBe(201);
-    expect((await hl("vm", "create", "--name", "b")).code).toBe(0);
+    expect((await hl("vm", "create", "--name", "b", "--profile", "lxc")).code).toBe(0);
     expect((await hl("vm", "exec", "b", "sh", "-c", "echo in-b > /root/mark")).code).toBe(0);
     expect((await hl("vm", "pause", "b")).code).toBe(0);
     expect((await hl("vm", "net", "create", "lab", "--subnet", "10.100.9.0/24")).code).toBe(0);
@@ -75,8 +75,8 @@ describe("the daemon's VMs and containers across its restarts", () => {
     expect(statuses((await hl("ps", "-a")).stdout)).toEqual(statuses(before.ps.stdout));
     expect(statuses((await hl("ps", "-a")).stdout)).toEqual({ svc: "Up", done1: "Exited (0)" });
     expect((await hl("images")).stdout).toBe(before.images.stdout);
-    expect(vmStates((await hl("vm", "ls")).stdout)).toEqual({ default: "running", b: "paused" });
-    expect(vmStates(before.vms.stdout)).toEqual({ default: "running", b: "paused" });
+    expect(vmStates((await hl("vm", "ls")).stdout)).toEqual({ default: "running default", b: "paused lxc" });
+    expect(vmStates(before.vms.stdout)).toEqual({ default: "running default", b: "paused lxc" });
     expect((await hl("vm", "net", "ls")).stdout).toMatch(/^lab\s+10\.100\.9\.0\/24/m);
     // The running container runs on: its files, its log, exec into it.
     expect((await hl("exec", "svc", "cat", "/in-the-container")).stdout).toBe("kept\n");
@@ -112,8 +112,8 @@ describe("the daemon's VMs and containers across its restarts", () => {
     expect(again.body.message).toContain("remove it (rm svc) and run it again");
     expect((await hl("rm", "svc")).code).toBe(0);
     expect((await hl("run", "--rm", "--name", "svc", "busybox", "echo", "anew")).stdout).toBe("anew\n");
-    // The VMs are back under their names, fresh.
-    expect(vmStates((await hl("vm", "ls")).stdout)).toEqual({ default: "running", b: "running" });
+    // The VMs are back under their names and profiles, fresh.
+    expect(vmStates((await hl("vm", "ls")).stdout)).toEqual({ default: "running default", b: "running lxc" });
     expect((await hl("vm", "exec", "b", "cat", "/root/mark")).code).not.toBe(0);
     // Images: the tag made through the API is there and runs; the half-written blob is gone once the store is written again.
     expect((await hl("images")).stdout).toMatch(/^keep\s+v1\s/m);
@@ -131,7 +131,7 @@ describe("the daemon's VMs and containers across its restarts", () => {
     await start();
     expect(daemon!.stderr).toContain("VM default restored from its snapshot");
     expect(daemon!.stderr).toMatch(/VM b started fresh: its snapshot \S+b\.snap could not be restored: .*\[SNAPSHOT_CORRUPT\]/);
-    expect(vmStates((await hl("vm", "ls")).stdout)).toEqual({ default: "running", b: "running" });
+    expect(vmStates((await hl("vm", "ls")).stdout)).toEqual({ default: "running default", b: "running lxc" });
   }, 300_000);
 
   it("refuses a second daemon on a data root a running one keeps, naming its process", async () => {
