@@ -1603,14 +1603,30 @@ export class ContainerEngine {
     const [, , , , vethLeft] = await Promise.all([
       step(this.agent.umount(`${dir}/rootfs`).catch((err) => (errnoOf(err) === "EINVAL" ? undefined : Promise.reject(err)))), // EINVAL: not mounted
       step(this.agent.remove(dir, { recursive: true })),
-      step(this.agent.remove(`${CGROUP_ROOT}/${c.id}/payload`)),
-      step(this.agent.remove(`${CGROUP_ROOT}/${c.id}`)),
+      step(this.removeCgroup(`${CGROUP_ROOT}/${c.id}/payload`)),
+      step(this.removeCgroup(`${CGROUP_ROOT}/${c.id}`)),
       c.ipAddress ? exists(`/sys/class/net/${veth}`) : false,
     ]);
     // The host end of a veth goes with the container's network namespace; this catches a half-wired one.
     if (vethLeft) await step(this.program("ip", ["link", "delete", veth], `delete ${veth}`));
     if (failures.length) {
       throw new HyperlabError("RUNTIME_ERROR", `could not remove everything of container ${c.name}: ${(failures[0] as Error).message}`);
+    }
+  }
+
+  /**
+   * Removes a cgroup folder. The kernel answers EBUSY for a moment after its
+   * last process exited (its teardown is not done yet, more so in a guest
+   * short of memory): tried again for up to about 1.3 s, as runc and crun do.
+   */
+  private async removeCgroup(path: string): Promise<void> {
+    for (let delay = 20; ; delay *= 2) {
+      try {
+        return await this.agent.remove(path);
+      } catch (err) {
+        if (errnoOf(err) !== "EBUSY" || delay > 640) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
     }
   }
 

@@ -357,7 +357,13 @@ export class MountHost {
   private mountHost(): Promise<void> {
     const mount = () => this.agent.mount({ target: HOST_MOUNT, source: MOUNT_TAG, fstype: "9p", options: HOST_MOUNT_OPTIONS });
     this.hostMounted ??= (async () => {
-      await this.agent.mkdir(HOST_MOUNT);
+      await this.agent.mkdir(HOST_MOUNT).catch(async (err: unknown) => {
+        // A mount restored from a snapshot whose 9p server is gone (another process: the daemon restarted)
+        // answers even a stat with EBADF: detach it first.
+        if (!["EBADF", "EIO", "ENOTCONN"].includes((err as HyperlabError)?.detail?.errno as string)) throw err;
+        await this.agent.umount(HOST_MOUNT, { detach: true });
+        await this.agent.mkdir(HOST_MOUNT);
+      });
       await mount().catch(async (err: unknown) => {
         if ((err as HyperlabError)?.detail?.errno !== "EBUSY") throw err;
         await this.agent.umount(HOST_MOUNT, { detach: true });

@@ -2,7 +2,7 @@
 // on node:zlib and node:crypto (several times faster than the web streams).
 import { createHash } from "node:crypto";
 import { accessSync, constants } from "node:fs";
-import { mkdir, readFile, readdir, rename, unlink, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, readdir, rename, unlink, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
@@ -88,18 +88,35 @@ export function fileSnapshotStore(dir: string = snapshotCacheDir(), compression:
         throw err;
       }
     },
-    async write(key, bytes) {
+    async write(key, bytes, how = {}) {
       await mkdir(dir, { recursive: true });
       const temp = `${file(key)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
       await writeFile(temp, bytes);
-      await rename(temp, file(key));
-      // Keys are boot-<image id>-<memory>m-<hash>: one per memory size is kept, the newest.
-      const memory = /^boot-[^-]+-(\d+m)-[^-]+$/.exec(key)?.[1];
-      if (!memory) return;
-      for (const name of await readdir(dir)) {
-        const other = /^boot-[^-]+-(\d+m)-[^-]+\.hlsnap$/.exec(name);
-        if (other?.[1] === memory && name !== `${key}.hlsnap`) await unlink(join(dir, name)).catch(() => {});
+      if (how.replace) {
+        await rename(temp, file(key));
+      } else {
+        // A hard link fails when the name exists: the first writer wins, atomically.
+        try {
+          await link(temp, file(key));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+          return false;
+        } finally {
+          await unlink(temp).catch(() => {});
+        }
       }
+      // Keys are boot-[<profile>-]<image id>-<memory>m-<hash>: one per profile and memory size is kept, the
+      // newest (an older image's goes; another profile's stays).
+      const family = (name: string) => {
+        const m = /^boot-(?:(.+)-)?[0-9a-f]{16}-(\d+m)-[0-9a-f]{16}$/.exec(name);
+        return m ? `${m[1] ?? ""} ${m[2]}` : undefined;
+      };
+      const mine = family(key);
+      if (!mine) return true;
+      for (const name of await readdir(dir)) {
+        if (name.endsWith(".hlsnap") && name !== `${key}.hlsnap` && family(name.slice(0, -".hlsnap".length)) === mine) await unlink(join(dir, name)).catch(() => {});
+      }
+      return true;
     },
   };
 }

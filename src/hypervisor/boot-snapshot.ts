@@ -34,8 +34,13 @@ export const BOOT_SNAPSHOT_RECIPE = 2;
 export interface SnapshotStore {
   /** the bytes stored under `key`, or undefined when there are none */
   read(key: string): Promise<Uint8Array | undefined>;
-  /** stores `bytes` under `key` so that a concurrent reader sees either nothing or all of it */
-  write(key: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Stores `bytes` under `key` so that a concurrent reader sees either nothing
+   * or all of it. Unless `replace`, the first writer wins: false when another
+   * process stored one under `key` first (read it and use that one, so that
+   * every process takes its deltas against the same base).
+   */
+  write(key: string, bytes: Uint8Array, opts?: { replace?: boolean }): Promise<boolean>;
   /** how it stores the payload: "none" restores fastest, "deflate-raw" takes a third of the space */
   readonly compression: Compression;
   /** where it keeps snapshots, for messages */
@@ -81,7 +86,8 @@ export async function bootSnapshotKey(opts: Pick<BootSnapshotOptions, "image" | 
   ].join("\n");
   const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(recipe)));
   const short = Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
-  return `boot-${opts.image.id}-${memoryMiB}m-${short}`;
+  // A profile's snapshots are a family of their own (see fileSnapshotStore: a new one replaces only its family's older ones).
+  return `boot-${opts.image.profile === undefined ? "" : `${opts.image.profile}-`}${opts.image.id}-${memoryMiB}m-${short}`;
 }
 
 /**
@@ -124,7 +130,21 @@ async function loadOrBuild(key: string, opts: BootSnapshotOptions): Promise<Snap
     }
   }
   const snapshot = await buildBootSnapshot({ ...opts, memoryMiB });
-  if (opts.store) await opts.store.write(key, await encodeSnapshot(snapshot, { compression: opts.store.compression, codec }));
+  if (!opts.store) return snapshot;
+  const bytes = await encodeSnapshot(snapshot, { compression: opts.store.compression, codec });
+  // A damaged or outdated entry read above is replaced; otherwise one another process stored meanwhile
+  // (test files run in parallel, a daemon beside a CLI) wins, since boot snapshots differ from build to
+  // build and a delta snapshot names its base: every process must use the same one.
+  if (await opts.store.write(key, bytes, { replace: stored !== undefined })) return snapshot;
+  const theirs = await opts.store.read(key);
+  if (theirs) {
+    try {
+      return await decodeSnapshot(theirs, { image: { id: opts.image.id, sha256: await imageDigest(opts.image) }, memoryMiB, firmware: "direct" }, { codec });
+    } catch (err) {
+      if (!(err instanceof HyperlabError) || (err.code !== "SNAPSHOT_CORRUPT" && err.code !== "SNAPSHOT_MISMATCH")) throw err;
+    }
+  }
+  await opts.store.write(key, bytes, { replace: true });
   return snapshot;
 }
 

@@ -44,7 +44,7 @@ describe("the daemon's containers live in its VMs", () => {
 
   it("runs containers in the VM named `default`, which vm ls shows and the budget counts", async () => {
     const ls = await hl("vm", "ls");
-    expect(ls.stdout).toMatch(/^default\s+[0-9a-f]{12}\s+running\s+128 MiB/m);
+    expect(ls.stdout).toMatch(/^default\s+[0-9a-f]{12}\s+running\s+default\s+128 MiB/m);
     const stats = await hl("stats");
     expect(stats.stdout).toMatch(/memory budget: 256 MiB of \d+ MiB reserved/);
   });
