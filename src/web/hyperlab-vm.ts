@@ -399,7 +399,6 @@ export class HyperlabVmElement extends HTMLElement {
    */
   private async startPersisted(fresh: boolean): Promise<void> {
     const key = this.saveKey();
-    pageHost(); // its downloads begin while the save is read
     const options = this.vmOptions();
     this.parts.startOver.hidden = false;
     this.dataset.state = "starting";

@@ -28,7 +28,8 @@ describe("the hyperlab page", () => {
     });
     await page.goto(site.url);
     const bar = page.locator(`${VM} .progress .label`);
-    await expect(bar.textContent({ timeout: 10_000 })).resolves.toMatch(/MB|Downloading|Compiling|Booting/);
+    // The label is drawn once the page has looked for a saved machine (none in a fresh browser) and starts its own.
+    await expect.poll(() => bar.textContent(), { timeout: 10_000 }).toMatch(/MB|Downloading|Compiling|Booting/);
     await screenshot(page, "page-progress");
     await waitForPrompt(page, VM);
     await screenshot(page, "page-prompt");
