@@ -299,6 +299,18 @@ export interface ContainerRecord extends Omit<Container, "createdAt" | "startedA
   logs: Array<{ stream: 1 | 2; data: string; time?: number }>;
 }
 
+/** A container as its record (see ContainerRecord) describes it: dates and log bytes decoded. */
+function containerOfRecord(r: ContainerRecord): Container {
+  const bytes = (b: string) => Uint8Array.from(atob(b), (ch) => ch.charCodeAt(0));
+  return {
+    ...r,
+    createdAt: new Date(r.createdAt),
+    startedAt: r.startedAt ? new Date(r.startedAt) : undefined,
+    finishedAt: r.finishedAt ? new Date(r.finishedAt) : undefined,
+    logs: r.logs.map((l) => ({ stream: l.stream, data: bytes(l.data), time: l.time ?? Date.parse(r.createdAt) })),
+  };
+}
+
 /** What an engine knows that its guest's memory does not: its containers' records, kept in the VM's snapshots. */
 export interface EngineRecords {
   containers: ContainerRecord[];
@@ -726,18 +738,11 @@ export class ContainerEngine {
    */
   restoreRecords(records: EngineRecords): void {
     if (this.containers.size) throw new HyperlabError("CONTAINER_INVALID_STATE", "an engine takes back a snapshot's records only before it has containers of its own");
-    const bytes = (b: string) => Uint8Array.from(atob(b), (ch) => ch.charCodeAt(0));
     this.nextAddress = records.nextAddress;
     this.networkTable = new NetworkTable(records.networks);
     this.prepared = Promise.resolve(); // the guest was prepared before its snapshot
     for (const r of records.containers) {
-      const c: Container = {
-        ...r,
-        createdAt: new Date(r.createdAt),
-        startedAt: r.startedAt ? new Date(r.startedAt) : undefined,
-        finishedAt: r.finishedAt ? new Date(r.finishedAt) : undefined,
-        logs: r.logs.map((l) => ({ stream: l.stream, data: bytes(l.data), time: l.time ?? Date.parse(r.createdAt) })),
-      };
+      const c = containerOfRecord(r);
       this.containers.set(c.id, c);
       // Whether its bundle has the started marker's hook is not recorded: a start writes it again.
       if (c.status === "created") this.markerless.add(c.id);
@@ -772,16 +777,14 @@ export class ContainerEngine {
    */
   adoptLost(records: EngineRecords, reason: string, at: Date = new Date()): void {
     if (this.containers.size) throw new HyperlabError("CONTAINER_INVALID_STATE", "an engine takes back lost records only before it has containers of its own");
-    const bytes = (b: string) => Uint8Array.from(atob(b), (ch) => ch.charCodeAt(0));
     this.nextAddress = records.nextAddress;
     this.networkTable = new NetworkTable(records.networks);
     for (const r of records.containers) {
       const wasUp = r.status !== "exited";
+      const c = containerOfRecord(r);
       this.containers.set(r.id, {
-        ...r,
-        createdAt: new Date(r.createdAt),
-        startedAt: r.startedAt ? new Date(r.startedAt) : undefined,
-        finishedAt: wasUp ? new Date(Math.max(+at, r.startedAt ? Date.parse(r.startedAt) : 0)) : r.finishedAt ? new Date(r.finishedAt) : undefined,
+        ...c,
+        finishedAt: wasUp ? new Date(Math.max(+at, c.startedAt ? +c.startedAt : 0)) : c.finishedAt,
         status: "exited",
         exitCode: wasUp ? 255 : r.exitCode,
         paused: false,
@@ -790,7 +793,6 @@ export class ContainerEngine {
         shimRequestId: undefined,
         published: undefined,
         lost: reason,
-        logs: r.logs.map((l) => ({ stream: l.stream, data: bytes(l.data), time: l.time ?? Date.parse(r.createdAt) })),
       });
     }
   }
