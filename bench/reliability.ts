@@ -75,8 +75,13 @@ function vitest(files: string[], env: Record<string, string> = {}): JsonReport {
   }
 }
 
+/** The tests of `file` in `report` (none when it did not run). */
+function testsOf(report: JsonReport, file: string): JsonReport["testResults"][number]["assertionResults"] {
+  return report.testResults.find((r) => relative(root, r.name) === file)?.assertionResults ?? [];
+}
+
 function statusOf(report: JsonReport, file: string, test: RegExp): { name: string; status: string } {
-  const results = report.testResults.find((r) => relative(root, r.name) === file)?.assertionResults ?? [];
+  const results = testsOf(report, file);
   const hit = results.find((a) => test.test(a.fullName));
   return hit ? { name: hit.title, status: hit.status } : { name: `(no test matching ${test})`, status: "missing" };
 }
@@ -91,7 +96,7 @@ export async function run(): Promise<void> {
     const lines = readFileSync(counts, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { file: string; test: string; runs: number; failed: boolean });
     properties = PROPERTIES.map((p) => {
       const mine = lines.filter((l) => relative(root, l.file) === p.file);
-      const tests = report.testResults.find((r) => relative(root, r.name) === p.file)?.assertionResults ?? [];
+      const tests = testsOf(report, p.file);
       return {
         target: p.target,
         file: p.file,
@@ -109,7 +114,7 @@ export async function run(): Promise<void> {
   const report = vitest(files);
   const faults: FaultRow[] = FAULTS.map((f) => ({ fault: f.fault, sees: f.sees, file: f.file, ...statusOf(report, f.file, f.test) }));
   const archives = ARCHIVES.map((file) => {
-    const tests = report.testResults.find((r) => relative(root, r.name) === file)?.assertionResults ?? [];
+    const tests = testsOf(report, file);
     return { file, tests: tests.length, passed: tests.filter((t) => t.status === "passed").length, names: tests.map((t) => t.title) };
   });
   const result: ReliabilityResult = { properties, faults, archives, measured_at: new Date().toISOString() };
