@@ -477,14 +477,18 @@ describe("faults in a running guest", () => {
       expect(dirs.stdout).not.toContain(id);
       expect((await docker("image", "inspect", "slow:1")).code).toBe(1);
 
-      // Gone while the last step's changes are being taken (its command has exited; 6 MiB take seconds to tar in the guest and pack here): the image is not tagged.
-      await writeFile(join(ctx, "Dockerfile"), "FROM busybox\nRUN dd if=/dev/urandom of=/big bs=1M count=6 2>/dev/null; echo written\n");
+      // Gone while the last step's changes are being taken: its command has exited in the guest, and its 16 MiB take
+      // seconds to tar in the guest and pack here. The image is not tagged.
+      await writeFile(join(ctx, "Dockerfile"), "FROM busybox\nRUN dd if=/dev/urandom of=/big bs=1M count=16 2>/dev/null; echo written\n");
       const late = dockerClient(lab, ["build", "-t", "late:1", ctx]);
       await late.waitFor("\nwritten\n");
-      await new Promise((r) => setTimeout(r, 1500));
-      expect(late.output()).not.toContain("Removing intermediate container");
-      late.child.kill("SIGKILL");
       const lateId = /Running in ([0-9a-f]{12})/.exec(late.output())![1]!;
+      const running = async () => (await guestProcesses()).some((l) => l.includes("crun run") && l.includes(lateId));
+      for (let end = Date.now() + 30_000; (await running()) && Date.now() < end; );
+      expect(await running(), "the late build's step command to exit").toBe(false);
+      late.child.kill("SIGKILL");
+      // The client went before the commit ended (else this case would test nothing).
+      expect(late.output()).not.toContain("Removing intermediate container");
       await until("the late build's container going away", async () => !(await docker("ps", "-a", "-q", "--no-trunc")).stdout.includes(lateId), 60_000);
       // The daemon is done with the build once its container is gone; a tag would have come right after the commit.
       await new Promise((r) => setTimeout(r, 2000));
