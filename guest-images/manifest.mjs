@@ -44,8 +44,8 @@ const steps = {};
 for (const step of ["firmware", "kernel", "loader", "rootfs", "images", "tools", ...Object.keys(profileTable).map((p) => `profile-${p}`)]) {
   const file = join(cache, `packages-${step}.txt`);
   if (!existsSync(file)) {
-    // A step not run this time keeps what the last manifest said of it.
-    steps[step] = previous.packages?.[step] ?? [];
+    // A step not run this time keeps what the last manifest said of it (a profile's list is kept under its profile).
+    steps[step] = (step.startsWith("profile-") ? previous.profiles?.[step.slice("profile-".length)]?.packages : previous.packages?.[step]) ?? [];
     continue;
   }
   const lines = [...new Set(readFileSync(file, "utf8").split("\n").filter(Boolean))].sort();

@@ -620,6 +620,18 @@ static void exec_search(const char *file, char *const argv[], char *const envp[]
 	errno = err;
 }
 
+/* Writes the OOM killer's adjustment of this process (-1000..1000); best effort: a kernel without it leaves the default. */
+static void set_oom_score_adj(const char *value)
+{
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, value, strlen(value)) < 0) {
+		/* the default stays: the agent is as likely a victim as anything else */
+	}
+	close(fd);
+}
+
 static void child_run(const struct spawn *s)
 {
 	sigset_t none;
@@ -628,6 +640,9 @@ static void child_run(const struct spawn *s)
 	for (size_t i = 0; i < sizeof ignored_signals / sizeof *ignored_signals; i++)
 		signal(ignored_signals[i], SIG_DFL);
 	umask(child_umask);
+	/* Not the agent's protection from the OOM killer: a container's processes are fair game, as under Docker.
+	 * This is a vfork child, so the write is its own (the kernel does not share it with the agent's). */
+	set_oom_score_adj("0");
 	/* Its own session: signals for the agent's group never reach it, and a pty can become its terminal. */
 	if (setsid() < 0)
 		child_fail(s->status_fd, "setsid");
@@ -1987,6 +2002,9 @@ int main(int argc, char **argv)
 	if (sfd < 0)
 		die("signalfd: %s", strerror(errno));
 	default_env = make_default_env();
+	/* The OOM killer passes the agent over, as containerd's -999: with the agent gone the host loses every
+	 * container's streams and exits until init restarts it. Not -1000: in extremis it can still go. */
+	set_oom_score_adj("-999");
 
 	if ((channel = open_channel(path)) < 0) {
 		fprintf(stderr, "hyperlab-agent: cannot open the channel %s: %s\n", path, strerror(errno));

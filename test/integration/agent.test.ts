@@ -21,6 +21,12 @@ describe("the guest agent", () => {
     await agent.ping();
   });
 
+  it("is passed over by the OOM killer, and the processes it starts are not", async () => {
+    // Its own adjustment, read by a child (an exec), and the child's own: a container's processes are fair game.
+    const r = await agent.exec(["/bin/sh", "-c", "cat /proc/$(pidof hyperlab-agent)/oom_score_adj /proc/self/oom_score_adj"]);
+    expect(r.stdout).toBe("-999\n0\n");
+  });
+
   it("runs a command with separate stdout and stderr and its exit code", async () => {
     const r = await agent.exec(["/bin/sh", "-c", "echo out; echo err >&2; exit 3"]);
     expect(r).toEqual({ exitCode: 3, signal: 0, stdout: "out\n", stderr: "err\n" });

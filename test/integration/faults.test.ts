@@ -501,9 +501,9 @@ describe("faults in a running guest", () => {
     }, 180_000);
   });
   describe("the guest's memory exhausted by files in memory (no process to kill frees it)", () => {
-    it("leaves no container listed as running whose processes the OOM killer took, even when it took the agent too", async () => {
+    it("leaves no container listed as running whose processes the OOM killer took", async () => {
       // Three containers each write 45 MiB to their /dev/shm (tmpfs, 64 MiB each) in a 128 MiB guest: the pages are
-      // nobody's RSS, so the OOM killer goes through the small processes (the runtimes' shims, the shells, often the agent).
+      // nobody's RSS, so the OOM killer goes through the small processes (the runtimes' shims, the shells; the agent is passed over, its oom_score_adj is -999).
       const names = ["shm1", "shm2", "shm3"];
       // They fill it together once all have started (a file in a shared volume says go).
       const wait = "while [ ! -e /go/now ]; do sleep 1; done; dd if=/dev/zero of=/dev/shm/x bs=1M count=45; sleep 600";
