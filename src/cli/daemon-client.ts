@@ -109,11 +109,11 @@ export class DaemonClient {
           buf += c.toString("utf8");
           let nl: number;
           while ((nl = buf.indexOf("\n")) >= 0) {
-            const line = JSON.parse(buf.slice(0, nl)) as { stream?: 1 | 2; data?: string; exitCode?: number; error?: { code: string; message: string } };
+            const line = JSON.parse(buf.slice(0, nl)) as { stream?: 1 | 2; data?: string; exitCode?: number; error?: StreamError };
             buf = buf.slice(nl + 1);
             if (line.data !== undefined) onOutput(line.stream ?? 1, Buffer.from(line.data, "base64"));
             if (line.exitCode !== undefined) exitCode = line.exitCode;
-            if (line.error) reject(new HyperlabError(line.error.code as "RUNTIME_ERROR", line.error.message));
+            if (line.error) reject(errorOfStream(line.error));
           }
         });
         res.on("end", () => (exitCode === undefined ? reject(new HyperlabError("AGENT_GONE", "the daemon closed the stream before the process exited")) : resolve(exitCode)));
@@ -172,8 +172,8 @@ export function openStream(socketPath: string, path: string, onOutput: (stream: 
           if (type === Frame.STDOUT || type === Frame.STDERR) onOutput(type, payload);
           else if (type === Frame.EXIT) {
             done = true;
-            const v = JSON.parse(payload.toString("utf8")) as { exitCode?: number; error?: { code: string; message: string } };
-            if (v.error) settle.reject(new HyperlabError(v.error.code as "RUNTIME_ERROR", v.error.message));
+            const v = JSON.parse(payload.toString("utf8")) as { exitCode?: number; error?: StreamError };
+            if (v.error) settle.reject(errorOfStream(v.error));
             else settle.resolve(v.exitCode ?? 0);
           }
         });
@@ -209,4 +209,15 @@ export async function needDaemon(verb: string, why: string): Promise<DaemonClien
     throw new HyperlabError("INVALID_ARGUMENT", `'hyperlab ${verb}' needs a running daemon (none answers on ${defaultSocketPath()}): ${why} Start one with 'hyperlab daemon &'.`);
   }
   return client;
+}
+
+/** The error that ends a process's stream (the daemon's http.ts exitError): a start that failed carries the exit code docker run would leave with. */
+interface StreamError {
+  code: string;
+  message: string;
+  exitCode?: number;
+}
+
+function errorOfStream(e: StreamError): HyperlabError {
+  return new HyperlabError(e.code as "RUNTIME_ERROR", e.message, e.exitCode === undefined ? undefined : { exitCode: e.exitCode });
 }

@@ -56,6 +56,8 @@ main(process.argv.slice(2)).then(
     const [first, ...more] = message.split("\n");
     const text = isHyperlabError(err) ? [`${first} [${err.code}]`, ...more].join("\n") : message;
     process.stderr.write(`hyperlab: error: ${text}\n`);
-    process.exit(EXIT_HYPERLAB_ERROR);
+    // A container command that could not run leaves with 126 or 127, as docker run does.
+    const exitCode = isHyperlabError(err, "CONTAINER_START_FAILED") ? err.detail?.exitCode : undefined;
+    process.exit(typeof exitCode === "number" ? exitCode : EXIT_HYPERLAB_ERROR);
   },
 );

@@ -2,7 +2,7 @@
 // daemon's VMs when a daemon runs (default: `default`), else a VM restored
 // from the boot snapshot in this process's own hypervisor, for this command.
 import { readFileSync } from "node:fs";
-import { type CreateOptions, RUNTIMES, type Runtime } from "../containers/engine.ts";
+import { type CreateOptions, RUNTIMES, type Runtime, exitOrStartError } from "../containers/engine.ts";
 import { DEFAULT_VM, VmContainers } from "../containers/vm-containers.ts";
 import { loadNodeTool } from "../hardware/node.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
@@ -232,7 +232,7 @@ async function runCommand(args: string[]): Promise<number> {
     }
     attachment.onOutput(writeOutput);
     return await attachTerminal(
-      { ...attachment, resize: (rows, cols) => void attachment.resize(rows, cols).catch(() => {}) },
+      { ...attachment, exited: exitOrStartError(attachment), resize: (rows, cols) => void attachment.resize(rows, cols).catch(() => {}) },
       flags,
     );
   } finally {

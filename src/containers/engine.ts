@@ -266,6 +266,12 @@ export interface Attachment {
   resize(rows: number, cols: number): Promise<void>;
   /** resolves with the container's exit code once it has stopped */
   exited: Promise<number>;
+  /**
+   * Once it has exited: the error of a start that failed (the runtime could
+   * not make the container, or its command could not run; what an unattached
+   * start throws), undefined when it ran. Its complaint was output already.
+   */
+  startError(): HyperlabError | undefined;
 }
 
 /** Resource usage of a running container, from its cgroup. */
@@ -624,7 +630,8 @@ export class ContainerEngine {
       await this.waitStarted(c, attachment.exited).finally(() => this.release(c));
       // Its process could not even start (exit code 126 or 127): a failed start, as Docker reports it.
       // A runtime that failed on its own (exit code 128, as dockerd records it) is the daemon's error, not the request's.
-      if (c.startError && (c.status as ContainerStatus) === "exited") throw new HyperlabError(c.exitCode === 128 ? "RUNTIME_ERROR" : "CONTAINER_START_FAILED", c.startError, { exitCode: c.exitCode });
+      const failed = startErrorOf(c);
+      if (failed) throw failed;
     }
     return attachment;
   }
@@ -710,6 +717,7 @@ export class ContainerEngine {
       closeStdin: () => shim.closeStdin(),
       resize: (rows, cols) => shim.resize(rows, cols),
       exited,
+      startError: () => startErrorOf(c),
     };
   }
 
@@ -1769,6 +1777,26 @@ function execFailure(runtime: Runtime, complaint: string, command: string, cwd: 
   const chdir = /^chdir `[^`]*`: (.*)/.exec(complaint);
   if (chdir) return `chdir to cwd (${JSON.stringify(cwd)}) set in config.json failed: ${chdir[1]!.trim().toLowerCase()}`;
   return undefined;
+}
+
+/**
+ * An attached container's exit code, or the error of a start that failed (the
+ * runtime could not make it, e.g. the guest's /run full; its command could not
+ * run), as an unattached start throws it: with what to do, not only the
+ * runtime's complaint.
+ */
+export function exitOrStartError(a: Attachment): Promise<number> {
+  return a.exited.then((exitCode) => {
+    const failed = a.startError();
+    if (failed) throw failed;
+    return exitCode;
+  });
+}
+
+/** The error of `c`'s failed start, once it has exited: the runtime's own failure (exit code 128, as dockerd records it) or a command that could not run (126, 127). */
+function startErrorOf(c: Container): HyperlabError | undefined {
+  if (!c.startError || c.status !== "exited") return undefined;
+  return new HyperlabError(c.exitCode === 128 ? "RUNTIME_ERROR" : "CONTAINER_START_FAILED", c.startError, { exitCode: c.exitCode });
 }
 
 /**

@@ -6,9 +6,10 @@
 import type { IncomingMessage } from "node:http";
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
-import type { ContainerEngine } from "../containers/engine.ts";
+import { type ContainerEngine, exitOrStartError } from "../containers/engine.ts";
 import { DEFAULT_VM } from "../containers/vm-containers.ts";
 import type { HyperlabError } from "../errors.ts";
+import { exitError } from "./http.ts";
 import { Frame, STREAM_PROTOCOL, StreamFrameReader, encodeStreamFrame } from "./stream-frames.ts";
 import { guardStuckClient } from "./stuck-client.ts";
 
@@ -59,7 +60,8 @@ export async function handleStreamUpgrade(
     const ref = decodeURIComponent(m[2]!);
     let streams: Streams;
     if (m[3] === "start") {
-      streams = await engine.start(ref, { attached: true });
+      const a = await engine.start(ref, { attached: true });
+      streams = { ...a, exited: exitOrStartError(a) };
     } else {
       let o: ExecStreamOptions;
       try {
@@ -92,7 +94,7 @@ export async function handleStreamUpgrade(
     const end = (value: unknown) => socket.end(encodeStreamFrame(Frame.EXIT, Buffer.from(JSON.stringify(value))));
     streams.exited.then(
       (exitCode) => end({ exitCode }),
-      (err: Error) => end({ error: { code: (err as HyperlabError).code ?? "RUNTIME_ERROR", message: err.message } }),
+      (err: Error) => end({ error: { ...exitError(err), code: (err as HyperlabError).code ?? "RUNTIME_ERROR" } }),
     );
   } catch (err) {
     const e = err as HyperlabError;

@@ -75,6 +75,12 @@ export function streamOutput(res: ServerResponse, onOutput: (l: (stream: 1 | 2, 
   onOutput((stream, data) => void (stuck() || res.write(JSON.stringify({ stream, data: Buffer.from(data).toString("base64") }) + "\n")));
   exited.then(
     (exitCode) => res.end(JSON.stringify({ exitCode }) + "\n"),
-    (err: Error) => res.end(JSON.stringify({ error: { code: (err as HyperlabError).code ?? "ERROR", message: err.message } }) + "\n"),
+    (err: Error) => res.end(JSON.stringify({ error: exitError(err) }) + "\n"),
   );
+}
+
+/** A stream's closing error as its last message carries it: code, message and the exit code a CLI leaves with, if it has one. */
+export function exitError(err: Error): { code: string; message: string; exitCode?: number } {
+  const exitCode = (err as HyperlabError).detail?.exitCode;
+  return { code: (err as HyperlabError).code ?? "ERROR", message: err.message, ...(typeof exitCode === "number" ? { exitCode } : {}) };
 }

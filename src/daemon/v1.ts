@@ -2,7 +2,7 @@
 // the hypervisor (docs/api.md). Each route is a thin adapter: it reads the
 // request, calls the engine or the hypervisor, and answers JSON.
 import { HyperlabError } from "../errors.ts";
-import type { Container, ContainerEngine, CreateOptions } from "../containers/engine.ts";
+import { type Container, type ContainerEngine, type CreateOptions, exitOrStartError } from "../containers/engine.ts";
 import type { Network, NetworkOptions } from "../containers/network.ts";
 import { DEFAULT_VM, type VmContainers } from "../containers/vm-containers.ts";
 import type { CreateVmOptions, Hypervisor } from "../hypervisor/hypervisor.ts";
@@ -226,7 +226,7 @@ export function v1Routes(containers: VmContainers, hypervisor: Hypervisor): Rout
       async (m, _r, res, q) => {
         const attached = q.get("attach") === "1";
         const a = await engine(m).start(ref(m), { attached });
-        if (attached) streamOutput(res, a.onOutput, a.exited);
+        if (attached) streamOutput(res, a.onOutput, exitOrStartError(a));
         else send(res, 204);
       },
     ],

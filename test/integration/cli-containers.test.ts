@@ -37,6 +37,9 @@ describe("hyperlab's container commands", () => {
   it("exits with the container's exit status", async () => {
     const r = await hyperlab(["run", "--rm", "--network", "none", "busybox", "sh", "-c", "exit 42"]);
     expect(r.code).toBe(42);
+    const missing = await hyperlab(["run", "--rm", "--network", "none", "busybox", "no-such-command"]);
+    expect(missing.code, missing.stderr).toBe(127);
+    expect(missing.stderr).toContain('exec: "no-such-command": executable file not found in $PATH: unknown [CONTAINER_START_FAILED]');
   });
 
   it("rejects a bad limit and an unknown image with status 125 before booting anything", async () => {

@@ -76,6 +76,12 @@ describe("hyperlab daemon and the container verbs that use it", () => {
   it("runs an attached container through the daemon with its exit status", async () => {
     const r = await hl(["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 4"]);
     expect(r).toMatchObject({ code: 4, stdout: "out\n", stderr: "err\n" });
+    // A command that cannot run is a failed start, as docker run says it (exit status 127), attached (-i) or not.
+    for (const flags of [[], ["-i"]]) {
+      const missing = await hl(["run", ...flags, "--rm", "busybox", "no-such-command"]);
+      expect(missing.code, missing.stderr).toBe(127);
+      expect(missing.stderr).toContain('hyperlab: error: OCI runtime create failed: crun: unable to start container process: exec: "no-such-command": executable file not found in $PATH: unknown [CONTAINER_START_FAILED]');
+    }
   });
 
   it("streams stdin through the daemon: run -i, exec -i, and exec -t on a terminal", async () => {

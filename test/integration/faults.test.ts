@@ -407,6 +407,12 @@ describe("faults in a running guest", () => {
           expect(r.stderr).toMatch(/^docker: Error response from daemon: /);
           expect(r.stderr).toContain("the VM's /run, where containers' files live in its memory, is full: remove containers you no longer need (docker rm, docker container prune) or files they wrote");
         }
+        // hyperlab's own CLI (through /v1) says the same.
+        const hl = dockerClient(lab, ["run", "--rm", "busybox", "echo", "not printed"], "hyperlab");
+        const hlCode = await new Promise<number | null>((r) => hl.child.on("exit", r));
+        expect(hl.output()).not.toContain("not printed");
+        expect(hl.output()).toContain("the VM's /run, where containers' files live in its memory, is full: remove containers you no longer need");
+        expect(hlCode, hl.output()).toBe(125);
         // The daemon and the agent go on: the VM answers.
         expect(await vmExec(["echo", "still here"])).toMatchObject({ exitCode: 0, stdout: "still here\n" });
       } finally {
