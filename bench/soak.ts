@@ -164,6 +164,13 @@ export interface Figures {
   daemon_rss_kib: number;
   /** of which in the VMs' guest memories: grows as guests touch pages of their RAM for the first time, up to its size */
   daemon_rss_guest_memory_kib: number;
+  /**
+   * of which in executable mappings: compiled code, nearly all the VMs' v86 JIT (each guest function v86 compiles is a
+   * WebAssembly module of its own; a VM keeps at most 900, v86's table, so this fills as guests run new code, then stops)
+   */
+  daemon_rss_code_kib: number;
+  /** the executable mappings themselves */
+  daemon_code_mappings: number;
   daemon_fds: number;
   guests: Record<string, GuestFigures>;
   /** each guest's processes by name (kernel threads left out) */
@@ -208,18 +215,32 @@ async function guestFigures(socket: string, vm: string): Promise<{ figures: Gues
   return { figures: { mem_free_kib, mem_available_kib, slab_unreclaimable_kib, cgroups, dying_cgroups, mounts, veths, processes, zombies, container_dirs, containers }, processNames };
 }
 
-/** The daemon's RSS, its part in mappings of 64 MiB or more (the VMs' guest memories: each a WebAssembly memory of its own), and its open descriptors. */
-function daemonFigures(pid: number): { daemon_rss_kib: number; daemon_rss_guest_memory_kib: number; daemon_fds: number } {
+/**
+ * The daemon's RSS; its part in mappings of 64 MiB or more (the VMs' guest memories: each a WebAssembly memory of its
+ * own) and in executable mappings (compiled code: see Figures); and its open descriptors.
+ */
+function daemonFigures(pid: number): Pick<Figures, "daemon_rss_kib" | "daemon_rss_guest_memory_kib" | "daemon_rss_code_kib" | "daemon_code_mappings" | "daemon_fds"> {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const rss = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
   let big = 0;
+  let code = 0;
+  let codeMappings = 0;
   let size = 0;
+  let executable = false;
   for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
-    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (range) size = (parseInt(range[2]!, 16) - parseInt(range[1]!, 16)) / 1024;
-    else if (line.startsWith("Rss:") && size >= 64 * 1024) big += Number(line.split(/\s+/)[1]);
+    const range = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (range) {
+      size = (parseInt(range[2]!, 16) - parseInt(range[1]!, 16)) / 1024;
+      // Anonymous executable memory: code compiled at run time (a file's is its own code, mapped once).
+      executable = range[3]!.includes("x") && !range[4]!.startsWith("/") && !range[4]!.startsWith("[");
+      if (executable) codeMappings++;
+    } else if (line.startsWith("Rss:")) {
+      const kib = Number(line.split(/\s+/)[1]);
+      if (size >= 64 * 1024) big += kib;
+      else if (executable) code += kib;
+    }
   }
-  return { daemon_rss_kib: rss, daemon_rss_guest_memory_kib: big, daemon_fds: readdirSync(`/proc/${pid}/fd`).length };
+  return { daemon_rss_kib: rss, daemon_rss_guest_memory_kib: big, daemon_rss_code_kib: code, daemon_code_mappings: codeMappings, daemon_fds: readdirSync(`/proc/${pid}/fd`).length };
 }
 
 async function figures(daemon: Daemon, vms: string[]): Promise<Figures> {
@@ -374,12 +395,12 @@ export interface SoakReport {
   p99_all_calls_with_stuck_client_ms: number;
   /** what the container printed while the stuck client was attached (its kept log), what the client could read once it read, and whether the daemon had let it go */
   stuck_client: { container: string; chatter_output_bytes: number; bytes_left_for_it: number; closed_by_daemon: boolean };
-  /** [seconds since the clients started, the daemon's RSS, of which guest memories, in KiB] every 5 s */
-  daemon_rss_kib_timeline: Array<[number, number, number]>;
+  /** [seconds since the clients started, the daemon's RSS, of which guest memories, of which compiled code, in KiB] every 5 s */
+  daemon_rss_kib_timeline: Array<[number, number, number, number]>;
   before: Figures;
   after: Figures;
   /** after − before for each figure */
-  growth: { daemon_rss_kib: number; daemon_rss_guest_memory_kib: number; daemon_fds: number; guests: Record<string, Record<keyof GuestFigures, number>> };
+  growth: { daemon_rss_kib: number; daemon_rss_guest_memory_kib: number; daemon_rss_code_kib: number; daemon_code_mappings: number; daemon_fds: number; guests: Record<string, Record<keyof GuestFigures, number>> };
 }
 
 /** Runs a soak (see the file comment) and returns what it found; the daemon and its folder are gone afterwards. */
@@ -405,11 +426,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
 
     const stuck = await stuckAttach(socket, chatter);
     // The daemon's RSS through the run: a leak climbs, warm-up levels off.
-    const rssTimeline: Array<[number, number, number]> = [];
+    const rssTimeline: Array<[number, number, number, number]> = [];
     const t0 = Date.now();
     const sampler = setInterval(() => {
       const f = daemonFigures(daemon.child.pid!);
-      rssTimeline.push([Math.round((Date.now() - t0) / 1000), f.daemon_rss_kib, f.daemon_rss_guest_memory_kib]);
+      rssTimeline.push([Math.round((Date.now() - t0) / 1000), f.daemon_rss_kib, f.daemon_rss_guest_memory_kib, f.daemon_rss_code_kib]);
     }, 5000);
     const latencies: Record<string, number[]> = Object.fromEntries(Object.keys(calls).map((k) => [k, []]));
     const failures: Record<string, number> = Object.fromEntries(Object.keys(calls).map((k) => [k, 0]));
@@ -473,6 +494,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       growth: {
         daemon_rss_kib: after.daemon_rss_kib - before.daemon_rss_kib,
         daemon_rss_guest_memory_kib: after.daemon_rss_guest_memory_kib - before.daemon_rss_guest_memory_kib,
+        daemon_rss_code_kib: after.daemon_rss_code_kib - before.daemon_rss_code_kib,
+        daemon_code_mappings: after.daemon_code_mappings - before.daemon_code_mappings,
         daemon_fds: after.daemon_fds - before.daemon_fds,
         guests: Object.fromEntries(vms.map((vm) => [vm, growthOf(after.guests[vm]!, before.guests[vm]!)])),
       },
@@ -493,8 +516,10 @@ export function summaryOf(r: SoakReport): string {
   const st = r.stuck_client;
   lines.push(`  stuck client: the container printed ${Math.round(st.chatter_output_bytes / 1024)} KiB, ${Math.round(st.bytes_left_for_it / 1024)} KiB were left for the client, ${st.closed_by_daemon ? "the daemon had closed its connection" : "its connection was still open"}`);
   const mib = (k: number) => Math.round(k / 1024);
-  lines.push(`  daemon RSS through the run (s: MiB, of which guest memories): ${r.daemon_rss_kib_timeline.filter((_, i, a) => i % Math.ceil(a.length / 12) === 0).map(([t, k, g]) => `${t}: ${mib(k)} (${mib(g)})`).join(", ")}`);
-  lines.push(`  daemon RSS ${mib(r.before.daemon_rss_kib)} → ${mib(r.after.daemon_rss_kib)} MiB, of which guest memories ${mib(r.before.daemon_rss_guest_memory_kib)} → ${mib(r.after.daemon_rss_guest_memory_kib)} MiB; fds ${r.before.daemon_fds} → ${r.after.daemon_fds}`);
+  lines.push(`  daemon RSS through the run (s: MiB, of which guest memories, compiled code): ${r.daemon_rss_kib_timeline.filter((_, i, a) => i % Math.ceil(a.length / 12) === 0).map(([t, k, g, c]) => `${t}: ${mib(k)} (${mib(g)}, ${mib(c)})`).join(", ")}`);
+  lines.push(
+    `  daemon RSS ${mib(r.before.daemon_rss_kib)} → ${mib(r.after.daemon_rss_kib)} MiB, of which guest memories ${mib(r.before.daemon_rss_guest_memory_kib)} → ${mib(r.after.daemon_rss_guest_memory_kib)} MiB, compiled code ${mib(r.before.daemon_rss_code_kib)} → ${mib(r.after.daemon_rss_code_kib)} MiB (${r.before.daemon_code_mappings} → ${r.after.daemon_code_mappings} mappings); fds ${r.before.daemon_fds} → ${r.after.daemon_fds}`,
+  );
   for (const vm of r.vms) {
     const b = r.before.guests[vm]!;
     const a = r.after.guests[vm]!;

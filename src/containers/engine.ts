@@ -1,7 +1,7 @@
 // The container engine: Docker's verbs on top of a real OCI runtime (crun by
 // default, runc on request) inside the guest. The host decides (ids, names,
 // addresses, the OCI config); the guest does (overlayfs, cgroups, the runtime).
-import { concatBytes } from "../bytes.ts";
+import { base64ToBytes, bytesToBase64, concatBytes } from "../bytes.ts";
 import { HyperlabError, isHyperlabError } from "../errors.ts";
 import type { AgentClient, GuestProcess } from "../guest/agent.ts";
 import { TOOLS_DIR, type ToolLoader, installGuestTool } from "../guest/guest-tools.ts";
@@ -307,13 +307,12 @@ export interface ContainerRecord extends Omit<Container, "createdAt" | "startedA
 
 /** A container as its record (see ContainerRecord) describes it: dates and log bytes decoded. */
 function containerOfRecord(r: ContainerRecord): Container {
-  const bytes = (b: string) => Uint8Array.from(atob(b), (ch) => ch.charCodeAt(0));
   return {
     ...r,
     createdAt: new Date(r.createdAt),
     startedAt: r.startedAt ? new Date(r.startedAt) : undefined,
     finishedAt: r.finishedAt ? new Date(r.finishedAt) : undefined,
-    logs: r.logs.map((l) => ({ stream: l.stream, data: bytes(l.data), time: l.time ?? Date.parse(r.createdAt) })),
+    logs: r.logs.map((l) => ({ stream: l.stream, data: base64ToBytes(l.data), time: l.time ?? Date.parse(r.createdAt) })),
   };
 }
 
@@ -723,7 +722,6 @@ export class ContainerEngine {
 
   /** The containers' records, for the VM's snapshot (see `restoreRecords`). */
   records(): EngineRecords {
-    const b64 = (d: Uint8Array) => btoa(Array.from(d, (x) => String.fromCharCode(x)).join(""));
     return {
       nextAddress: this.nextAddress,
       networks: this.networkTable.records(),
@@ -732,7 +730,7 @@ export class ContainerEngine {
         createdAt: c.createdAt.toISOString(),
         startedAt: c.startedAt?.toISOString(),
         finishedAt: c.finishedAt?.toISOString(),
-        logs: c.logs.map((l) => ({ stream: l.stream, data: b64(l.data), time: l.time })),
+        logs: c.logs.map((l) => ({ stream: l.stream, data: bytesToBase64(l.data), time: l.time })),
       })),
     };
   }

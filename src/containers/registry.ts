@@ -9,6 +9,7 @@
 // the credentials, if any). Registries on the loopback (localhost:5000,
 // 127.0.0.1:5000, [::1]:5000) are spoken to in plain http, as docker treats
 // them as insecure by default; every other one in https.
+import { bytesToBase64 } from "../bytes.ts";
 import { HyperlabError } from "../errors.ts";
 import { DEFAULT_DOMAIN } from "./image-reference.ts";
 
@@ -98,10 +99,7 @@ export function parseChallenges(header: string): AuthChallenge[] {
 }
 
 function base64(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin);
+  return bytesToBase64(new TextEncoder().encode(text));
 }
 
 /** The sha256 of `data` as `sha256:<hex>`. */

@@ -12,6 +12,7 @@
 // above 32 bits makes the filter uncompilable here (undefined: libseccomp
 // builds it, as before). So does a rule naming a call i386 reaches only
 // through socketcall(2) or ipc(2), unless those are allowed outright.
+import { bytesToBase64 } from "../bytes.ts";
 import { I386_SYSCALL_NUMBERS } from "./seccomp-default.ts";
 import type { OciSeccomp, SeccompArg } from "./seccomp.ts";
 
@@ -125,7 +126,7 @@ export function compileSeccomp(s: OciSeccomp): string | undefined {
     view.setUint8(i * 8 + 3, jf);
     view.setUint32(i * 8 + 4, k >>> 0, true);
   });
-  return btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
+  return bytesToBase64(bytes);
 }
 
 /** The program's instructions (see compileSeccomp), for tests. */

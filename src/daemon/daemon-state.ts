@@ -94,14 +94,19 @@ export class DaemonState {
   private journalText = "";
   private journalWrites: Promise<void> = Promise.resolve();
   private readonly recordWrites = new Map<string, Promise<void>>();
+  /** per VM, the write waiting for the running one (see writeRecords) */
+  private readonly recordsQueued = new Map<string, { read: () => EngineRecords | undefined; done: Promise<void> }>();
   private readonly dirtyRecords = new Set<string>();
   private unsubscribe: Array<() => void> = [];
   private timer: ReturnType<typeof setInterval> | undefined;
+  /** a write failed and was reported (see writeFailed) */
+  private failing = false;
 
   private constructor(
     dataRoot: string,
     /** the journal the previous daemon left (undefined: none) */
     private readonly previous: Journal | undefined,
+    private readonly log: (line: string) => void,
   ) {
     this.dir = join(dataRoot, "state");
   }
@@ -138,7 +143,7 @@ export class DaemonState {
         `the data root ${dataRoot} is in use by the hyperlab daemon with process id ${previous.pid}; stop it first, or give this one another --data-root`,
       );
     }
-    return new DaemonState(dataRoot, previous);
+    return new DaemonState(dataRoot, previous, log);
   }
 
   /**
@@ -223,7 +228,7 @@ export class DaemonState {
         saveErrors.set(vm.name, errorMessage(err));
         report.failed.push({ vm: vm.name, reason: errorMessage(err) });
       }
-      await this.writeRecords(vm.name, containers.recordsOf(vm)).catch(() => {});
+      await this.writeRecords(vm.name, () => containers.recordsOf(vm)).catch(() => {});
     }
     await this.writeJournal(this.journal(hypervisor, { saved: true, saveErrors }));
     return report;
@@ -251,12 +256,14 @@ export class DaemonState {
       const text = JSON.stringify({ ...journal, at: "" });
       if (text !== this.journalText) {
         this.journalText = text;
-        void this.writeJournal(journal);
+        void this.writeJournal(journal).catch((err: unknown) => this.writeFailed("the VM journal", err));
       }
       for (const name of this.dirtyRecords) {
         this.dirtyRecords.delete(name);
-        const vm = hypervisor.list().find((v) => v.name === name && v.state !== "destroyed");
-        void this.writeRecords(name, vm ? containers.recordsOf(vm) : undefined);
+        void this.writeRecords(name, () => {
+          const vm = hypervisor.list().find((v) => v.name === name && v.state !== "destroyed");
+          return vm ? containers.recordsOf(vm) : undefined;
+        }).catch((err: unknown) => this.writeFailed(`the records of VM ${name}`, err));
       }
     };
     this.unsubscribe.push(
@@ -274,6 +281,13 @@ export class DaemonState {
     sync();
     this.timer = setInterval(sync, JOURNAL_POLL_MS);
     (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  /** Reports a journal or records write that failed (a full or read-only disk), once until one succeeds again: the daemon goes on; a crash then would lose what was not written. */
+  private writeFailed(what: string, err: unknown): void {
+    if (this.failing) return;
+    this.failing = true;
+    this.log(`hyperlab: cannot write ${what} in ${this.dir} (${errorMessage(err)}); a crash of the daemon now would lose containers' records: free space there`);
   }
 
   private stopTracking(): void {
@@ -314,18 +328,37 @@ export class DaemonState {
   private writeJournal(journal: Journal): Promise<void> {
     this.journalWrites = this.journalWrites
       .catch(() => {})
-      .then(() => writeAtomic(join(this.dir, "daemon.json"), encoder.encode(JSON.stringify(journal, null, 1) + "\n")));
+      .then(() => writeAtomic(join(this.dir, "daemon.json"), encoder.encode(JSON.stringify(journal, null, 1) + "\n")))
+      .then(() => void (this.failing = false));
     return this.journalWrites;
   }
 
-  /** Writes (or with no records, removes) VM `name`'s records; one write per VM at a time, in order. */
-  private writeRecords(name: string, records: EngineRecords | undefined): Promise<void> {
+  /**
+   * Writes (or with no records, removes) VM `name`'s records as `read` gives
+   * them when the write begins. One write per VM at a time; calls made while
+   * one runs share a single write after it, of the state then: a burst of
+   * container events (a busy VM has several a second, each record carrying
+   * its logs) is one or two writes, not one each queued with its own copy.
+   */
+  private writeRecords(name: string, read: () => EngineRecords | undefined): Promise<void> {
+    const queued = this.recordsQueued.get(name);
+    if (queued) {
+      queued.read = read;
+      return queued.done;
+    }
     const path = join(this.dir, "records", `${name}.json`);
-    const next = (this.recordWrites.get(name) ?? Promise.resolve())
+    const entry = { read, done: Promise.resolve() };
+    entry.done = (this.recordWrites.get(name) ?? Promise.resolve())
       .catch(() => {})
-      .then(() => (records ? writeAtomic(path, encoder.encode(JSON.stringify(records))) : rm(path, { force: true })));
-    this.recordWrites.set(name, next);
-    return next;
+      .then(() => {
+        this.recordsQueued.delete(name);
+        const records = entry.read();
+        return records ? writeAtomic(path, encoder.encode(JSON.stringify(records))) : rm(path, { force: true });
+      })
+      .then(() => void (this.failing = false));
+    this.recordsQueued.set(name, entry);
+    this.recordWrites.set(name, entry.done);
+    return entry.done;
   }
 
   /** VM `name`'s records as last written, and when (ms since 1970; 0 without). */

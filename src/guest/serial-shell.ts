@@ -1,6 +1,7 @@
 // Runs commands through the guest's console shell (ttyS0) and reads back their
 // output and exit status. This needs nothing in the guest but a shell; the
 // agent (its own channel, separate streams) is the richer path.
+import { bytesToBase64 } from "../bytes.ts";
 import { HyperlabError } from "../errors.ts";
 import type { Machine } from "../hardware/machine.ts";
 
@@ -43,7 +44,7 @@ export class SerialShell {
     const id = this.nextId++;
     const begin = `__HL_B${id}__`;
     const end = new RegExp(`__HL_E${id}_(\\d+)__`);
-    const b64 = btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
+    const b64 = bytesToBase64(bytes);
     // The quotes split the markers in the typed line, so its echo never matches.
     const line = `echo __HL_"B${id}"__; printf %s '${b64}' | base64 -d | sh; printf '\\n__HL_E%s_%d__\\n' ${id} $?\n`;
 

@@ -3,6 +3,7 @@
 // and PUT /archive (a tar extracted into a folder), on running and stopped
 // containers alike. The tars are made and unpacked by the guest's busybox tar
 // next to the files (src/containers/archive.ts); the bytes pass through.
+import { bytesToBase64 } from "../../bytes.ts";
 import type { PathStat } from "../../containers/archive.ts";
 import { HyperlabError } from "../../errors.ts";
 import { type DockerRoute, type RouteCall, dockerHeaders, flag, sendEmpty } from "./api.ts";
@@ -12,10 +13,7 @@ const ID = "([^/]+)";
 
 /** The stat as Docker's header carries it: base64 of its JSON (UTF-8). */
 export function statHeader(stat: PathStat): string {
-  const bytes = new TextEncoder().encode(JSON.stringify(stat));
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary);
+  return bytesToBase64(new TextEncoder().encode(JSON.stringify(stat)));
 }
 
 /** The `path` query parameter, which every archive request needs. */
