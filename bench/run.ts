@@ -10,6 +10,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   io: () => import("./io.ts"),
   labs: () => import("./labs.ts"),
   profiles: () => import("./profiles.ts"),
+  runtimes: () => import("./runtimes.ts"),
   reliability: () => import("./reliability.ts"),
   soak: () => import("./soak.ts"),
   web: () => import("./web.ts"),

@@ -24,6 +24,7 @@ import { ImagesPanel } from "./stack/images-panel.ts";
 import { KernelPanel } from "./stack/kernel-panel.ts";
 import { Refresher } from "./stack/refresher.ts";
 import { RuntimePanel } from "./stack/runtime-panel.ts";
+import { SystemsPanel } from "./stack/systems-panel.ts";
 import { STACK_STYLE } from "./stack/style.ts";
 import { LIVE_SCRIPT, STATIC_SCRIPT, parseGuestStack } from "./stack-data.ts";
 
@@ -68,7 +69,9 @@ export class StackView {
     const containersLayer = layer("containers", "Containers");
     const containers = new ContainersPanel(containersLayer, vm, hooks, refresh);
     const images = new ImagesPanel(containersLayer);
-    const runtime = new RuntimePanel(layer("runtime", "Runtime"), vm);
+    const runtimeLayer = layer("runtime", "Runtime");
+    const runtime = new RuntimePanel(runtimeLayer, vm);
+    new SystemsPanel(runtimeLayer, vm);
     const kernel = new KernelPanel(layer("kernel", "Kernel"));
     const hypervisorLayer = layer("hypervisor", "Hypervisor");
     const hypervisor = new HypervisorPanel(hypervisorLayer, vm, hooks, refresh);

@@ -71,6 +71,22 @@ describe("containers from the page", () => {
     await screenshot(lab.page, "runtime-bundle");
   });
 
+  it("lists the handout's container systems in the Runtime layer and starts true with each runtime this VM has", async () => {
+    const table = layer("runtime").locator("table.systems");
+    const states = await table.locator("tr[data-system]").evaluateAll((rows) => rows.map((r) => `${(r as HTMLElement).dataset.system}: ${(r as HTMLElement).dataset.state}`));
+    expect(states).toEqual(["crun: runs", "runc: runs", "LXC: runs", "Podman: not built yet", "Docker engine: not built yet", "CRI-O: cannot run here", "rkt: cannot run here", "Mesos: cannot run here"]);
+    expect(await table.locator("tr[data-system=rkt]").textContent()).toContain("archived by the CNCF");
+    await layer("runtime").locator("button[data-action=systems]").click();
+    for (const runtime of ["crun", "runc"]) {
+      const row = table.locator(`tr[data-system=${runtime}]`);
+      await expect.poll(() => row.getAttribute("data-ms"), { timeout: 90_000, message: `true started with ${runtime}` }).toMatch(/^\d+$/);
+      const cells = await row.locator("td").allTextContents();
+      // Its start time, the instructions it cost (millions), and what it left running in the VM: nothing.
+      expect(cells.slice(2)).toEqual([expect.stringMatching(/\d/), expect.stringMatching(/^\d+\.\d M$/), "nothing"]);
+    }
+    await screenshot(lab.page, "runtime-systems");
+  });
+
   it("opens a terminal in the container: a shell whose PID 1 is the container's command", async () => {
     const item = layer("containers").locator(".item.container[data-status=running]");
     const hostname = /hostname([0-9a-f]{12})/.exec((await item.textContent()) ?? "")![1]!;

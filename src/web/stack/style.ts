@@ -44,4 +44,6 @@ export const STACK_STYLE = `
 .stackview .images tr[data-source=network] td:last-child { color: #23613a; }
 .stackview .images tr[data-source=page] td:last-child, .stackview .images tr[data-source=browser-cache] td:last-child { color: #4a5568; }
 .stackview .compare .big { font-size: 15px; font-weight: 600; }
+.stackview h4 { margin: 8px 0 2px; font-size: 12px; color: #2d3748; }
+.stackview .systems tr[data-state="not built yet"] td, .stackview .systems tr[data-state="cannot run here"] td { color: #4a5568; }
 `;

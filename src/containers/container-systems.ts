@@ -1,0 +1,35 @@
+// The container systems the course handout names, and where each stands in
+// hyperlab: runs (in which guest), not built yet, or cannot run here and why
+// (docs/profiles.md gives the sources). One list for the stack view's
+// Runtime layer and `npm run bench -- runtimes`.
+
+/** Where a system stands in hyperlab. */
+export type SystemState = "runs" | "not built yet" | "cannot run here";
+
+/** One container system of the handout. */
+export interface ContainerSystem {
+  name: string;
+  /** what it is, in a few words */
+  kind: string;
+  state: SystemState;
+  /** the guest it runs in (a profile's name), for those that run or will */
+  profile?: string;
+  /** the command that starts `true` in busybox with it, for those that run or will */
+  command?: string;
+  /** why it does not run (yet) */
+  why?: string;
+}
+
+const NEEDS_NETFILTER =
+  "its profile needs a guest kernel with netfilter (iptables/nftables NAT), which its networking sets up; the guest kernel has none yet (a later part of issue 15)";
+
+export const CONTAINER_SYSTEMS: readonly ContainerSystem[] = [
+  { name: "crun", kind: "OCI runtime (C), under hyperlab's engine", state: "runs", profile: "default", command: "hyperlab run --rm --runtime crun busybox true" },
+  { name: "runc", kind: "OCI runtime (Go), under hyperlab's engine", state: "runs", profile: "default", command: "hyperlab run --rm --runtime runc busybox true" },
+  { name: "LXC", kind: "system containers: lxc-create, lxc-start, lxc-attach", state: "runs", profile: "lxc", command: "lxc-execute -n c1 -- true" },
+  { name: "Podman", kind: "daemonless engine: conmon per container, netavark", state: "not built yet", profile: "podman", command: "podman run --rm busybox true", why: `Debian packages it for i386 (podman 4.3.1); ${NEEDS_NETFILTER}` },
+  { name: "Docker engine", kind: "dockerd, containerd, a shim per container, runc", state: "not built yet", profile: "docker", command: "docker run --rm busybox true", why: `Debian packages it for i386 (docker.io 20.10.24); ${NEEDS_NETFILTER}` },
+  { name: "CRI-O", kind: "Kubernetes' CRI runtime", state: "cannot run here", why: "no Debian package for any architecture and no 32-bit x86 release; it serves a Kubernetes kubelet through the CRI, not a learner's commands" },
+  { name: "rkt", kind: "pod-native runtime (CoreOS)", state: "cannot run here", why: "ended: archived by the CNCF in 2019 and by its maintainers in 2020; no Debian package" },
+  { name: "Mesos", kind: "cluster manager (Apache)", state: "cannot run here", why: "retired to the Apache Attic; a cluster manager with masters, agents and ZooKeeper rather than a runtime; no Debian package" },
+];
