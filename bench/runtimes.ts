@@ -7,7 +7,7 @@
 // the guest once its container has ended (a daemon, a shim, a monitor, or
 // none). Systems that do not run here are listed with why.
 // Run: npm run bench -- runtimes   (writes bench/results/runtimes.json)
-import { CONTAINER_SYSTEMS, type SystemState } from "../src/containers/container-systems.ts";
+import { CONTAINER_SYSTEMS, PROCESS_NAMES_SCRIPT, type SystemState, processCounts, processesAdded } from "../src/containers/container-systems.ts";
 import { nodeImageStore } from "../src/containers/node-store.ts";
 import { VmContainers } from "../src/containers/vm-containers.ts";
 import { Hypervisor } from "../src/hypervisor/hypervisor.ts";
@@ -43,17 +43,12 @@ async function measure(vm: Vm, fn: () => Promise<void>): Promise<Sample> {
   return { ms, instructions: (await vm.metrics()).cpu.instructions - i0 };
 }
 
-/** The guest's processes by name (kernel threads, and the probe's own sh and ps, left out). */
-async function processes(vm: Vm): Promise<Record<string, number>> {
-  const r = await vm.exec(["/bin/sh", "-c", "for d in /proc/[0-9]*; do [ -s $d/cmdline ] && [ $d != /proc/$$ ] && cat $d/comm; done"]);
-  const out: Record<string, number> = {};
-  for (const name of r.stdout.split("\n").filter(Boolean)) if (name !== "cat") out[name] = (out[name] ?? 0) + 1;
-  return out;
+/** The guest's processes by name (kernel threads left out). */
+async function processes(vm: Vm): Promise<Map<string, number>> {
+  return processCounts((await vm.exec(["/bin/sh", "-c", PROCESS_NAMES_SCRIPT])).stdout);
 }
 
-function added(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(after).flatMap(([k, n]) => (n > (before[k] ?? 0) ? [[k, n - (before[k] ?? 0)]] : [])));
-}
+const added = processesAdded;
 
 async function sh(vm: Vm, script: string): Promise<void> {
   const r = await vm.exec(["/bin/sh", "-c", script], { timeoutMs: 120_000 });

@@ -20,6 +20,26 @@ export interface ContainerSystem {
   why?: string;
 }
 
+/**
+ * A guest shell command that prints the name of each process (kernel threads,
+ * whose args busybox ps shows in brackets, left out), one per line; the
+ * command's own processes are among them, the same each time, so two
+ * listings' difference is what started or ended in between.
+ */
+export const PROCESS_NAMES_SCRIPT = "ps -o comm,args | awk 'NR > 1 && $2 !~ /^\\[/ { print $1 }'";
+
+/** Process counts by name from PROCESS_NAMES_SCRIPT's output. */
+export function processCounts(output: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const name of output.split("\n").filter(Boolean)) counts.set(name, (counts.get(name) ?? 0) + 1);
+  return counts;
+}
+
+/** The names of processes `after` has more of than `before`, with how many more. */
+export function processesAdded(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  return Object.fromEntries([...after].flatMap(([name, n]) => (n > (before.get(name) ?? 0) ? [[name, n - (before.get(name) ?? 0)]] : [])));
+}
+
 const NEEDS_NETFILTER =
   "its profile needs a guest kernel with netfilter (iptables/nftables NAT), which its networking sets up; the guest kernel has none yet (a later part of issue 15)";
 

@@ -84,6 +84,7 @@ describe("containers from the page", () => {
       // Its start time, the instructions it cost (millions), and what it left running in the VM: nothing.
       expect(cells.slice(2)).toEqual([expect.stringMatching(/\d/), expect.stringMatching(/^\d+\.\d M$/), "nothing"]);
     }
+    await table.scrollIntoViewIfNeeded();
     await screenshot(lab.page, "runtime-systems");
   });
 

@@ -3,7 +3,7 @@
 // and for those this VM has (crun and runc, under hyperlab's engine) the same
 // workload, `true` in busybox, started by each on request: its start time,
 // the emulated instructions it cost, and the processes it left running.
-import { CONTAINER_SYSTEMS, type ContainerSystem } from "../../containers/container-systems.ts";
+import { CONTAINER_SYSTEMS, type ContainerSystem, PROCESS_NAMES_SCRIPT, processCounts, processesAdded } from "../../containers/container-systems.ts";
 import type { Runtime } from "../../containers/engine.ts";
 import type { PageVm } from "../page-vm.ts";
 import { button, el, showStatus } from "./dom.ts";
@@ -85,7 +85,7 @@ export class SystemsPanel {
         const before = await this.processes();
         const m = await once();
         const after = await this.processes();
-        this.measured.set(runtime, { ...m, left: [...after.keys()].filter((name) => (after.get(name) ?? 0) > (before.get(name) ?? 0)) });
+        this.measured.set(runtime, { ...m, left: Object.entries(processesAdded(before, after)).map(([name, n]) => (n > 1 ? `${name} ×${n}` : name)) });
         this.draw();
       }
       showStatus(this.status, "Each started its container and was gone when it ended: hyperlab's engine follows a container through the guest's agent, so no shim or daemon stays in the VM.");
@@ -96,12 +96,17 @@ export class SystemsPanel {
     }
   }
 
-  /** The guest's processes by name (kernel threads and this probe's own left out). */
+  /**
+   * The guest's processes by name (kernel threads left out) that are there in
+   * two listings half a second apart: the page's own short-lived probes of the
+   * guest (the stack view reads /proc through the agent) come and go between.
+   */
   private async processes(): Promise<Map<string, number>> {
-    const r = await this.vm.exec(["/bin/sh", "-c", "for d in /proc/[0-9]*; do [ -s $d/cmdline ] && [ $d != /proc/$$ ] && cat $d/comm; done"], { timeoutMs: 20_000 });
-    const counts = new Map<string, number>();
-    for (const name of r.stdout.split("\n").filter((n) => n && n !== "cat")) counts.set(name, (counts.get(name) ?? 0) + 1);
-    return counts;
+    const list = async () => processCounts((await this.vm.exec(["/bin/sh", "-c", PROCESS_NAMES_SCRIPT], { timeoutMs: 20_000 })).stdout);
+    const first = await list();
+    await new Promise((r) => setTimeout(r, 500));
+    const second = await list();
+    return new Map([...first].map(([name, n]) => [name, Math.min(n, second.get(name) ?? 0)]));
   }
 }
 
