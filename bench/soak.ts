@@ -141,6 +141,14 @@ export interface GuestFigures {
   mem_available_kib: number;
   /** the kernel's unreclaimable slab (SUnreclaim), KiB: where leaked kernel objects (cgroups, namespaces, sockets) show */
   slab_unreclaimable_kib: number;
+  /** files in tmpfs and shared memory (Shmem), KiB: what containers and the engine leave in the guest's RAM-backed folders */
+  shmem_kib: number;
+  /** the page cache left after dropping it (Cached, which includes Shmem), KiB */
+  cached_kib: number;
+  /** kernel stacks (KernelStack), KiB: one per thread */
+  kernel_stack_kib: number;
+  /** page tables (PageTables), KiB */
+  page_tables_kib: number;
   /** cgroups under the containers' tree (/sys/fs/cgroup/hyperlab, itself included) */
   cgroups: number;
   /** cgroups removed whose memory the kernel has not freed yet (cgroup.stat's nr_dying_descendants) */
@@ -177,10 +185,13 @@ export interface Figures {
   guest_processes: Record<string, Record<string, number>>;
 }
 
+/** The guest's /proc/meminfo fields the soak reads, in GuestFigures' order. */
+const MEMINFO_FIELDS = ["MemFree", "MemAvailable", "SUnreclaim", "Shmem", "Cached", "KernelStack", "PageTables"];
+
 /** The guest's side of the figures in one exec through the agent. The page cache is dropped first so free memory compares. */
 const PROBE = [
   "sync; echo 3 > /proc/sys/vm/drop_caches",
-  "awk '/^MemFree:/ {print $2} /^MemAvailable:/ {print $2} /^SUnreclaim:/ {print $2}' /proc/meminfo",
+  `awk '{ m[$1] = $2 } END { ${MEMINFO_FIELDS.map((f) => `print m["${f}:"] + 0`).join("; ")} }' /proc/meminfo`,
   // cgroups removed but not yet freed by the kernel (pages still charged to them)
   "awk '/^nr_dying_descendants/ {print $2}' /sys/fs/cgroup/cgroup.stat",
   "find /sys/fs/cgroup/hyperlab -type d 2>/dev/null | wc -l",
@@ -208,11 +219,16 @@ async function guestFigures(socket: string, vm: string): Promise<{ figures: Gues
       .filter((p) => p.length === 2 && !["(cat)", "(awk)", "(sort)", "(uniq)"].includes(p[1]!))
       .map(([count, name]) => [name!, Number(count)]),
   );
-  if (r.exitCode !== 0 || n.length !== 10 || n.some((x) => !Number.isFinite(x))) throw new Error(`the probe in VM ${vm} answered ${r.exitCode}: ${r.stdout} ${r.stderr}`);
+  if (r.exitCode !== 0 || n.length !== 14 || n.some((x) => !Number.isFinite(x))) throw new Error(`the probe in VM ${vm} answered ${r.exitCode}: ${r.stdout} ${r.stderr}`);
   const containers = json<unknown[]>(await expect(socket, "GET", `/v1/vms/${vm}/containers?all=1`, undefined, 200)).length;
   // The probe's own processes (sh, and the exec's) are gone by now; the agent counts as the guest's own.
-  const [mem_free_kib, mem_available_kib, slab_unreclaimable_kib, dying_cgroups, cgroups, mounts, veths, processes, zombies, container_dirs] = n as [number, number, number, number, number, number, number, number, number, number];
-  return { figures: { mem_free_kib, mem_available_kib, slab_unreclaimable_kib, cgroups, dying_cgroups, mounts, veths, processes, zombies, container_dirs, containers }, processNames };
+  const [mem_free_kib, mem_available_kib, slab_unreclaimable_kib, shmem_kib, cached_kib, kernel_stack_kib, page_tables_kib, dying_cgroups, cgroups, mounts, veths, processes, zombies, container_dirs] = n as number[] as [
+    number, number, number, number, number, number, number, number, number, number, number, number, number, number,
+  ];
+  return {
+    figures: { mem_free_kib, mem_available_kib, slab_unreclaimable_kib, shmem_kib, cached_kib, kernel_stack_kib, page_tables_kib, cgroups, dying_cgroups, mounts, veths, processes, zombies, container_dirs, containers },
+    processNames,
+  };
 }
 
 /**

@@ -1496,17 +1496,20 @@ export class ContainerEngine {
   }
 
   private async onExit(c: Container, exitCode: number): Promise<number> {
-    c.status = "exited";
-    c.paused = false;
+    const finishedAt = new Date();
     this.unpublishPorts(c);
-    c.finishedAt = new Date();
+    // What the exit was is read first: the container turns exited only with its exit code, so a wait or an
+    // inspect never sees it exited with the code of no exit (0) while the guest is being asked.
     const events = await this.agent.readFile(`${CGROUP_ROOT}/${c.id}/memory.events`).then(
       (b) => new TextDecoder().decode(b),
       () => "",
     );
+    const failed = exitCode === 1 ? (startFailure(c) ?? (await this.runtimeFailure(c))) : undefined;
+    c.status = "exited";
+    c.paused = false;
+    c.finishedAt = finishedAt;
     c.oomKilled = oomKills(events) > (this.oomKillsBefore.get(c.id) ?? 0);
     c.exitCode = c.oomKilled ? 137 : exitCode;
-    const failed = exitCode === 1 ? (startFailure(c) ?? (await this.runtimeFailure(c))) : undefined;
     if (failed) {
       c.exitCode = failed.exitCode;
       c.startError = failed.message;

@@ -32,7 +32,8 @@ describe("the daemon under a minute of load", () => {
   it("leaves no cgroup (live or dying), mount, veth, process, container folder or container behind in any guest", () => {
     expect(report, "the soak did not run").toBeDefined();
     for (const vm of report.vms) {
-      const { mem_free_kib, mem_available_kib, slab_unreclaimable_kib, ...counts } = report.growth.guests[vm]!;
+      // The memory figures (KiB) move with the guest's caches; the counts must not.
+      const counts = Object.fromEntries(Object.entries(report.growth.guests[vm]!).filter(([k]) => !k.endsWith("_kib")));
       expect(counts, `growth in VM ${vm}`).toEqual({ cgroups: 0, dying_cgroups: 0, mounts: 0, veths: 0, processes: 0, zombies: 0, container_dirs: 0, containers: 0 });
     }
   });
