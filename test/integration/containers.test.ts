@@ -157,6 +157,8 @@ describe.each(["crun", "runc"] as Runtime[])("containers with %s", (runtime) => 
     withEnv.onOutput((_s, d) => (envOut += new TextDecoder().decode(d)));
     expect((await withEnv.exited).exitCode).toBe(0);
     expect(envOut).toMatch(/^hi xterm\r\n\/dev\/pts\/\d+\r\n$/);
+    // Each exec's pid file went with it: none is left in the guest's RAM-backed /run.
+    await expect.poll(() => host(`ls /run/hyperlab/containers/${container.id}`), { timeout: 5_000 }).not.toMatch(/exec-/);
     attachment.write("echo through stdin\n");
     await new Promise((r) => setTimeout(r, 300));
     const logged = engine.logs(container.id).map((l) => new TextDecoder().decode(l.data)).join("");
