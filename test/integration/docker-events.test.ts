@@ -35,6 +35,12 @@ describe("the docker CLI against hyperlab's daemon: events", () => {
     };
   }
 
+  /**
+   * Waits into the next second: the docker CLI (20.10) sends `--until 0s` as
+   * whole seconds, truncated, so events of the current second would fall after it.
+   */
+  const nextSecond = () => new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 20));
+
   async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
     const end = Date.now() + ms;
     while (!check()) {
@@ -68,6 +74,7 @@ describe("the docker CLI against hyperlab's daemon: events", () => {
     const since = Math.floor(Date.now() / 1000) - 1;
     expect((await docker("run", "--rm", "--name", "replayed", "--label", "suite=events", "busybox", "sh", "-c", "exit 3")).code).toBe(3);
     await docker("pull", "busybox");
+    await nextSecond();
     const r = await docker("events", "--since", String(since), "--until", String(Math.ceil(Date.now() / 1000) + 1), "--filter", "type=container", "--filter", "label=suite=events", "--format", "{{.Action}} {{.Actor.Attributes.name}}");
     expect(r.code).toBe(0);
     expect(r.stdout.split("\n").filter(Boolean)).toEqual(["create replayed", "attach replayed", "start replayed", "die replayed", "destroy replayed"]);
@@ -82,6 +89,7 @@ describe("the docker CLI against hyperlab's daemon: events", () => {
     const run = await docker("run", "-d", "--name", "shaped", "busybox", "true");
     await docker("wait", "shaped");
     await docker("rm", "shaped");
+    await nextSecond();
     const r = await docker("events", "--since", String(since), "--until", "0s", "--filter", "container=shaped", "--filter", "event=create", "--format", "{{json .}}");
     const e = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(e).toMatchObject({ status: "create", id: run.stdout.trim(), from: "busybox", Type: "container", Action: "create", Actor: { ID: run.stdout.trim(), Attributes: { name: "shaped", image: "busybox" } }, scope: "local" });
