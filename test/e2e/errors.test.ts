@@ -59,14 +59,16 @@ describe("errors on the page", () => {
     // The worker that runs the VM ends itself, as a crash would; the browser tells the page nothing.
     const worker = await runningVmWorker(page);
     await worker.evaluate(() => (globalThis as unknown as { close(): void }).close()).catch(() => {});
-    const view = await waitForVm(page, "hyperlab-vm", "the dead worker to be shown", (v) => v.state === "error", 30_000);
+    // A ping unanswered for 5 s means a dead worker, but while a snapshot is in flight (the page saves its VMs 2 s
+    // after the prompt: <hyperlab-vm persist>) the host allows 60 s of silence (rpc.ts LONG_CALL_SILENCE_MS).
+    const view = await waitForVm(page, "hyperlab-vm", "the dead worker to be shown", (v) => v.state === "error", 75_000);
     await screenshot(page, "error-worker-died");
     expect(view.errorCode).toBe("WORKER_DIED");
     expect(view.error).toMatch(/the VM's worker died unexpectedly \(it stopped answering/);
     expect(view.error).toMatch(/Close other tabs or lower the element's memory attribute, then restart/);
     await page.locator("hyperlab-vm .error button").click();
     await waitForPrompt(page, "hyperlab-vm");
-  });
+  }, 150_000);
 
   it("shows the budget refusing another VM, in the Hypervisor layer and in an element", async () => {
     const { page, site } = lab;
