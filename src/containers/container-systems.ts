@@ -22,11 +22,12 @@ export interface ContainerSystem {
 
 /**
  * A guest shell command that prints the name of each process (kernel threads,
- * whose args busybox ps shows in brackets, left out), one per line; the
- * command's own processes are among them, the same each time, so two
+ * whose args busybox ps shows in brackets, left out), one per line, leaving
+ * out the command's own shell and the processes it forked (ps, and awk or a
+ * shell not yet turned into awk: which one ps sees depends on timing), so two
  * listings' difference is what started or ended in between.
  */
-export const PROCESS_NAMES_SCRIPT = "ps -o comm,args | awk 'NR > 1 && $2 !~ /^\\[/ { print $1 }'";
+export const PROCESS_NAMES_SCRIPT = "ps -o pid,ppid,comm,args | awk -v me=$$ 'NR > 1 && $1 != me && $2 != me && $4 !~ /^\\[/ { print $3 }'";
 
 /** Process counts by name from PROCESS_NAMES_SCRIPT's output. */
 export function processCounts(output: string): Map<string, number> {
