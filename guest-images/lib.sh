@@ -70,5 +70,36 @@ hl_i386() {
   return "$rc"
 }
 
+# The shared libraries the default guest carries (runtimes.cpio), which a
+# profile's layer need not: the sonames, with a space at each end.
+HL_DEFAULT_LIBS=" ld-linux.so.2 libc.so.6 libcap.so.2 libseccomp.so.2 libsystemd.so.0 libyajl.so.2 "
+
+# hl_needed_libs PKGS LIBDIR HAVE FILE... : copies into LIBDIR every shared
+# library the FILEs load (following ELF NEEDED entries, libraries' own
+# included) found in the unpacked packages under PKGS, except the sonames in
+# HAVE (space-separated, with a space at each end: what lower layers carry).
+hl_needed_libs() {
+  local pkgs=$1 libdir=$2 have=$3 f lib d src
+  shift 3
+  local queue=("$@")
+  declare -A seen=()
+  mkdir -p "$libdir"
+  while [ ${#queue[@]} -gt 0 ]; do
+    f=${queue[0]}; queue=("${queue[@]:1}")
+    for lib in $(readelf -d "$f" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+      [ -n "${seen[$lib]:-}" ] && continue
+      seen[$lib]=1
+      case "$have" in *" $lib "*) continue ;; esac
+      src=
+      for d in lib/i386-linux-gnu usr/lib/i386-linux-gnu lib; do
+        [ -e "$pkgs/$d/$lib" ] && { src=$pkgs/$d/$lib; break; }
+      done
+      [ -n "$src" ] || hl_die "shared library $lib (needed by ${f##*/}) not found in the downloaded packages; add its package to the $HL_STEP recipe"
+      install -m 0755 "$(readlink -f "$src")" "$libdir/$lib"
+      queue+=("$libdir/$lib")
+    done
+  done
+}
+
 hl_begin_step() { export HL_STEP=$1; : > "$HL_CACHE/packages-$1.txt"; }
 hl_sha() { (cd "$HL_DIST" && sha256sum "$@"); }

@@ -38,6 +38,12 @@ const profileTable = {
     minimumMemoryMiB: 96,
     ready: null,
   },
+  podman: {
+    what: "Podman 4.3 as root, daemonless (podman run, ps, logs, exec, stop, rm, images, build; conmon beside each container, crun its runtime, netavark and aardvark-dns its networking), with the engine's busybox image in its store",
+    layers: { "profile-podman.cpio": "initramfs layer 4 (podman profile): its inittab and boot steps, and Podman 4.3 with conmon, netavark, aardvark-dns, catatonit and iptables as an xz payload the guest unpacks at boot" },
+    minimumMemoryMiB: 256,
+    ready: null,
+  },
 };
 
 const steps = {};

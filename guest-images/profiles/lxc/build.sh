@@ -16,6 +16,7 @@
 # 8 MiB dictionary 2.2 MB. The unpacking happens once per boot snapshot.
 set -euo pipefail; cd "$(dirname "$0")"
 . ../../lib.sh
+. ../profile.sh
 hl_begin_step profile-lxc
 hl_need_tools cpio:cpio readelf:binutils dpkg-deb:dpkg xz:xz-utils
 work=$HL_CACHE/profile-lxc
@@ -54,55 +55,10 @@ cp "$pkgs/usr/lib/i386-linux-gnu/lxc/rootfs/README" "$layer/usr/lib/i386-linux-g
 
 # Shared libraries the tools need beyond what the default guest has
 # (runtimes.cpio: libc, libcap, libseccomp, ld-linux), following NEEDED entries.
-have=" libc.so.6 libcap.so.2 libseccomp.so.2 ld-linux.so.2 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1 libyajl.so.2 libsystemd.so.0 "
-find_lib() {
-  local d
-  for d in lib/i386-linux-gnu usr/lib/i386-linux-gnu lib; do
-    [ -e "$pkgs/$d/$1" ] && { printf '%s\n' "$pkgs/$d/$1"; return; }
-  done
-  hl_die "shared library $1 not found in the downloaded packages; add its package to profiles/lxc/build.sh"
-}
-queue=("$layer"/usr/bin/lxc-* "$layer/usr/libexec/lxc/lxc-monitord")
-declare -A seen=()
-while [ ${#queue[@]} -gt 0 ]; do
-  f=${queue[0]}; queue=("${queue[@]:1}")
-  for lib in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-    [ -n "${seen[$lib]:-}" ] && continue
-    seen[$lib]=1
-    case "$have" in *" $lib "*) continue ;; esac
-    src=$(find_lib "$lib")
-    install -m 0755 "$(readlink -f "$src")" "$layer/lib/i386-linux-gnu/$lib"
-    queue+=("$layer/lib/i386-linux-gnu/$lib")
-  done
-done
+hl_needed_libs "$pkgs" "$layer/lib/i386-linux-gnu" "$HL_DEFAULT_LIBS" "$layer"/usr/bin/lxc-* "$layer/usr/libexec/lxc/lxc-monitord"
 hl_log "lxc profile libraries: $(cd "$layer/lib/i386-linux-gnu" && ls | tr '\n' ' ')"
 
-# The payload: the tools, libraries, LXC's config and our files (files/, but
-# profile-init, which must exist before anything is unpacked).
+# The payload: the tools, libraries, LXC's config and our files/.
 cp -a files/. "$layer/"
-rm -rf "$layer/usr/libexec/hyperlab"
-chmod -R u+rwX,go+rX,go-w "$layer"
-hl_cpio "$layer" "$work/lxc.cpio"
-
-# The layer: the payload (xz, CRC32: what busybox's xz decoder checks; no
-# BCJ filter: busybox's decoder has none; dictionary 8 MiB: the memory the
-# guest lends the decoder at boot), profile-init, and an inittab: the
-# default's with the profile's boot steps as its first entry (busybox init
-# runs sysinit entries, and waits for them, before anything else), so the
-# agent answers only once the profile is unpacked and its bridge is up.
-wrap=$work/wrap
-mkdir -p "$wrap/etc" "$wrap/usr/lib/hyperlab/profile" "$wrap/usr/libexec/hyperlab"
-xz --check=crc32 --lzma2=preset=9e,dict=8MiB -c "$work/lxc.cpio" > "$wrap/usr/lib/hyperlab/profile/lxc.cpio.xz"
-install -m 0755 files/usr/libexec/hyperlab/profile-init "$wrap/usr/libexec/hyperlab/profile-init"
-{ grep '^#' ../../rootfs/files/etc/inittab
-  echo "# The profile's boot steps first: /usr/libexec/hyperlab/profile-init."
-  echo "::sysinit:/usr/libexec/hyperlab/profile-init"
-  grep -v '^#' ../../rootfs/files/etc/inittab
-} > "$wrap/etc/inittab"
-chmod 0644 "$wrap/etc/inittab"
-hl_cpio "$wrap" "$HL_DIST/profile-lxc.cpio"
-# What the manifest records of the payload (manifest.mjs reads it).
-printf '{"payload":"/usr/lib/hyperlab/profile/lxc.cpio.xz","unpackedBytes":%s,"compressedBytes":%s}\n' \
-  "$(stat -c %s "$work/lxc.cpio")" "$(stat -c %s "$wrap/usr/lib/hyperlab/profile/lxc.cpio.xz")" > "$HL_CACHE/profile-lxc.json"
-hl_log "lxc payload: $(stat -c %s "$work/lxc.cpio") bytes unpacked, $(stat -c %s "$wrap/usr/lib/hyperlab/profile/lxc.cpio.xz") as xz"
+hl_profile_layer lxc "$layer" "$work"
 hl_sha profile-lxc.cpio

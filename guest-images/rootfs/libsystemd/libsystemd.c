@@ -1,4 +1,6 @@
-/* hyperlab's stand-in for libsystemd.so.0, for crun.
+/* hyperlab's stand-in for libsystemd.so.0, for crun (and, in the podman
+ * profile, conmon, which imports one journal call for its journald log
+ * driver; hyperlab's podman logs to files).
  *
  * Debian's crun links libsystemd for two things the guest does not have:
  * the systemd cgroup driver (it talks to systemd over D-Bus) and the journald
@@ -24,6 +26,8 @@ typedef struct sd_bus_slot sd_bus_slot;
 
 int sd_notify(int unset_environment, const char *state) { (void)unset_environment; (void)state; return 0; }
 int sd_notify_barrier(int unset_environment, uint64_t timeout) { (void)unset_environment; (void)timeout; return 0; }
+struct iovec;
+int sd_journal_sendv_with_location(const char *file, const char *line, const char *func, const struct iovec *iov, int n) { (void)file; (void)line; (void)func; (void)iov; (void)n; return -ENOSYS; }
 int sd_journal_send_with_location(const char *file, const char *line, const char *func, const char *format, ...) { (void)file; (void)line; (void)func; (void)format; return -ENOSYS; }
 
 int sd_bus_default_system(sd_bus **bus) { if (bus) *bus = NULL; return -ENOSYS; }
