@@ -41,15 +41,12 @@ export function processesAdded(before: Map<string, number>, after: Map<string, n
   return Object.fromEntries([...after].flatMap(([name, n]) => (n > (before.get(name) ?? 0) ? [[name, n - (before.get(name) ?? 0)]] : [])));
 }
 
-const NEEDS_NETFILTER =
-  "its profile needs a guest kernel with netfilter (iptables/nftables NAT), which its networking sets up; the guest kernel has none yet (a later part of issue 15)";
-
 export const CONTAINER_SYSTEMS: readonly ContainerSystem[] = [
   { name: "crun", kind: "OCI runtime (C), under hyperlab's engine", state: "runs", profile: "default", command: "hyperlab run --rm --runtime crun busybox true" },
   { name: "runc", kind: "OCI runtime (Go), under hyperlab's engine", state: "runs", profile: "default", command: "hyperlab run --rm --runtime runc busybox true" },
   { name: "LXC", kind: "system containers: lxc-create, lxc-start, lxc-attach", state: "runs", profile: "lxc", command: "lxc-execute -n c1 -- true" },
-  { name: "Podman", kind: "daemonless engine: conmon per container, netavark", state: "not built yet", profile: "podman", command: "podman run --rm busybox true", why: `Debian packages it for i386 (podman 4.3.1); ${NEEDS_NETFILTER}` },
-  { name: "Docker engine", kind: "dockerd, containerd, a shim per container, runc", state: "not built yet", profile: "docker", command: "docker run --rm busybox true", why: `Debian packages it for i386 (docker.io 20.10.24); ${NEEDS_NETFILTER}` },
+  { name: "Podman", kind: "daemonless engine: conmon per container, netavark", state: "runs", profile: "podman", command: "podman run --rm busybox true" },
+  { name: "Docker engine", kind: "dockerd, containerd, a shim per container, runc", state: "not built yet", profile: "docker", command: "docker run --rm busybox true", why: "Debian packages it for i386 (docker.io 20.10.24), and the guest kernel has the netfilter its bridge needs; its profile is a later part of issue 15" },
   { name: "CRI-O", kind: "Kubernetes' CRI runtime", state: "cannot run here", why: "no Debian package for any architecture and no 32-bit x86 release; it serves a Kubernetes kubelet through the CRI, not a learner's commands" },
   { name: "rkt", kind: "pod-native runtime (CoreOS)", state: "cannot run here", why: "ended: archived by the CNCF in 2019 and by its maintainers in 2020; no Debian package" },
   { name: "Mesos", kind: "cluster manager (Apache)", state: "cannot run here", why: "retired to the Apache Attic; a cluster manager with masters, agents and ZooKeeper rather than a runtime; no Debian package" },

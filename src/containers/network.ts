@@ -9,7 +9,8 @@
 // subnet from 10.89.0.0/16 in /24s unless one is given (as Podman numbers its
 // networks after its 10.88.0.0/16 default).
 //
-// Isolation: the guest's kernel has no netfilter; it simply does not forward
+// Isolation: the guest's kernel has netfilter (the podman profile's netavark
+// uses it), but the engine writes no rules; the guest simply does not forward
 // IPv4 between its interfaces (ip_forward is 0, the kernel's default), so a
 // packet from a container on one bridge to an address on another is dropped
 // at the guest, which answers "host unreachable". Containers on one bridge

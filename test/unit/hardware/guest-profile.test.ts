@@ -47,8 +47,8 @@ describe("guest profiles", () => {
   it("refuses an unknown profile, listing the known ones", async () => {
     const err = await failure(loadNodeImage(dir, "podmn"));
     expect(err?.code).toBe("INVALID_ARGUMENT");
-    expect(err?.message).toMatch(/^unknown profile 'podmn': the guest image in .* has the profiles default, lxc\.$/);
-    expect(profileNames((await loadNodeImage(dir)).manifest)).toEqual(["default", "lxc"]);
+    expect(err?.message).toMatch(/^unknown profile 'podmn': the guest image in .* has the profiles default, lxc, podman\.$/);
+    expect(profileNames((await loadNodeImage(dir)).manifest)).toEqual(["default", "lxc", "podman"]);
   });
 
   it("names a profile's missing layer and the command that rebuilds it", async () => {
