@@ -153,10 +153,12 @@ const SNAPSHOT_DIR = here("./node_modules/.cache/hyperlab/site/");
  * Ships the boot snapshot with the site: the default guest saved right after
  * it booted, built in Node (a cold boot on first use, then cached), which a
  * page restores instead of booting. `HYPERLAB_SITE_MEMORY=128,256` ships one
- * per memory size (default: the image's default memory).
+ * per memory size (default: the image's default memory); each guest profile's
+ * is shipped too (`HYPERLAB_SITE_PROFILES=lxc` names which; empty: none), and
+ * fetched only by an element with that `profile`.
  */
 function bootSnapshots(): Plugin {
-  let built: Promise<Array<{ memoryMiB: number; file: string; bytes: number }>> | undefined;
+  let built: Promise<Array<{ profile?: string; memoryMiB: number; file: string; bytes: number }>> | undefined;
   return {
     name: "hyperlab-boot-snapshots",
     resolveId: (id) => (id === BOOT_SNAPSHOTS ? `\0${BOOT_SNAPSHOTS}` : undefined),
@@ -167,13 +169,14 @@ function bootSnapshots(): Plugin {
         const { tsImport } = await import("tsx/esm/api");
         const { siteSnapshots } = (await tsImport("./src/web/site-snapshots.ts", import.meta.url)) as typeof import("./src/web/site-snapshots.ts");
         const sizes = (process.env.HYPERLAB_SITE_MEMORY ?? "").split(",").filter(Boolean).map(Number);
-        return siteSnapshots({ dir: SNAPSHOT_DIR, memoryMiB: sizes });
+        const profiles = process.env.HYPERLAB_SITE_PROFILES?.split(",").filter(Boolean);
+        return siteSnapshots({ dir: SNAPSHOT_DIR, memoryMiB: sizes, profiles });
       })();
       const list = await built;
       // Each file is imported by URL, so Vite copies it into the site under a name with its content hash.
       return [
         ...list.map((s, i) => `import url${i} from ${JSON.stringify(`${s.file}?url`)};`),
-        `export const bootSnapshots = [${list.map((s, i) => `{ memoryMiB: ${s.memoryMiB}, url: url${i}, bytes: ${s.bytes} }`).join(", ")}];`,
+        `export const bootSnapshots = [${list.map((s, i) => `{ profile: ${JSON.stringify(s.profile)}, memoryMiB: ${s.memoryMiB}, url: url${i}, bytes: ${s.bytes} }`).join(", ")}];`,
       ].join("\n");
     },
   };
@@ -284,6 +287,8 @@ function siteExtras(): Plugin {
       // The same policy as a header, for hosts that read a _headers file (Netlify, Cloudflare Pages); docs/web.md has nginx's and Apache's.
       this.emitFile({ type: "asset", fileName: "_headers", source: headersFile() });
       this.emitFile({ type: "asset", fileName: "examples/course.html", source: readFileSync(here("./examples/course.html")) });
+      // The example with a guest profile: its boot snapshot is downloaded only by a page that names it.
+      this.emitFile({ type: "asset", fileName: "examples/podman.html", source: readFileSync(here("./examples/podman.html")) });
       // The example lab page and the labs it (or a course page) can name: <hyperlab-lab src="labs/NAME.md">.
       this.emitFile({ type: "asset", fileName: "examples/lab.html", source: readFileSync(here("./examples/lab.html")) });
       for (const file of (await readdir(here("./examples/labs/"))).filter((f) => f.endsWith(".md"))) {

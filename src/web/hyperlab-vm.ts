@@ -75,7 +75,8 @@ function formatMB(bytes: number): string {
 
 /**
  * The `<hyperlab-vm>` element. Attributes: `image` (guest image; the site
- * has "default"), `memory` (MiB), `show-stack` (the live stack view beside
+ * has "default"), `profile` (a guest profile: "lxc", "podman"; the page
+ * downloads its boot snapshot only for such an element), `memory` (MiB), `show-stack` (the live stack view beside
  * the terminal), `terminal-only` (no header or progress bar), `cmdline`
  * (extra kernel arguments: a cold boot, for demonstrations), `persist`
  * (keep the page's VMs in this browser and bring them back on reload; its
@@ -345,7 +346,12 @@ export class HyperlabVmElement extends HTMLElement {
   /** The options of this element's VM (its attributes). */
   private vmOptions(): SavedOptions {
     const memory = this.getAttribute("memory");
-    return { image: this.getAttribute("image") ?? undefined, memoryMiB: memory === null ? undefined : Number(memory), cmdline: this.getAttribute("cmdline") ?? undefined };
+    return {
+      image: this.getAttribute("image") ?? undefined,
+      profile: this.getAttribute("profile") ?? undefined,
+      memoryMiB: memory === null ? undefined : Number(memory),
+      cmdline: this.getAttribute("cmdline") ?? undefined,
+    };
   }
 
   /**

@@ -41,6 +41,8 @@ export interface StartPlan {
   restore: boolean;
   /** guest RAM in MiB (a restore gets the snapshot's) */
   memoryMiB?: number;
+  /** the guest profile (undefined: the default guest) */
+  profile?: string;
 }
 
 /** One page's hypervisor and the progress of the downloads it needs. */
@@ -49,8 +51,10 @@ export interface PageHost {
   readonly tracker: ProgressTracker;
   /** guest RAM (MiB) a VM gets when its element names none: the size of the site's boot snapshot */
   readonly defaultMemoryMiB: number | undefined;
-  /** whether the site ships a boot snapshot for this much guest RAM (a VM then restores it instead of booting) */
-  hasBootSnapshot(memoryMiB: number): boolean;
+  /** the same for a VM of guest profile `profile`: the size of the site's boot snapshot of that profile, if it has one */
+  profileMemoryMiB(profile: string): number | undefined;
+  /** whether the site ships a boot snapshot of `profile` (undefined: the default guest) for this much guest RAM (a VM then restores it instead of booting) */
+  hasBootSnapshot(memoryMiB: number, profile?: string): boolean;
   /** downloads what a VM started this way needs (each file once per page); resolves when it is there. Legal any time. */
   prepare(plan: StartPlan): Promise<void>;
 }
@@ -68,8 +72,8 @@ function where(): string {
 }
 
 /** The name a site snapshot is counted under in the progress bar and named in errors. */
-function snapshotName(memoryMiB: number): string {
-  return `boot snapshot (${memoryMiB} MiB)`;
+function snapshotName(memoryMiB: number, profile?: string): string {
+  return profile ? `${profile} profile's boot snapshot (${memoryMiB} MiB)` : `boot snapshot (${memoryMiB} MiB)`;
 }
 
 function makeHost(): PageHost {
@@ -90,36 +94,39 @@ function makeHost(): PageHost {
     return fetchHead(url, name, bytes, tracker);
   };
 
-  const images = new Map<ImageParts, Promise<GuestImage>>();
-  const image = (parts: ImageParts): Promise<GuestImage> => {
-    let loaded = images.get(parts);
+  // By parts and profile: a profile's layers are read only for a cold boot of that profile.
+  const images = new Map<string, Promise<GuestImage>>();
+  const image = (parts: ImageParts, profile?: string): Promise<GuestImage> => {
+    const key = `${parts} ${profile ?? ""}`;
+    let loaded = images.get(key);
     if (!loaded) {
       // The bar counts what this start downloads: a cold boot's files are expected only when one is asked for.
-      if (parts === "direct") read("manifest.json").then((bytes) => expectFiles(bytes, tracker), () => {});
-      loaded = loadGuestImage({ where: where(), read, readHead }, { parts }).catch((err: unknown) => {
-        images.delete(parts); // a later VM tries again
+      if (parts === "direct") read("manifest.json").then((bytes) => expectFiles(bytes, tracker, profile), () => {});
+      loaded = loadGuestImage({ where: where(), read, readHead }, { parts, profile }).catch((err: unknown) => {
+        images.delete(key); // a later VM tries again
         throw withAdvice(err);
       });
-      images.set(parts, loaded);
+      images.set(key, loaded);
     }
     return loaded;
   };
-  const loadImage = (ref?: string): Promise<GuestImage> => {
+  const loadImage = (ref?: string, profile?: string): Promise<GuestImage> => {
     if (ref !== RESTORE_IMAGE && ref !== BOOT_IMAGE) {
       return Promise.reject(
         new HyperlabError("IMAGE_NOT_FOUND", `there is no guest image '${ref}' on this site; it has: ${PAGE_IMAGES.join(", ")}. Leave out the image attribute to get the default.`, { image: ref }),
       );
     }
-    return image(ref === RESTORE_IMAGE ? "manifest" : "direct");
+    return image(ref === RESTORE_IMAGE ? "manifest" : "direct", profile);
   };
 
-  const snapshots = new Map<number, Promise<Snapshot>>();
-  const bootSnapshot = (memoryMiB: number): Promise<Snapshot> => {
-    let snapshot = snapshots.get(memoryMiB);
+  const snapshots = new Map<string, Promise<Snapshot>>();
+  const bootSnapshot = (memoryMiB: number, profile?: string): Promise<Snapshot> => {
+    const key = `${profile ?? ""} ${memoryMiB}`;
+    let snapshot = snapshots.get(key);
     if (!snapshot) {
-      snapshot = fetchSnapshot(memoryMiB, image("manifest"), tracker);
-      snapshots.set(memoryMiB, snapshot);
-      snapshot.catch(() => snapshots.delete(memoryMiB));
+      snapshot = fetchSnapshot(memoryMiB, profile, image("manifest", profile), tracker);
+      snapshots.set(key, snapshot);
+      snapshot.catch(() => snapshots.delete(key));
     }
     return snapshot;
   };
@@ -136,10 +143,11 @@ function makeHost(): PageHost {
   compiled.catch(() => {});
   return {
     tracker,
-    defaultMemoryMiB: SITE_SNAPSHOTS[0]?.memoryMiB,
-    hasBootSnapshot: (memoryMiB) => SITE_SNAPSHOTS.some((s) => s.memoryMiB === memoryMiB),
+    defaultMemoryMiB: SITE_SNAPSHOTS.find((s) => !s.profile)?.memoryMiB,
+    profileMemoryMiB: (profile) => SITE_SNAPSHOTS.find((s) => s.profile === profile)?.memoryMiB,
+    hasBootSnapshot: (memoryMiB, profile) => SITE_SNAPSHOTS.some((s) => s.memoryMiB === memoryMiB && s.profile === profile),
     prepare: async (plan) => {
-      await (plan.restore && plan.memoryMiB !== undefined ? bootSnapshot(plan.memoryMiB) : loadImage(BOOT_IMAGE));
+      await (plan.restore && plan.memoryMiB !== undefined ? bootSnapshot(plan.memoryMiB, plan.profile) : loadImage(BOOT_IMAGE, plan.profile));
     },
     hypervisor: Hypervisor.create({
       memoryBudgetMiB: pageBudgetMiB(),
@@ -147,7 +155,7 @@ function makeHost(): PageHost {
       // browsers do not: every VM would look busy, and a VM would be held back for ever behind an idle sibling that
       // executes few instructions. On a page no VM counts as busy, so none is held; each runs in its own worker thread.
       scheduler: { busyFraction: Number.POSITIVE_INFINITY },
-      platform: { loadImage, wasm: () => compiled, codec: webCodec, bootSnapshot: (_image, memoryMiB) => bootSnapshot(memoryMiB) },
+      platform: { loadImage, wasm: () => compiled, codec: webCodec, bootSnapshot: (image, memoryMiB) => bootSnapshot(memoryMiB, image.profile) },
     }),
   };
 }
@@ -166,15 +174,17 @@ function pageBudgetMiB(): number | undefined {
   return undefined;
 }
 
-/** Downloads the site's boot snapshot for `memoryMiB` and decodes it (checksum, image, memory), with errors that say what to do. */
-async function fetchSnapshot(memoryMiB: number, manifestImage: Promise<GuestImage>, tracker: ProgressTracker): Promise<Snapshot> {
-  const site = SITE_SNAPSHOTS.find((s) => s.memoryMiB === memoryMiB);
-  const name = snapshotName(memoryMiB);
+/** Downloads the site's boot snapshot of `profile` (undefined: the default guest) for `memoryMiB` and decodes it (checksum, image, memory), with errors that say what to do. */
+async function fetchSnapshot(memoryMiB: number, profile: string | undefined, manifestImage: Promise<GuestImage>, tracker: ProgressTracker): Promise<Snapshot> {
+  const site = SITE_SNAPSHOTS.find((s) => s.memoryMiB === memoryMiB && s.profile === profile);
+  const name = snapshotName(memoryMiB, profile);
   if (!site) {
-    const has = SITE_SNAPSHOTS.map((s) => `${s.memoryMiB} MiB`).join(", ") || "none";
-    throw new HyperlabError("INVALID_ARGUMENT", `this site has no boot snapshot for ${memoryMiB} MiB of memory (it has: ${has}); such a VM boots its kernel instead.`, {
-      memoryMiB,
-    });
+    const has = SITE_SNAPSHOTS.filter((s) => s.profile === profile).map((s) => `${s.memoryMiB} MiB`).join(", ") || "none";
+    throw new HyperlabError(
+      "INVALID_ARGUMENT",
+      `this site has no ${profile ? `${profile} profile ` : ""}boot snapshot for ${memoryMiB} MiB of memory (it has: ${has}); such a VM boots its kernel instead.`,
+      { memoryMiB, ...(profile ? { profile } : {}) },
+    );
   }
   tracker.expect(name, site.bytes);
   const [bytes, image] = await Promise.all([
@@ -192,12 +202,13 @@ async function fetchSnapshot(memoryMiB: number, manifestImage: Promise<GuestImag
   }
 }
 
-/** Tells the tracker how big each file a cold boot reads will be, from the manifest. */
-function expectFiles(manifestBytes: Uint8Array, tracker: ProgressTracker): void {
+/** Tells the tracker how big each file a cold boot (of `profile`, if given) reads will be, from the manifest. */
+function expectFiles(manifestBytes: Uint8Array, tracker: ProgressTracker, profile?: string): void {
   try {
     const manifest = JSON.parse(new TextDecoder().decode(manifestBytes)) as GuestManifest;
-    for (const name of [...BOOT_FILES, ...manifest.initrd]) {
-      const size = manifest.files[name]?.size;
+    const layers = profile ? (manifest.profiles?.[profile]?.files ?? {}) : {};
+    for (const name of [...BOOT_FILES, ...manifest.initrd, ...Object.keys(layers)]) {
+      const size = manifest.files[name]?.size ?? layers[name]?.size;
       if (size !== undefined) tracker.expect(name, size);
     }
     tracker.expect("bzImage", SETUP_HEADER_BYTES);

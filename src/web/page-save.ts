@@ -31,6 +31,7 @@ const PROMPT_AT_END = new RegExp(`(?:${PROMPT.source})$`);
 /** The options of the element's VM, as saved: a save made with others is not restored. */
 export interface SavedOptions {
   image?: string;
+  profile?: string;
   memoryMiB?: number;
   cmdline?: string;
 }
@@ -89,7 +90,7 @@ export function dropFreshParam(): void {
 }
 
 function describe(o: SavedOptions): string {
-  return [`image ${o.image ?? "default"}`, `memory ${o.memoryMiB === undefined ? "default" : `${o.memoryMiB} MiB`}`, ...(o.cmdline ? [`cmdline '${o.cmdline}'`] : [])].join(", ");
+  return [`image ${o.image ?? "default"}`, `profile ${o.profile ?? "default"}`, `memory ${o.memoryMiB === undefined ? "default" : `${o.memoryMiB} MiB`}`, ...(o.cmdline ? [`cmdline '${o.cmdline}'`] : [])].join(", ");
 }
 
 /**
@@ -112,7 +113,7 @@ export async function loadPageSave(key: string, options: SavedOptions): Promise<
     await clearSave(key).catch(() => {});
     return { kind: "unusable", reason: "its list of VMs does not match its parts" };
   }
-  const same = (a: SavedOptions, b: SavedOptions) => a.image === b.image && a.memoryMiB === b.memoryMiB && a.cmdline === b.cmdline;
+  const same = (a: SavedOptions, b: SavedOptions) => a.image === b.image && (a.profile ?? "default") === (b.profile ?? "default") && a.memoryMiB === b.memoryMiB && a.cmdline === b.cmdline;
   if (!same(meta.options, options)) {
     await clearSave(key).catch(() => {});
     return { kind: "unusable", reason: `it was made for a VM with other options (${describe(meta.options)}; this one has ${describe(options)})` };

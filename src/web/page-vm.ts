@@ -23,6 +23,8 @@ export const PROMPT = /\w+@[\w.-]+:[^\r\n]*[#$] (?:\x1b\[6n)?/;
 export interface PageVmOptions {
   /** guest image (the site has "default") */
   image?: string;
+  /** guest profile: "default" (or none) or one the site's manifest lists, e.g. "podman" (docs/profiles.md); the site's snapshot of it is downloaded only for such a VM */
+  profile?: string;
   /** guest RAM in MiB (default: the image's default) */
   memoryMiB?: number;
   /** extra kernel arguments (a cold boot; for demonstrations and tests) */
@@ -94,6 +96,11 @@ export class PageVm {
     return this._phase;
   }
 
+  /** The guest profile this VM runs (undefined: the default guest). */
+  get profile(): string | undefined {
+    return this.options.profile === "default" ? undefined : this.options.profile;
+  }
+
   /** The VM's state in the hypervisor (undefined before it is created). */
   get state(): VmState | undefined {
     return this.vm?.state;
@@ -133,11 +140,12 @@ export class PageVm {
     }
     try {
       const image = this.options.image ?? BOOT_IMAGE;
-      const memoryMiB = this.options.memoryMiB ?? host.defaultMemoryMiB;
-      const restore = image === BOOT_IMAGE && !this.options.cmdline && memoryMiB !== undefined && host.hasBootSnapshot(memoryMiB);
+      const profile = this.options.profile === "default" ? undefined : this.options.profile;
+      const memoryMiB = this.options.memoryMiB ?? (profile ? host.profileMemoryMiB(profile) : host.defaultMemoryMiB);
+      const restore = image === BOOT_IMAGE && !this.options.cmdline && memoryMiB !== undefined && host.hasBootSnapshot(memoryMiB, profile);
       this._restored = restore;
       // Another image name is refused by createVm; nothing is downloaded for it.
-      const downloaded = image === BOOT_IMAGE ? host.prepare({ restore, memoryMiB }) : Promise.resolve();
+      const downloaded = image === BOOT_IMAGE ? host.prepare({ restore, memoryMiB, profile }) : Promise.resolve();
       downloaded.catch(() => {});
       const hv = (this.hv = await host.hypervisor);
       // Before the VM runs: as it comes up, its guest gets /var/run/docker.sock and its docker client on first use.
@@ -147,6 +155,7 @@ export class PageVm {
       const vm = (this.vm = await hv.createVm({
         name: this.name,
         image: image !== BOOT_IMAGE ? image : restore ? RESTORE_IMAGE : BOOT_IMAGE,
+        profile,
         memoryMiB,
         cmdline: this.options.cmdline,
         cold: !restore,

@@ -23,6 +23,7 @@ import { HypervisorPanel } from "./stack/hypervisor-panel.ts";
 import { ImagesPanel } from "./stack/images-panel.ts";
 import { KernelPanel } from "./stack/kernel-panel.ts";
 import { Refresher } from "./stack/refresher.ts";
+import { PODMAN_PROCESSES_SCRIPT, PodmanPanel } from "./stack/podman-panel.ts";
 import { RuntimePanel } from "./stack/runtime-panel.ts";
 import { SystemsPanel } from "./stack/systems-panel.ts";
 import { STACK_STYLE } from "./stack/style.ts";
@@ -50,7 +51,17 @@ export class StackView {
   private offMetrics: (() => void) | undefined;
   private offDocker: (() => void) | undefined;
   private offImages: (() => void) | undefined;
-  private readonly panels: { docker: DockerPanel; containers: ContainersPanel; images: ImagesPanel; runtime: RuntimePanel; kernel: KernelPanel; hypervisor: HypervisorPanel; comparison: ComparisonPanel; hardware: HardwarePanel };
+  private readonly panels: {
+    docker: DockerPanel;
+    containers: ContainersPanel;
+    images: ImagesPanel;
+    runtime: RuntimePanel;
+    podman?: PodmanPanel;
+    kernel: KernelPanel;
+    hypervisor: HypervisorPanel;
+    comparison: ComparisonPanel;
+    hardware: HardwarePanel;
+  };
 
   constructor(
     box: HTMLElement,
@@ -71,13 +82,15 @@ export class StackView {
     const images = new ImagesPanel(containersLayer);
     const runtimeLayer = layer("runtime", "Runtime");
     const runtime = new RuntimePanel(runtimeLayer, vm);
+    // A podman-profile VM: Podman's processes (no daemon, a conmon per container) before the list of systems.
+    const podman = vm.profile === "podman" ? new PodmanPanel(runtimeLayer) : undefined;
     new SystemsPanel(runtimeLayer, vm);
     const kernel = new KernelPanel(layer("kernel", "Kernel"));
     const hypervisorLayer = layer("hypervisor", "Hypervisor");
     const hypervisor = new HypervisorPanel(hypervisorLayer, vm, hooks, refresh);
     const comparison = new ComparisonPanel(hypervisorLayer, vm, refresh);
     const hardware = new HardwarePanel(layer("hardware", "Hardware"));
-    this.panels = { docker, containers, images, runtime, kernel, hypervisor, comparison, hardware };
+    this.panels = { docker, containers, images, runtime, podman, kernel, hypervisor, comparison, hardware };
     content.append(
       el("h3", { text: "Where hyperlab sits" }),
       el("div", { className: "diagram", text: LEVELS.map((l, i) => `${"  ".repeat(i)}${i ? "└ " : ""}${l}`).join("\n") }),
@@ -157,7 +170,9 @@ export class StackView {
       const live = await this.vm.exec(["/bin/sh", "-c", LIVE_SCRIPT], { timeoutMs: 20_000 });
       const guest = parseGuestStack(live.stdout, this.staticPart);
       const containers = await this.vm.containers().list(new Map(guest.containers.map((c) => [c.id, c.pid])));
+      const podmanPs = this.panels.podman && (await this.vm.exec(["/bin/sh", "-c", PODMAN_PROCESSES_SCRIPT], { timeoutMs: 20_000 })).stdout;
       if (this.disposed) return;
+      if (podmanPs !== undefined) this.panels.podman?.draw(podmanPs);
       this.panels.containers.draw(containers);
       this.panels.runtime.draw(guest, containers);
       this.panels.kernel.draw(guest, containers);

@@ -90,6 +90,8 @@ describe("containers from the page", () => {
 
   it("opens a terminal in the container: a shell whose PID 1 is the container's command", async () => {
     const item = layer("containers").locator(".item.container[data-status=running]");
+    // The systems panel's containers (true, removed as it ends) leave the layer at its next refresh.
+    await expect.poll(() => item.count(), { timeout: 20_000, message: "one running container: the form's (the systems panel's have ended)" }).toBe(1);
     const hostname = /hostname([0-9a-f]{12})/.exec((await item.textContent()) ?? "")![1]!;
     await item.locator("button[data-action=terminal]").click();
     const name = (await item.locator("strong").textContent())!;

@@ -26,6 +26,8 @@ describe("the hyperlab page", () => {
         (window as unknown as { hlPhase(p: string): void }).hlPhase(`${d.phase}|${d.label}`);
       });
     });
+    const requested: string[] = [];
+    page.on("request", (r) => requested.push(new URL(r.url()).pathname));
     await page.goto(site.url);
     const bar = page.locator(`${VM} .progress .label`);
     // The label is drawn once the page has looked for a saved machine (none in a fresh browser) and starts its own.
@@ -41,6 +43,8 @@ describe("the hyperlab page", () => {
     expect(promptMs).toBeGreaterThan(0);
     // The guest's files came from this server: at least the uncompressed sizes of what a boot needs (or their compressed copies).
     expect(site.bytesSent).toBeGreaterThan(5_000_000);
+    // The guest profiles' snapshots are the site's too, but only an element that names a profile downloads one.
+    expect(requested.filter((p) => /\.hlsnap$/.test(p))).toEqual([expect.stringMatching(/\/boot-128m[-.][^/]*$/)]);
   });
 
   it("showed the download in bytes while it ran", () => {

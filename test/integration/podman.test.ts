@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROCESS_NAMES_SCRIPT, processCounts } from "../../src/containers/container-systems.ts";
 import { Hypervisor } from "../../src/hypervisor/hypervisor.ts";
 import type { Vm } from "../../src/hypervisor/vm.ts";
+import { PODMAN_PROCESSES_SCRIPT, podmanProcesses } from "../../src/web/stack/podman-panel.ts";
 
 describe("the podman profile", () => {
   let hv: Hypervisor;
@@ -49,6 +50,10 @@ describe("the podman profile", () => {
     expect(during.get("conmon") ?? 0).toBe((before.get("conmon") ?? 0) + 1);
     expect(during.get("sleep") ?? 0).toBe((before.get("sleep") ?? 0) + 1);
     expect(during.has("podman")).toBe(false);
+    // What the stack view's Podman section reads from the same listing: web's conmon, and the container's process under it.
+    const view = podmanProcesses(await sh(PODMAN_PROCESSES_SCRIPT));
+    expect(view.podman).toBe(0);
+    expect(view.containers).toEqual([expect.objectContaining({ name: "web", id: id.slice(0, 12), command: "sleep 3600" })]);
     const [pid1, hostname, memoryMax, eth0] = (await sh("podman exec web sh -c 'cat /proc/1/cmdline | tr \"\\0\" \" \"; echo; hostname; cat /sys/fs/cgroup/memory.max; ip -o -4 addr show eth0'")).split("\n");
     expect(pid1).toBe("sleep 3600 ");
     expect(hostname).toBe(id.slice(0, 12));

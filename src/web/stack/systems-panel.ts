@@ -26,7 +26,7 @@ export class SystemsPanel {
 
   constructor(
     parent: HTMLElement,
-    private readonly vm: Pick<PageVm, "containers" | "exec" | "metrics">,
+    private readonly vm: Pick<PageVm, "containers" | "exec" | "metrics" | "profile">,
   ) {
     parent.append(
       el("h4", { text: "Container systems" }),
@@ -49,7 +49,7 @@ export class SystemsPanel {
         "tr",
         {},
         el("td", {}, el("strong", { text: s.name }), el("br"), el("span", { className: "muted", text: s.kind })),
-        el("td", { text: where(s) }),
+        el("td", { text: where(s, this.vm.profile) }),
         el("td", { text: m ? seconds(m.ms) : "" }),
         el("td", { text: m ? `${(m.instructions / 1e6).toFixed(1)} M` : "" }),
         el("td", { text: m ? (m.left.length ? m.left.join(", ") : "nothing") : "" }),
@@ -110,8 +110,11 @@ export class SystemsPanel {
   }
 }
 
-/** Where a system stands here, in words. */
-function where(s: ContainerSystem): string {
-  if (s.state === "runs") return s.profile === "default" ? "runs in this VM" : `runs in the ${s.profile} profile (hyperlab boot --profile ${s.profile}); not in this page yet`;
+/** Where a system stands here, in words, for a VM of `profile` (undefined: the default guest). */
+function where(s: ContainerSystem, profile: string | undefined): string {
+  if (s.state === "runs") {
+    if (s.profile === (profile ?? "default") || (s.profile === "default" && profile)) return `runs in this VM${s.command ? `: ${s.command}` : ""}`;
+    return `runs in the ${s.profile} profile: <hyperlab-vm profile="${s.profile}">, or hyperlab boot --profile ${s.profile}`;
+  }
   return `${s.state}: ${s.why}`;
 }
