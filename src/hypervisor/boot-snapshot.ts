@@ -174,12 +174,20 @@ async function waitUntilReady(agent: AgentClient, image: GuestImage): Promise<vo
 }
 
 /**
+ * How long a profile's cold boot may take to bring its agent up when the
+ * caller names no limit: its boot steps (unpacking its payload, podman's
+ * image pull) run before the agent starts, which on a busy 2-core host took
+ * over a minute for the podman profile (20 s on a quiet one).
+ */
+export const PROFILE_BOOT_TIMEOUT_MS = 300_000;
+
+/**
  * Boots the guest (the default one or a profile) cold with BOOT_SNAPSHOT_CMDLINE, waits until its
  * agent answers and its console shows a prompt, drops the guest's page cache
  * (clean pages the restored guest can read again), and saves it paused.
  */
 export async function buildBootSnapshot(opts: BootSnapshotOptions): Promise<Snapshot> {
-  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const timeoutMs = opts.timeoutMs ?? (opts.image.profile === undefined ? 60_000 : PROFILE_BOOT_TIMEOUT_MS);
   const machine = new Machine({ image: opts.image, wasm: opts.wasm, memoryMiB: opts.memoryMiB, cmdline: BOOT_SNAPSHOT_CMDLINE });
   try {
     await machine.boot({ timeoutMs });

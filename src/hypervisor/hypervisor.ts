@@ -256,7 +256,8 @@ export class Hypervisor {
         memoryMiB,
         origin: "snapshot",
         start: async (v, w) => {
-          const snapshot = this.pool.bootState(memoryMiB, await this.platform.bootSnapshot!(loaded.image, memoryMiB), loaded);
+          // A missing boot snapshot is built by a cold boot first: the VM's own time limit covers it.
+          const snapshot = this.pool.bootState(memoryMiB, await this.platform.bootSnapshot!(loaded.image, memoryMiB, { timeoutMs: opts.timeoutMs }), loaded);
           return w.api.restore(await config(v.name), snapshot, { timeoutMs });
         },
       });

@@ -14,8 +14,8 @@ export interface Platform {
   wasm(): Promise<WebAssembly.Module>;
   /** a new VM worker, connected */
   spawnWorker(): Promise<VmWorker>;
-  /** the boot snapshot of `image` with `memoryMiB` of RAM (undefined: no instant start, VMs boot cold) */
-  bootSnapshot?: (image: GuestImage, memoryMiB: number) => Promise<Snapshot>;
+  /** the boot snapshot of `image` with `memoryMiB` of RAM (undefined: no instant start, VMs boot cold); `timeoutMs` limits the cold boot that builds a missing one */
+  bootSnapshot?: (image: GuestImage, memoryMiB: number, opts?: { timeoutMs?: number }) => Promise<Snapshot>;
   /** compression and checksums for snapshots (default: web streams and WebCrypto) */
   codec?: SnapshotCodec;
 }
@@ -41,7 +41,7 @@ export function defaultPlatform(): Platform {
     loadImage: async (ref, profile) => (await node).loadNodeImage(ref, profile),
     wasm: async () => (await node).v86Wasm(),
     spawnWorker: spawnVmWorker,
-    bootSnapshot: async (image, memoryMiB) => (await snapshots).nodeBootSnapshot(image, { memoryMiB }),
+    bootSnapshot: async (image, memoryMiB, opts) => (await snapshots).nodeBootSnapshot(image, { memoryMiB, timeoutMs: opts?.timeoutMs }),
     codec,
   };
 }
