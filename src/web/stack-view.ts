@@ -84,7 +84,8 @@ export class StackView {
     const runtime = new RuntimePanel(runtimeLayer, vm);
     // A podman-profile VM: Podman's processes (no daemon, a conmon per container) before the list of systems.
     const podman = vm.profile === "podman" ? new PodmanPanel(runtimeLayer) : undefined;
-    new SystemsPanel(runtimeLayer, vm);
+    // Its measurements hold this view's reads of the guest: their shells would count as processes left running.
+    new SystemsPanel(runtimeLayer, vm, () => this.guestLoop.hold());
     const kernel = new KernelPanel(layer("kernel", "Kernel"));
     const hypervisorLayer = layer("hypervisor", "Hypervisor");
     const hypervisor = new HypervisorPanel(hypervisorLayer, vm, hooks, refresh);

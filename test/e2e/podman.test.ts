@@ -38,7 +38,10 @@ describe("the podman profile on a page", () => {
     const row = layer("runtime").locator("table.podman tr[data-container=web]");
     await expect.poll(() => row.count(), { timeout: 30_000, message: "web in the Runtime layer's Podman section" }).toBe(1);
     const conmon = await row.getAttribute("data-conmon");
-    expect(await row.textContent()).toMatch(new RegExp(`web \\(${id.slice(0, 12)}\\)PID ${conmon}PID \\d+: sleep 600`));
+    // Drawn every few seconds from ps: the container's process shows once the runtime has made it.
+    await expect
+      .poll(async () => (await row.textContent()) ?? "", { timeout: 30_000, message: "web's conmon and its sleep in the Podman section" })
+      .toMatch(new RegExp(`web \\(${id.slice(0, 12)}\\)PID ${conmon}PID \\d+: sleep 600`));
     expect(await layer("runtime").locator(".podman-daemon").textContent()).toMatch(/^daemon: none \(no podman process now\) · conmon: 1, one per container/);
     // The same process, as the guest's own ps shows it: conmon, the container's sleep its child.
     await run(lab.page, VM, "ps -o pid,ppid,comm | grep -E 'conmon|sleep'", new RegExp(`\\s${conmon}\\s+1\\s+conmon[\\s\\S]*\\s${conmon}\\s+sleep`));

@@ -30,6 +30,9 @@ export interface PodmanProcesses {
   aardvarkDns?: number;
 }
 
+/** Children of conmon that are not a container's process: an exec session's conmon, the runtime while it makes the container. */
+const NOT_THE_CONTAINER = new Set(["conmon", "crun", "runc"]);
+
 /** Podman's processes from PODMAN_PROCESSES_SCRIPT's output. */
 export function podmanProcesses(ps: string): PodmanProcesses {
   const rows = ps
@@ -41,7 +44,8 @@ export function podmanProcesses(ps: string): PodmanProcesses {
   const containers = rows
     .filter((r) => r.comm === "conmon")
     .map((r): PodmanContainerProcesses => {
-      const child = rows.find((c) => c.ppid === r.pid && c.comm !== "conmon");
+      // While the container is being made, conmon's child is the runtime (crun create), not the container's process yet.
+      const child = rows.find((c) => c.ppid === r.pid && !NOT_THE_CONTAINER.has(c.comm));
       return {
         name: /(?:^|\s)-n\s+(\S+)/.exec(r.args)?.[1] ?? "?",
         id: (/(?:^|\s)-c\s+([0-9a-f]{12})/.exec(r.args)?.[1] ?? "?"),

@@ -10,6 +10,7 @@ export class Refresher {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  private held = 0;
 
   constructor(
     private readonly periodMs: number,
@@ -24,7 +25,7 @@ export class Refresher {
       return this.running;
     }
     clearTimeout(this.timer);
-    this.running = (document.visibilityState === "hidden" ? Promise.resolve() : this.read())
+    this.running = (document.visibilityState === "hidden" || this.held > 0 ? Promise.resolve() : this.read())
       .catch(() => {})
       .finally(() => {
         this.running = undefined;
@@ -35,6 +36,22 @@ export class Refresher {
         } else this.timer = setTimeout(() => void this.now(), this.periodMs);
       });
     return this.running;
+  }
+
+  /**
+   * Holds the reads (the timer goes on, each turn reads nothing) until the
+   * returned release is called; resolves once a read under way has ended.
+   * For a measurement that must not see this view's own reads.
+   */
+  async hold(): Promise<() => void> {
+    this.held++;
+    await this.running;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.held--;
+    };
   }
 
   /** Stops for good; legal at any time (a read under way ends without scheduling another). */

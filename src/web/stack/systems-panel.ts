@@ -27,6 +27,8 @@ export class SystemsPanel {
   constructor(
     parent: HTMLElement,
     private readonly vm: Pick<PageVm, "containers" | "exec" | "metrics" | "profile">,
+    /** holds the stack view's own reads of the guest (their processes would count as left running) until released */
+    private readonly hold: () => Promise<() => void> = async () => () => {},
   ) {
     parent.append(
       el("h4", { text: "Container systems" }),
@@ -66,6 +68,7 @@ export class SystemsPanel {
   private async measure(): Promise<void> {
     if (this.measuring) return;
     this.measuring = true;
+    const release = await this.hold();
     try {
       const containers = this.vm.containers();
       showStatus(this.status, "Copying the busybox image into this VM (once)…");
@@ -92,14 +95,16 @@ export class SystemsPanel {
     } catch (err) {
       showStatus(this.status, err);
     } finally {
+      release();
       this.measuring = false;
     }
   }
 
   /**
    * The guest's processes by name (kernel threads left out) that are there in
-   * two listings half a second apart: the page's own short-lived probes of the
-   * guest (the stack view reads /proc through the agent) come and go between.
+   * two listings half a second apart. The stack view's own reads of the guest
+   * are held while this measures (a slow one on a busy host showed as a
+   * shell left running); anything else short-lived comes and goes between.
    */
   private async processes(): Promise<Map<string, number>> {
     const list = async () => processCounts((await this.vm.exec(["/bin/sh", "-c", PROCESS_NAMES_SCRIPT], { timeoutMs: 20_000 })).stdout);

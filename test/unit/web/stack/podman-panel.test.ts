@@ -22,6 +22,14 @@ describe("Podman's processes in the stack view", () => {
     });
   });
 
+  it("does not take the runtime for the container's process while it makes the container", () => {
+    const starting = `PID   PPID  COMMAND          COMMAND
+  296     1 conmon           /usr/bin/conmon --api-version 1 -c ${ID} -u ${ID} -r /usr/bin/crun -n web
+  297   296 crun             /usr/bin/crun --log-format=json create --bundle /var/lib/containers/storage/overlay-containers/${ID}/userdata ${ID}
+`;
+    expect(podmanProcesses(starting).containers).toEqual([{ name: "web", id: ID.slice(0, 12), conmonPid: 296 }]);
+  });
+
   it("shows nothing for a guest with no podman processes", () => {
     expect(podmanProcesses("PID   PPID  COMMAND          COMMAND\n    1     0 init             init\n")).toEqual({ podman: 0, containers: [] });
   });
